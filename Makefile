@@ -1,0 +1,56 @@
+# Atelier. `make run` on a fresh machine needs only Python 3.12+; `make test` runs the suite.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# The first Python that is 3.13 or 3.12, from PATH or from pyenv's folders.
+PYTHON ?= $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.13*/bin/python3 $$HOME/.pyenv/versions/3.12*/bin/python3 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test lint format typecheck states migrate demo
+
+help: ## Show this help
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (Django 6); none found." >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed ## Create .venv and install the pinned requirements
+
+migrate: venv
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py createcachetable
+
+demo: migrate ## Load demo agents and services (idempotent)
+	$(BIN)/python manage.py seed_demo
+
+run: demo ## Start the app on SQLite with demo data and print the URL
+	@echo ""
+	@echo "  Atelier is running at http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/api/openapi.json)"
+	@echo ""
+	DEBUG=true $(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: venv ## Run the suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: venv ## mypy with django-stubs
+	$(BIN)/mypy .
+
+states: venv ## Print the order transition table
+	$(BIN)/python manage.py states

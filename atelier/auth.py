@@ -1,0 +1,78 @@
+"""Who is calling: an agent (API key), a wallet (session token or per-request signature) or staff.
+
+One function, `authenticate`, reads the request once; the API decorator calls it and hands the
+views a `Principal`. Bad credentials are a 401 even on public endpoints: a client that sent a key
+wants to know it is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+
+from agents.models import Agent
+from agents.services import KEY_PREFIX, api_key_authenticate
+from atelier.lib.errors import Unauthorized
+from payments import services as payment_services
+
+WALLET_SIGNATURE_FIELDS = ("wallet", "wallet_sig", "wallet_sig_ts")
+
+
+@dataclass(frozen=True)
+class Principal:
+    agent: Agent | None = None
+    wallet: str = ""
+    chain: str = ""
+    staff_user_id: int | None = None
+    system: bool = False  # background work: timers, payment re-checks
+
+    @property
+    def id(self) -> str:
+        """A stable identifier for audit rows."""
+        if self.agent is not None:
+            return self.agent.id
+        if self.system:
+            return "system"
+        return self.wallet or f"user:{self.staff_user_id}"
+
+
+SYSTEM = Principal(system=True)
+
+
+def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None:
+    """Read the credentials of `request`; pops the per-request signature fields from `body`."""
+    header = request.headers.get("Authorization", "")
+    signature_fields = {name: body.pop(name, None) or request.GET.get(name) for name in WALLET_SIGNATURE_FIELDS}
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("Use Authorization: Bearer <token>.", code="invalid_authorization")
+        if token.startswith(KEY_PREFIX):
+            return Principal(agent=api_key_authenticate(token))
+        if token.startswith(payment_services.SESSION_PREFIX):
+            identity = payment_services.wallet_session_authenticate(token)
+            return Principal(wallet=identity.wallet, chain=identity.chain)
+        raise Unauthorized(
+            "The bearer token is not an Atelier API key or wallet session.", code="invalid_authorization"
+        )
+    if any(signature_fields.values()):
+        if isinstance(signature_fields["wallet_sig_ts"], int) and not isinstance(
+            signature_fields["wallet_sig_ts"], bool
+        ):
+            signature_fields["wallet_sig_ts"] = str(signature_fields["wallet_sig_ts"])
+        if not all(isinstance(value, str) and value for value in signature_fields.values()):
+            raise Unauthorized("Send wallet, wallet_sig and wallet_sig_ts together.", code="invalid_signature")
+        identity = payment_services.wallet_signature_authenticate(
+            wallet=str(signature_fields["wallet"]),
+            signature=str(signature_fields["wallet_sig"]),
+            timestamp=str(signature_fields["wallet_sig_ts"]),
+        )
+        return Principal(wallet=identity.wallet, chain=identity.chain)
+    # Staff browsing the API with their admin session; reads only, so no CSRF exposure.
+    user = getattr(request, "user", None)
+    if request.method == "GET" and user is not None and user.is_authenticated and user.is_staff:
+        return Principal(staff_user_id=user.pk)
+    return None

@@ -1,0 +1,237 @@
+"""The JSON API's one decorator: parse, rate-limit, authenticate, validate, call, wrap.
+
+    @endpoint("POST", summary="Quote an order", auth=AGENT, body={"price_usd": Money()})
+    def order_quote(request: ApiRequest, order_id: str) -> dict: ...
+
+    urlpatterns = [path("orders/<str:order_id>/quote", route(order_quote))]
+
+Views return data (wrapped as `{"success": true, "data": ...}`) or a `Reply`; they raise
+`AtelierError`s, which become `{"success": false, "error", "code", "details"}` here and nowhere
+else. The `Endpoint` attached to each view is also what the OpenAPI document is built from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from agents.models import Agent
+from atelier.auth import WALLET_SIGNATURE_FIELDS, Principal, authenticate
+from atelier.lib import ratelimit
+from atelier.lib.errors import (
+    AtelierError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    ValidationFailed,
+)
+from atelier.lib.validation import Field, Int, validate
+
+log = logging.getLogger(__name__)
+
+# Who may call an endpoint.
+PUBLIC = "public"  # anyone; credentials, if sent, are still checked
+AGENT = "agent"  # an agent's API key
+WALLET = "wallet"  # a signed-in wallet (session token or per-request signature)
+PARTY = "party"  # any authenticated caller; the view decides what it may see
+
+
+class ApiRequest(HttpRequest):
+    """An HttpRequest after `endpoint` has run: who is calling and what they sent, validated."""
+
+    principal: Principal | None
+    data: dict[str, Any]
+    params: dict[str, Any]
+
+
+def caller(request: ApiRequest) -> Principal:
+    """The authenticated caller (endpoints that are not PUBLIC always have one)."""
+    if request.principal is None:
+        raise Unauthorized("Authentication required.", code="authentication_required")
+    return request.principal
+
+
+def calling_agent(request: ApiRequest) -> Agent:
+    """The calling agent (AGENT endpoints always have one)."""
+    agent = caller(request).agent
+    if agent is None:
+        raise Unauthorized("This endpoint needs an agent API key.", code="agent_key_required")
+    return agent
+
+
+@dataclass(frozen=True)
+class Reply:
+    data: Any
+    status: int = 200
+    extra: Mapping[str, Any] = field(default_factory=dict)  # top-level keys beside `data`
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    summary: str
+    auth: str
+    body: Mapping[str, Field] | None = None
+    query: Mapping[str, Field] | None = None
+    rate: ratelimit.Rate | None = None
+    response: str | None = None  # an OpenAPI component name
+    status: int = 200
+    tag: str = ""
+    errors: tuple[int, ...] = ()
+
+
+def error_response(exc: AtelierError) -> JsonResponse:
+    response = JsonResponse(
+        {"success": False, "error": exc.message, "code": exc.code, "details": exc.details}, status=exc.status
+    )
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+        response["X-RateLimit-Limit"] = str(exc.limit)
+        response["X-RateLimit-Remaining"] = "0"
+        response["X-RateLimit-Reset"] = str(exc.reset)
+    return response
+
+
+def _parse_body(request: HttpRequest) -> Any:
+    try:
+        raw = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge("The request body is too large.") from None
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationFailed(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+
+
+def _parse_query(request: HttpRequest, spec: Mapping[str, Field]) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for name, value in request.GET.items():
+        if name in WALLET_SIGNATURE_FIELDS:
+            continue  # credentials, read by authenticate()
+        rule = spec.get(name)
+        if isinstance(rule, Int):
+            try:
+                raw[name] = int(str(value))
+            except ValueError:
+                raw[name] = value  # validate() names it as "must be an integer"
+        else:
+            raw[name] = value
+    return validate(raw, spec)
+
+
+def endpoint(
+    method: str,
+    *,
+    summary: str,
+    auth: str,
+    body: Mapping[str, Field] | None = None,
+    query: Mapping[str, Field] | None = None,
+    rate: ratelimit.Rate | None = None,
+    response: str | None = None,
+    status: int = 200,
+    tag: str = "",
+    errors: tuple[int, ...] = (),
+) -> Callable[[Callable[..., Any]], Callable[..., HttpResponse]]:
+    spec = Endpoint(method, summary, auth, body, query, rate, response, status, tag, errors)
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
+        def wrapped(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+            try:
+                if spec.rate:
+                    ratelimit.check(request, spec.rate)
+                data = _parse_body(request) if method in ("POST", "PATCH", "PUT") else {}
+                if not isinstance(data, dict):
+                    raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
+                principal = authenticate(request, data)
+                _require(spec.auth, principal)
+                api_request = cast(ApiRequest, request)
+                api_request.principal = principal
+                api_request.data = validate(data, spec.body or {})
+                api_request.params = _parse_query(request, spec.query or {})
+                result = view(api_request, **kwargs)
+            except AtelierError as exc:
+                return error_response(exc)
+            reply = result if isinstance(result, Reply) else Reply(result, status=spec.status)
+            response = JsonResponse({"success": True, "data": reply.data, **reply.extra}, status=reply.status)
+            for name, value in reply.headers.items():
+                response[name] = value
+            return response
+
+        wrapped.__name__ = view.__name__
+        wrapped.__doc__ = view.__doc__
+        wrapped.endpoint = spec  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorate
+
+
+def _require(auth: str, principal: Principal | None) -> None:
+    if auth == PUBLIC:
+        return
+    if principal is None:
+        raise Unauthorized(
+            "Authentication required: send Authorization: Bearer atelier_<key> (agents) "
+            "or a wallet session token or signature (buyers).",
+            code="authentication_required",
+        )
+    if auth == AGENT and principal.agent is None:
+        raise Unauthorized(
+            "This endpoint needs an agent API key (Authorization: Bearer atelier_<key>).", code="agent_key_required"
+        )
+    if auth == WALLET and not principal.wallet:
+        raise Unauthorized("This endpoint needs a signed-in wallet.", code="wallet_required")
+
+
+def route(*views: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """One URL, several methods: dispatch to the view declared for the request's method."""
+    by_method = {view.endpoint.method: view for view in views}  # type: ignore[attr-defined]
+
+    @csrf_exempt
+    def dispatch(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        view = by_method.get(request.method or "")
+        if view is None:
+            allowed = ", ".join(sorted(by_method))
+            response = error_response(
+                MethodNotAllowed(
+                    f"{request.method} is not allowed here; use {allowed}.", details={"allowed": sorted(by_method)}
+                )
+            )
+            response["Allow"] = allowed
+            return response
+        return view(request, **kwargs)
+
+    dispatch.endpoints = {method: view.endpoint for method, view in by_method.items()}  # type: ignore[attr-defined]
+    dispatch.__name__ = "_".join(view.__name__ for view in views)
+    return dispatch
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: the envelope under /api/, Django's page elsewhere."""
+    if request.path.startswith("/api/"):
+        return error_response(NotFound("No such endpoint.", code="unknown_endpoint"))
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception or Exception())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"success": False, "error": "Something went wrong on our side.", "code": "server_error", "details": {}},
+            status=500,
+        )
+    from django.views.defaults import server_error as default_server_error
+
+    return default_server_error(request)

@@ -1,0 +1,257 @@
+"""Strict, typed validation of JSON input.
+
+A spec is a dict of field name to `Field`. `validate(data, spec)` rejects unknown fields, wrong
+types, empty or too long strings and out-of-range numbers, and names every bad field in
+`details`, with the first problem as the sentence a person reads. Each field also describes
+itself as JSON Schema, so the OpenAPI document is built from the very specs the views enforce.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import urlsplit
+
+from atelier.lib.errors import ValidationFailed
+
+Schema = dict[str, Any]
+
+
+class Invalid(Exception):
+    """One field's problem, in words."""
+
+
+@dataclass
+class Field(ABC):
+    required: bool = True
+    description: str = ""
+
+    @abstractmethod
+    def clean(self, value: Any) -> Any:
+        """Return the normalized value or raise Invalid."""
+
+    @abstractmethod
+    def schema(self) -> Schema:
+        """This field as JSON Schema."""
+
+    def _described(self, schema: Schema) -> Schema:
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass
+class Str(Field):
+    min_length: int = 1
+    max_length: int = 200
+    strip: bool = True
+
+    def clean(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("must be a string")
+        if self.strip:
+            value = value.strip()
+        if "\x00" in value:
+            raise Invalid("must not contain NUL characters")
+        if len(value) < self.min_length:
+            raise Invalid(
+                "must not be empty" if self.min_length == 1 else f"must be at least {self.min_length} characters"
+            )
+        if len(value) > self.max_length:
+            raise Invalid(f"must be at most {self.max_length} characters")
+        return value
+
+    def schema(self) -> Schema:
+        return self._described({"type": "string", "minLength": self.min_length, "maxLength": self.max_length})
+
+
+@dataclass
+class Choice(Field):
+    choices: Sequence[str] = ()
+
+    def clean(self, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.choices:
+            raise Invalid(f"must be one of {', '.join(self.choices)}")
+        return value
+
+    def schema(self) -> Schema:
+        return self._described({"type": "string", "enum": list(self.choices)})
+
+
+@dataclass
+class Int(Field):
+    minimum: int = 0
+    maximum: int = 2**31 - 1
+
+    def clean(self, value: Any) -> int:
+        # bool is an int in Python; JSON true is not a number.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise Invalid("must be an integer")
+        if not self.minimum <= value <= self.maximum:
+            raise Invalid(f"must be between {self.minimum} and {self.maximum}")
+        return value
+
+    def schema(self) -> Schema:
+        return self._described({"type": "integer", "minimum": self.minimum, "maximum": self.maximum})
+
+
+@dataclass
+class Bool(Field):
+    def clean(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise Invalid("must be true or false")
+        return value
+
+    def schema(self) -> Schema:
+        return self._described({"type": "boolean"})
+
+
+@dataclass
+class Money(Field):
+    """USD as a decimal string with at most 2 places: "45.00". Numbers are refused: floats lose cents."""
+
+    minimum: Decimal = Decimal("0.01")
+    maximum: Decimal = Decimal("1000000")
+
+    def clean(self, value: Any) -> Decimal:
+        if not isinstance(value, str):
+            raise Invalid('must be a string such as "45.00"')
+        try:
+            amount = Decimal(value.strip())
+        except InvalidOperation:
+            raise Invalid('must be a decimal amount such as "45.00"') from None
+        if not amount.is_finite():
+            raise Invalid('must be a decimal amount such as "45.00"')
+        if amount.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise Invalid("must have at most 2 decimal places")
+        if amount < self.minimum:
+            raise Invalid(f"must be at least {self.minimum}")
+        if amount > self.maximum:
+            raise Invalid(f"must be at most {self.maximum:,}")
+        return amount.quantize(Decimal("0.01"))
+
+    def schema(self) -> Schema:
+        return self._described({"type": "string", "pattern": r"^\d{1,7}(\.\d{1,2})?$", "examples": ["45.00"]})
+
+
+@dataclass
+class Url(Field):
+    max_length: int = 2000
+
+    def clean(self, value: Any) -> str:
+        if not isinstance(value, str):
+            raise Invalid("must be a string")
+        value = value.strip()
+        if not value:
+            raise Invalid("must not be empty")
+        if len(value) > self.max_length:
+            raise Invalid(f"must be at most {self.max_length} characters")
+        if any(ch.isspace() or ord(ch) < 32 for ch in value):
+            raise Invalid("must not contain spaces or control characters")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise Invalid("must be a valid http or https URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise Invalid("must be an http or https URL")
+        return value
+
+    def schema(self) -> Schema:
+        return self._described(
+            {"type": "string", "format": "uri", "maxLength": self.max_length, "pattern": "^https?://"}
+        )
+
+
+@dataclass
+class ListOf(Field):
+    item: Field = field(default_factory=Str)
+    min_items: int = 0
+    max_items: int = 20
+
+    def clean(self, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise Invalid("must be a list")
+        if not self.min_items <= len(value) <= self.max_items:
+            raise Invalid(f"must have between {self.min_items} and {self.max_items} items")
+        cleaned = []
+        for index, item in enumerate(value):
+            try:
+                cleaned.append(self.item.clean(item))
+            except Invalid as exc:
+                raise Invalid(f"item {index} {exc}") from None
+            except ValidationFailed as exc:
+                first = next(iter(exc.details.items()), ("", str(exc)))
+                raise Invalid(f"item {index}: {first[0]} {first[1]}".replace(":  ", ": ")) from None
+        return cleaned
+
+    def schema(self) -> Schema:
+        return self._described(
+            {"type": "array", "items": self.item.schema(), "minItems": self.min_items, "maxItems": self.max_items}
+        )
+
+
+@dataclass
+class Object(Field):
+    spec: Mapping[str, Field] = field(default_factory=dict)
+
+    def clean(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise Invalid("must be an object")
+        return validate(value, self.spec)
+
+    def schema(self) -> Schema:
+        return self._described(object_schema(self.spec))
+
+
+@dataclass
+class Custom(Field):
+    """A string checked by a function that raises `Invalid` and returns the normalized value."""
+
+    check: Callable[[str], Any] = str
+    max_length: int = 200
+    json_schema: Schema = field(default_factory=dict)
+
+    def clean(self, value: Any) -> Any:
+        value = Str(max_length=self.max_length).clean(value)
+        return self.check(value)
+
+    def schema(self) -> Schema:
+        return self._described({"type": "string", "maxLength": self.max_length, **self.json_schema})
+
+
+def validate(data: Any, spec: Mapping[str, Field]) -> dict[str, Any]:
+    """Return the cleaned fields of `data`; raise ValidationFailed naming every bad field."""
+    if not isinstance(data, dict):
+        raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
+    errors: dict[str, str] = {}
+    for name in data:
+        if name not in spec:
+            errors[name] = "is not a known field"
+    cleaned: dict[str, Any] = {}
+    for name, rule in spec.items():
+        if name not in data or data[name] is None:
+            if rule.required:
+                errors[name] = "is required"
+            continue
+        try:
+            cleaned[name] = rule.clean(data[name])
+        except Invalid as exc:
+            errors[name] = str(exc)
+    if errors:
+        name, problem = next(iter(errors.items()))
+        code = "unknown_field" if problem == "is not a known field" and len(errors) == 1 else "validation_error"
+        raise ValidationFailed(f"{name} {problem}.", code=code, details=errors)
+    return cleaned
+
+
+def object_schema(spec: Mapping[str, Field]) -> Schema:
+    return {
+        "type": "object",
+        "properties": {name: rule.schema() for name, rule in spec.items()},
+        "required": [name for name, rule in spec.items() if rule.required],
+        "additionalProperties": False,
+    }

@@ -1,0 +1,289 @@
+"""The order API: thin views over `transitions`, `services` and `queries`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from agents.models import Agent, Service
+from atelier.lib.api import AGENT, PARTY, ApiRequest, Reply, caller, calling_agent, endpoint
+from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
+from atelier.lib.ratelimit import Rate
+from atelier.lib.validation import Choice, Int, ListOf, Money, Object, Str, Url
+from orders import queries, services
+from orders.models import Chain, MediaType, Message, Status
+from orders.transitions import order_open, role_of, transition
+
+HOUR = 3600
+POLL_RATE = Rate("orders_poll", 30, HOUR)
+CREATE_RATE = Rate("orders_create", 30, HOUR)
+DELIVER_RATE = Rate("deliver", 30, HOUR)
+MESSAGE_RATE = Rate("messages", 60, HOUR)
+
+PAGE = {
+    "limit": Int(required=False, minimum=1, maximum=100, description="Page size, default 20."),
+    "before": Str(required=False, max_length=40, description="Cursor: the `next_cursor` of the previous page."),
+}
+STATUS_FILTER = Str(required=False, max_length=200, description="Comma-separated statuses, e.g. paid,in_progress.")
+
+# The buyer's (and the agent's `cancel`) actions on PATCH /api/orders/{id}. `pay` arrives with
+# on-chain verification; until then it is refused rather than taken on trust.
+PATCH_ACTIONS = ("accept", "pay", "approve", "revision", "dispute", "cancel")
+ACTION_FIELDS = {"revision": "feedback", "dispute": "reason"}
+
+
+def _statuses(raw: str | None) -> list[str]:
+    if not raw:
+        return []
+    wanted = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [name for name in wanted if name not in Status.values]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown status {unknown[0]!r}; use {', '.join(Status.values)}.", details={"status": "unknown status"}
+        )
+    return wanted
+
+
+def _listing(request: ApiRequest, queryset: Any) -> Reply:
+    statuses = _statuses(request.params.get("status"))
+    if statuses:
+        queryset = queryset.filter(status__in=statuses)
+    rows, cursor = queries.page(queryset, limit=request.params.get("limit", 20), before=request.params.get("before"))
+    data = [queries.order_to_dict(order, role_of(order, caller(request))) for order in rows]
+    return Reply(data, extra={"next_cursor": cursor})
+
+
+@endpoint(
+    "GET",
+    summary="Poll an agent's orders (own id only), newest first",
+    auth=AGENT,
+    query={"status": STATUS_FILTER, **PAGE},
+    rate=POLL_RATE,
+    response="OrderList",
+    tag="agents",
+)
+def agent_orders(request: ApiRequest, agent_id: str) -> Reply:
+    agent = calling_agent(request)
+    if agent.id != agent_id:
+        if not Agent.objects.filter(pk=agent_id).exists():
+            raise NotFound("No such agent.", code="agent_not_found")
+        raise Forbidden("An agent can only list its own orders.", code="not_your_agent")
+    Agent.objects.filter(pk=agent.id).update(last_poll_at=timezone.now())
+    return _listing(request, queries.orders_with_details().filter(agent=agent).order_by("-id"))
+
+
+@endpoint(
+    "GET",
+    summary="List the caller's orders, newest first",
+    auth=PARTY,
+    query={"status": STATUS_FILTER, **PAGE},
+    response="OrderList",
+    tag="orders",
+)
+def order_list(request: ApiRequest) -> Reply:
+    return _listing(request, queries.orders_visible_to(caller(request)))
+
+
+@endpoint(
+    "POST",
+    summary="Order a service (buyer wallet or agent key)",
+    auth=PARTY,
+    body={
+        "service_id": Str(max_length=40),
+        "brief": Str(min_length=10, max_length=3000),
+        "reference_urls": ListOf(required=False, item=Url(), max_items=5),
+        "payment_chain": Choice(required=False, choices=Chain.values, description="Defaults to the wallet's chain."),
+    },
+    rate=CREATE_RATE,
+    response="Order",
+    status=201,
+    tag="orders",
+)
+def order_create(request: ApiRequest) -> Any:
+    principal = caller(request)
+    if principal.staff_user_id is not None and not principal.wallet and principal.agent is None:
+        raise Forbidden("Staff cannot place orders.", code="wrong_role")
+    data = request.data
+    service = (
+        Service.objects.select_related("agent").filter(pk=data["service_id"], active=True, agent__active=True).first()
+    )
+    if service is None:
+        raise NotFound("No such service, or it is no longer offered.", code="service_not_found")
+    if principal.agent is not None and principal.agent.id == service.agent_id:
+        raise Forbidden("An agent cannot hire itself.", code="cannot_hire_self")
+    default_chain = principal.chain or (principal.agent.payout_chain if principal.agent else Chain.SOLANA)
+    order = order_open(
+        service=service,
+        actor=principal,
+        brief=data["brief"],
+        reference_urls=data.get("reference_urls", []),
+        payment_chain=data.get("payment_chain", default_chain),
+    )
+    order, role = queries.order_for(principal, order.id)
+    return queries.order_to_dict(order, role)
+
+
+@endpoint("GET", summary="Get an order", auth=PARTY, response="Order", tag="orders")
+def order_detail(request: ApiRequest, order_id: str) -> Any:
+    order, role = queries.order_for(caller(request), order_id)
+    return queries.order_to_dict(order, role)
+
+
+@endpoint(
+    "PATCH",
+    summary="Act on an order: accept, approve, revision (feedback), dispute (reason), cancel",
+    auth=PARTY,
+    body={
+        "action": Choice(choices=PATCH_ACTIONS),
+        "feedback": Str(required=False, max_length=2000, description="Required with action=revision."),
+        "reason": Str(
+            required=False, max_length=2000, description="Required with action=dispute; optional with cancel."
+        ),
+        "escrow_tx_hash": Str(required=False, max_length=128),
+        "payment_chain": Choice(required=False, choices=Chain.values),
+    },
+    response="Order",
+    tag="orders",
+)
+def order_act(request: ApiRequest, order_id: str) -> Any:
+    data = request.data
+    action = data.pop("action")
+    if action == "pay":
+        raise ValidationFailed(
+            "Paying is not open on this server yet: on-chain escrow verification has not been deployed.",
+            code="payment_unavailable",
+        )
+    needed = ACTION_FIELDS.get(action)
+    allowed = {needed} if needed else ({"reason"} if action == "cancel" else set())
+    extra = set(data) - allowed
+    if extra:
+        name = sorted(extra)[0]
+        raise ValidationFailed(
+            f"{name} is not used with action={action}.", details={name: f"not used with action={action}"}
+        )
+    if needed and needed not in data:
+        raise ValidationFailed(f"{needed} is required with action={action}.", details={needed: "is required"})
+    # Resolve the order first so a stranger gets 404 before anything else is said.
+    queries.order_for(caller(request), order_id, details=False)
+    transition(order_id, action, caller(request), **data)
+    order, role = queries.order_for(caller(request), order_id)
+    return queries.order_to_dict(order, role)
+
+
+@endpoint(
+    "POST",
+    summary="Quote a price for a quote-priced order",
+    auth=AGENT,
+    body={"price_usd": Money(description='A string, more than 0, at most 1,000,000: "45.00".')},
+    response="Order",
+    tag="orders",
+)
+def order_quote(request: ApiRequest, order_id: str) -> Any:
+    transition(order_id, "quote", caller(request), price_usd=request.data["price_usd"])
+    order, role = queries.order_for(caller(request), order_id)
+    return queries.order_to_dict(order, role)
+
+
+@endpoint("POST", summary="Start work on a paid order", auth=AGENT, response="Order", tag="orders")
+def order_start(request: ApiRequest, order_id: str) -> Any:
+    transition(order_id, "start", caller(request))
+    order, role = queries.order_for(caller(request), order_id)
+    return queries.order_to_dict(order, role)
+
+
+DELIVERABLE = {
+    "deliverable_url": Url(),
+    "deliverable_media_type": Choice(choices=MediaType.values),
+}
+
+
+@endpoint(
+    "POST",
+    summary="Deliver: one deliverable_url + deliverable_media_type, or a deliverables array",
+    auth=AGENT,
+    body={
+        "deliverable_url": Url(required=False),
+        "deliverable_media_type": Choice(required=False, choices=MediaType.values),
+        "deliverables": ListOf(required=False, item=Object(spec=DELIVERABLE), min_items=1, max_items=20),
+    },
+    rate=DELIVER_RATE,
+    response="Order",
+    tag="orders",
+)
+def order_deliver(request: ApiRequest, order_id: str) -> Any:
+    data = request.data
+    single = "deliverable_url" in data or "deliverable_media_type" in data
+    if single == ("deliverables" in data):
+        raise ValidationFailed(
+            "Send either deliverable_url with deliverable_media_type, or a deliverables array.",
+            code="validation_error",
+            details={"deliverables": "send one form"},
+        )
+    items = data.get("deliverables", [data])
+    for field in DELIVERABLE:
+        if any(field not in item for item in items):
+            raise ValidationFailed(f"{field} is required.", details={field: "is required"})
+    deliverables = [{"url": item["deliverable_url"], "media_type": item["deliverable_media_type"]} for item in items]
+    transition(order_id, "deliver", caller(request), deliverables=deliverables)
+    order, role = queries.order_for(caller(request), order_id)
+    return queries.order_to_dict(order, role)
+
+
+@endpoint(
+    "GET",
+    summary="Read an order's messages, oldest first",
+    auth=PARTY,
+    query={
+        "limit": Int(required=False, minimum=1, maximum=200, description="Page size, default 50."),
+        "after": Str(required=False, max_length=40, description="Cursor: the `next_cursor` of the previous page."),
+    },
+    response="MessageList",
+    tag="messages",
+)
+def message_list(request: ApiRequest, order_id: str) -> Reply:
+    order, _role = queries.order_for(caller(request), order_id, details=False)
+    limit = request.params.get("limit", 50)
+    messages = Message.objects.filter(order=order).order_by("id")
+    if after := request.params.get("after"):
+        messages = messages.filter(id__gt=after)
+    rows = list(messages[: limit + 1])
+    cursor = rows[limit - 1].id if len(rows) > limit else None
+    return Reply([message.to_dict() for message in rows[:limit]], extra={"next_cursor": cursor})
+
+
+@endpoint(
+    "POST",
+    summary="Send a message on a paid order",
+    auth=PARTY,
+    body={"content": Str(max_length=2000)},
+    rate=MESSAGE_RATE,
+    response="Message",
+    status=201,
+    tag="messages",
+)
+def message_create(request: ApiRequest, order_id: str) -> Any:
+    order, role = queries.order_for(caller(request), order_id, details=False)
+    message = services.message_post(order=order, role=role, actor=caller(request), content=request.data["content"])
+    return message.to_dict()
+
+
+@endpoint(
+    "POST",
+    summary="Review a completed order (buyer, once)",
+    auth=PARTY,
+    body={"rating": Int(minimum=1, maximum=5), "comment": Str(required=False, min_length=0, max_length=500)},
+    response="Review",
+    status=201,
+    tag="orders",
+)
+def review_create(request: ApiRequest, order_id: str) -> Any:
+    order, role = queries.order_for(caller(request), order_id, details=False)
+    review = services.review_create(
+        order=order,
+        role=role,
+        actor=caller(request),
+        rating=request.data["rating"],
+        comment=request.data.get("comment", ""),
+    )
+    return review.to_dict()

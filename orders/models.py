@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from agents.models import Agent, Service
+from atelier.lib import ids
+
+
+class Status(models.TextChoices):
+    PENDING_QUOTE = "pending_quote"
+    QUOTED = "quoted"
+    ACCEPTED = "accepted"
+    PAID = "paid"
+    IN_PROGRESS = "in_progress"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    REVISION_REQUESTED = "revision_requested"
+    DISPUTED = "disputed"
+    CANCELLED = "cancelled"
+
+
+class BuyerKind(models.TextChoices):
+    HUMAN = "human"
+    AGENT = "agent"
+    X402 = "x402"
+
+
+class Chain(models.TextChoices):
+    SOLANA = "solana", "Solana"
+    BASE = "base", "Base"
+
+
+# Both parties may talk on an order once it has been paid for (the product's rule).
+MESSAGING_STATUSES = frozenset(
+    {Status.PAID, Status.IN_PROGRESS, Status.DELIVERED, Status.REVISION_REQUESTED, Status.COMPLETED, Status.DISPUTED}
+)
+
+
+class Order(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=ids.order_id, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="orders")
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="orders")
+    buyer_kind = models.CharField(max_length=10, choices=BuyerKind.choices)
+    buyer_wallet = models.CharField(max_length=64, blank=True, db_index=True)
+    buyer_chain = models.CharField(max_length=10, choices=Chain.choices, blank=True)
+    buyer_agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="purchases")
+    brief = models.TextField(max_length=3000)
+    reference_urls = models.JSONField(default=list, blank=True)
+    # Assigned only by orders.transitions; read-only everywhere else (admin included).
+    status = models.CharField(max_length=20, choices=Status.choices, editable=False)
+    quoted_price_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    platform_fee_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    payment_chain = models.CharField(max_length=10, choices=Chain.choices)
+    # Binds an on-chain payment to this order (the Solana memo), so a transfer made for one
+    # order cannot be replayed to pay another.
+    payment_reference = models.CharField(max_length=32, unique=True, editable=False)
+    escrow_tx_hash = models.CharField(max_length=128, blank=True)
+    revision_count = models.PositiveSmallIntegerField(default=0)
+    revision_feedback = models.TextField(max_length=2000, blank=True)
+    dispute_reason = models.TextField(max_length=2000, blank=True)
+    quota_total = models.PositiveIntegerField(default=0)
+    quota_used = models.PositiveIntegerField(default=0)
+    workspace_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    quoted_at = models.DateTimeField(null=True, blank=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The agent poll: WHERE agent_id = ? AND status IN (...) ORDER BY id DESC.
+            models.Index(fields=["agent", "status", "-id"], name="order_agent_poll_idx"),
+            models.Index(fields=["agent", "-id"], name="order_agent_list_idx"),
+            models.Index(fields=["buyer_wallet", "buyer_chain", "-id"], name="order_buyer_wallet_idx"),
+            models.Index(fields=["buyer_agent", "-id"], name="order_buyer_agent_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="order_status_valid"),
+            models.CheckConstraint(condition=Q(buyer_kind__in=BuyerKind.values), name="order_buyer_kind_valid"),
+            models.CheckConstraint(condition=Q(payment_chain__in=Chain.values), name="order_payment_chain_valid"),
+            models.CheckConstraint(
+                condition=Q(quoted_price_usd__isnull=True) | Q(quoted_price_usd__gt=0, quoted_price_usd__lte=1_000_000),
+                name="order_quoted_price_range",
+            ),
+            models.CheckConstraint(
+                condition=(Q(buyer_kind=BuyerKind.AGENT) & Q(buyer_agent__isnull=False))
+                | (~Q(buyer_kind=BuyerKind.AGENT) & Q(buyer_agent__isnull=True) & ~Q(buyer_wallet="")),
+                name="order_buyer_identified",
+            ),
+            models.CheckConstraint(condition=~Q(buyer_agent=models.F("agent")), name="order_agent_not_own_buyer"),
+            models.CheckConstraint(
+                condition=Q(quota_total=0) | Q(quota_used__lte=models.F("quota_total")), name="order_quota_within_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def buyer_id(self) -> str:
+        """Who bought, as one string: the buyer agent's id or the wallet address."""
+        return self.buyer_agent_id or self.buyer_wallet
+
+
+class MediaType(models.TextChoices):
+    IMAGE = "image"
+    VIDEO = "video"
+    LINK = "link"
+    DOCUMENT = "document"
+    CODE = "code"
+    TEXT = "text"
+
+
+class Deliverable(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=ids.deliverable_id, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="deliverables")
+    url = models.URLField(max_length=2000)
+    media_type = models.CharField(max_length=10, choices=MediaType.choices)
+    prompt = models.TextField(max_length=3000, blank=True)
+    # Set when a later delivery replaces this one; kept for the record, hidden from the default view.
+    superseded = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["order", "superseded", "id"], name="deliverable_order_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(media_type__in=MediaType.values), name="deliverable_media_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.media_type}: {self.url}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "deliverable_url": self.url,
+            "deliverable_media_type": self.media_type,
+            "prompt": self.prompt or None,
+            "superseded": self.superseded,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class SenderRole(models.TextChoices):
+    BUYER = "buyer"
+    AGENT = "agent"
+
+
+class Message(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=ids.message_id, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
+    sender_role = models.CharField(max_length=10, choices=SenderRole.choices)
+    sender_id = models.CharField(max_length=64)
+    content = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["order", "id"], name="message_order_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(sender_role__in=SenderRole.values), name="message_sender_role_valid"),
+            models.CheckConstraint(condition=~Q(content=""), name="message_content_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender_role}: {self.content[:40]}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "sender_role": self.sender_role,
+            "sender_id": self.sender_id,
+            "content": self.content,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class Review(models.Model):
+    id = models.CharField(primary_key=True, max_length=40, default=ids.review_id, editable=False)
+    # One review per order, held by the database (a race cannot write two).
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="review")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="reviews")
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="reviews")
+    rating = models.PositiveSmallIntegerField()
+    comment = models.TextField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(rating__gte=1, rating__lte=5), name="review_rating_1_5"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating}★ on {self.order_id}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "agent_id": self.agent_id,
+            "service_id": self.service_id,
+            "rating": self.rating,
+            "comment": self.comment,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class ActorKind(models.TextChoices):
+    BUYER = "buyer"
+    AGENT = "agent"
+    STAFF = "staff"
+    SYSTEM = "system"
+
+
+class OrderEvent(models.Model):
+    """The audit trail: every transition and every side effect worth seeing."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=ids.event_id, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=30)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["order", "id"], name="event_order_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.from_status}->{self.to_status}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "actor_kind": self.actor_kind,
+            "from_status": self.from_status or None,
+            "to_status": self.to_status or None,
+            "data": self.data,
+            "created_at": self.created_at.isoformat(),
+        }

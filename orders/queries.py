@@ -1,0 +1,102 @@
+"""Reads for orders: access checks, lists, and the order as the API shows it.
+
+Every read here runs a fixed number of queries whatever the number of rows: lists page by id
+(ids sort by creation time) and related rows come in one prefetch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from atelier.auth import Principal
+from atelier.lib.errors import NotFound
+from orders.models import BuyerKind, Deliverable, Order
+from orders.transitions import Role, allowed_actions, role_of
+
+_CURRENT_DELIVERABLES = Prefetch(
+    "deliverables", queryset=Deliverable.objects.filter(superseded=False).order_by("id"), to_attr="current_deliverables"
+)
+
+
+def orders_with_details() -> QuerySet[Order]:
+    return Order.objects.select_related("service", "agent").prefetch_related(_CURRENT_DELIVERABLES)
+
+
+def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple[Order, Role]:
+    """The order and the caller's role on it; 404 for strangers, as for orders that don't exist."""
+    queryset = orders_with_details() if details else Order.objects.select_related("service")
+    order = queryset.filter(pk=order_id).first()
+    role = role_of(order, actor) if order is not None else None
+    if order is None or role is None:
+        raise NotFound("No such order.", code="order_not_found")
+    return order, role
+
+
+def orders_visible_to(actor: Principal) -> QuerySet[Order]:
+    """Orders the caller is a party to (staff: all), newest first."""
+    queryset = orders_with_details().order_by("-id")
+    if actor.staff_user_id is not None:
+        return queryset
+    if actor.agent is not None:
+        return queryset.filter(Q(agent=actor.agent) | Q(buyer_agent=actor.agent))
+    return queryset.filter(
+        buyer_kind__in=[BuyerKind.HUMAN, BuyerKind.X402], buyer_wallet=actor.wallet, buyer_chain=actor.chain
+    )
+
+
+def page(queryset: QuerySet[Any], *, limit: int, before: str | None) -> tuple[list[Any], str | None]:
+    """Keyset pagination on the id (newest first): the next page starts below the last id seen."""
+    if before:
+        queryset = queryset.filter(id__lt=before)
+    rows = list(queryset[: limit + 1])
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
+    deliverables = getattr(order, "current_deliverables", None)
+    if deliverables is None:
+        deliverables = list(order.deliverables.filter(superseded=False).order_by("id"))
+    return {
+        "id": order.id,
+        "service_id": order.service_id,
+        "service_title": order.service.title,
+        "price_type": order.service.price_type,
+        "agent_id": order.agent_id,
+        "buyer_kind": order.buyer_kind,
+        "buyer_wallet": order.buyer_wallet or None,
+        "buyer_chain": order.buyer_chain or None,
+        "buyer_agent_id": order.buyer_agent_id,
+        "brief": order.brief,
+        "reference_urls": order.reference_urls,
+        "status": order.status,
+        "quoted_price_usd": str(order.quoted_price_usd) if order.quoted_price_usd is not None else None,
+        "platform_fee_usd": str(order.platform_fee_usd) if order.platform_fee_usd is not None else None,
+        "payment_chain": order.payment_chain,
+        "payment_reference": order.payment_reference,
+        "escrow_tx_hash": order.escrow_tx_hash or None,
+        "revision_count": order.revision_count,
+        "max_revisions": order.service.max_revisions,
+        "revision_feedback": order.revision_feedback or None,
+        "dispute_reason": order.dispute_reason or None,
+        "quota_total": order.quota_total,
+        "quota_used": order.quota_used,
+        "workspace_expires_at": _iso(order.workspace_expires_at),
+        "deliverables": [deliverable.to_dict() for deliverable in deliverables],
+        "allowed_actions": allowed_actions(order, role),
+        "viewer_role": role.value if role else None,
+        "created_at": _iso(order.created_at),
+        "quoted_at": _iso(order.quoted_at),
+        "accepted_at": _iso(order.accepted_at),
+        "paid_at": _iso(order.paid_at),
+        "started_at": _iso(order.started_at),
+        "delivered_at": _iso(order.delivered_at),
+        "completed_at": _iso(order.completed_at),
+        "cancelled_at": _iso(order.cancelled_at),
+    }
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat() if moment else None

@@ -1,0 +1,359 @@
+"""The order state machine: the one table that says what may happen, and the one function that
+makes it happen. Nothing else assigns `Order.status`.
+
+`transition(order_id, action, actor, **data)`:
+- locks the order row (`select_for_update`) inside `transaction.atomic` and re-reads it,
+- finds the caller's role on this order (a stranger gets 404: orders are never revealed),
+- checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status),
+- treats a repeat of the last action with the same data as a no-op (safe client retries),
+- runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
+- writes an OrderEvent, and schedules side effects with `transaction.on_commit`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+from enum import StrEnum
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.models import Agent, Service
+from atelier.auth import Principal
+from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from orders import effects
+from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status
+
+
+class Role(StrEnum):
+    BUYER = "buyer"
+    AGENT = "agent"
+    STAFF = "staff"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Rule:
+    action: str
+    actor: Role
+    sources: frozenset[Status]
+    target: Status
+    stamp: str | None = None  # the Order timestamp field set on arrival
+
+
+def _rule(action: str, actor: Role, sources: set[Status], target: Status, stamp: str | None = None) -> Rule:
+    return Rule(action, actor, frozenset(sources), target, stamp)
+
+
+S = Status
+# Creation is not a row here: a new order starts in `pending_quote` for quote-priced services and in
+# `quoted` (at the listed price) for the rest; see `initial_status`.
+TABLE: tuple[Rule, ...] = (
+    _rule("quote", Role.AGENT, {S.PENDING_QUOTE}, S.QUOTED, "quoted_at"),
+    _rule("accept", Role.BUYER, {S.QUOTED}, S.ACCEPTED, "accepted_at"),
+    # From `quoted`, paying records the accept and then the pay. Verified on-chain before this runs.
+    _rule("pay", Role.BUYER, {S.ACCEPTED, S.QUOTED}, S.PAID, "paid_at"),
+    _rule("open_workspace", Role.SYSTEM, {S.PAID}, S.IN_PROGRESS, "started_at"),
+    _rule("start", Role.AGENT, {S.PAID}, S.IN_PROGRESS, "started_at"),
+    _rule(
+        "deliver",
+        Role.AGENT,
+        {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED, S.DISPUTED, S.DELIVERED},
+        S.DELIVERED,
+        "delivered_at",
+    ),
+    _rule("approve", Role.BUYER, {S.DELIVERED}, S.COMPLETED, "completed_at"),
+    _rule("revision", Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED),
+    _rule("dispute", Role.BUYER, {S.DELIVERED}, S.DISPUTED),
+    # Once the agent has started, the buyer can no longer walk away; the agent still can.
+    _rule("cancel", Role.BUYER, {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID}, S.CANCELLED, "cancelled_at"),
+    _rule(
+        "cancel",
+        Role.AGENT,
+        {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID, S.IN_PROGRESS},
+        S.CANCELLED,
+        "cancelled_at",
+    ),
+    # Staff resolve disputes: release to the agent, refund the buyer, split, or send back.
+    _rule("release", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
+    _rule("refund", Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
+    _rule("split", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
+    _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED),
+    _rule("expire", Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
+)
+ACTIONS = tuple(dict.fromkeys(rule.action for rule in TABLE))
+# Statuses no rule leaves: nothing more can happen to the order.
+FINAL_STATUSES = frozenset(set(Status) - {source for rule in TABLE for source in rule.sources})
+
+
+def initial_status(service: Service) -> Status:
+    return Status.QUOTED if service.auto_quoted else Status.PENDING_QUOTE
+
+
+def role_of(order: Order, actor: Principal) -> Role | None:
+    """The caller's part in this order, or None for a stranger."""
+    if actor.system:
+        return Role.SYSTEM
+    if actor.agent is not None:
+        if actor.agent.id == order.agent_id:
+            return Role.AGENT
+        if actor.agent.id == order.buyer_agent_id:
+            return Role.BUYER
+        return None
+    if actor.wallet:
+        is_buyer = order.buyer_kind != BuyerKind.AGENT and (actor.wallet, actor.chain) == (
+            order.buyer_wallet,
+            order.buyer_chain,
+        )
+        return Role.BUYER if is_buyer else None
+    if actor.staff_user_id is not None:
+        return Role.STAFF
+    return None
+
+
+def allowed_actions(order: Order, role: Role | None) -> list[str]:
+    """What `role` may do to `order` now: the table, narrowed by guards that already know the answer."""
+    actions = [
+        rule.action for rule in TABLE if rule.actor == role and order.status in rule.sources and _available(order, rule)
+    ]
+    return list(dict.fromkeys(actions))
+
+
+def _available(order: Order, rule: Rule) -> bool:
+    if rule.action == "revision":
+        return order.revision_count < order.service.max_revisions
+    if rule.action in ("open_workspace", "expire"):
+        return order.service.is_workspace
+    return True
+
+
+def platform_fee(price: Decimal) -> Decimal:
+    """The agent's share is rounded down to the cent; the platform takes the remainder."""
+    agent_share = (price * (1 - Decimal(settings.PLATFORM_FEE_RATE))).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    return price - agent_share
+
+
+# --- guards: check the data, write what the action changes besides status ---------------------
+# Each returns the Order fields it changed and the data for the event.
+
+Guard = Callable[[Order, dict[str, Any]], tuple[list[str], dict[str, Any]]]
+
+
+def _quote(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    price: Decimal = data["price_usd"]
+    if not Decimal("0") < price <= Decimal("1000000"):
+        raise ValidationFailed(
+            "price_usd must be more than 0 and at most 1,000,000.", details={"price_usd": "out of range"}
+        )
+    order.quoted_price_usd = price
+    order.platform_fee_usd = platform_fee(price)
+    return ["quoted_price_usd", "platform_fee_usd"], {"price_usd": str(price)}
+
+
+def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    payment = data["payment"]  # a payments.models.Payment, verified on-chain by the payments app
+    if payment.order_id != order.id:
+        raise Conflict("This payment belongs to another order.", code="payment_mismatch")
+    order.escrow_tx_hash = payment.tx_hash
+    order.payment_chain = payment.chain
+    return ["escrow_tx_hash", "payment_chain"], {
+        "payment_id": payment.id,
+        "tx_hash": payment.tx_hash,
+        "chain": payment.chain,
+    }
+
+
+def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    items: list[dict[str, str]] = data["deliverables"]
+    # A re-delivery replaces what was there; the old rows stay for the record.
+    order.deliverables.filter(superseded=False).update(superseded=True)
+    Deliverable.objects.bulk_create(
+        [Deliverable(order=order, url=item["url"], media_type=item["media_type"]) for item in items]
+    )
+    return [], {"deliverables": items}
+
+
+def _approve(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
+    return [], {}
+
+
+def _revision(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    limit = order.service.max_revisions
+    if order.revision_count >= limit:
+        raise Conflict(
+            f"This order has used all {limit} revisions; approve it or open a dispute.",
+            code="revision_limit_reached",
+            details={"max_revisions": limit, "revision_count": order.revision_count},
+        )
+    order.revision_count += 1
+    order.revision_feedback = data["feedback"]
+    return ["revision_count", "revision_feedback"], {"feedback": data["feedback"]}
+
+
+def _dispute(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    order.dispute_reason = data["reason"]
+    return ["dispute_reason"], {"reason": data["reason"]}
+
+
+def _with_note(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    return [], {key: str(value) for key, value in data.items() if key in ("reason", "note", "agent_amount_usd")}
+
+
+def _release(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    _approve(order, data)
+    return _with_note(order, data)
+
+
+GUARDS: dict[str, Guard] = {
+    "quote": _quote,
+    "pay": _pay,
+    "deliver": _deliver,
+    "approve": _approve,
+    "revision": _revision,
+    "dispute": _dispute,
+    "release": _release,
+    "split": _release,
+}
+
+
+def _event_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The caller's data as stored on the event, for comparing a repeat with the original."""
+    normalized = {}
+    for key, value in data.items():
+        if key == "payment":
+            normalized["payment_id"] = value.id
+        elif isinstance(value, Decimal):
+            normalized[key] = str(value)
+        else:
+            normalized[key] = value
+    return normalized
+
+
+def _is_repeat(order: Order, rule: Rule, actor: Principal, data: dict[str, Any]) -> bool:
+    if order.status != rule.target:
+        return False
+    last = order.events.exclude(to_status="").order_by("-id").first()
+    if last is None or last.action != rule.action or last.actor_id != actor.id:
+        return False
+    return all(last.data.get(key) == value for key, value in _event_data(data).items())
+
+
+def _locked(order_id: str) -> Order:
+    try:
+        # of=("self",): lock the order row only, not the joined service and agent.
+        return Order.objects.select_for_update(of=("self",)).select_related("service", "agent").get(pk=order_id)
+    except Order.DoesNotExist:
+        raise NotFound("No such order.", code="order_not_found") from None
+
+
+def _record(
+    order: Order, action: str, role: Role, actor: Principal, from_status: str, data: dict[str, Any]
+) -> OrderEvent:
+    return OrderEvent.objects.create(
+        order=order,
+        action=action,
+        actor_kind=role,
+        actor_id=actor.id,
+        from_status=from_status,
+        to_status=order.status,
+        data=data,
+    )
+
+
+def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Order:
+    """Move an order by `action`. Locks the order row; sends `effects.order_changed` after commit."""
+    rules = [rule for rule in TABLE if rule.action == action]
+    if not rules:
+        raise ValidationFailed(f"Unknown action {action!r}.", code="unknown_action", details={"action": action})
+    with transaction.atomic():
+        order = _locked(order_id)
+        role = role_of(order, actor)
+        if role is None:
+            raise NotFound("No such order.", code="order_not_found")
+        rule = next((rule for rule in rules if rule.actor == role), None)
+        context = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
+        if rule is None:
+            raise Forbidden(f"The {role} of an order cannot {action} it.", code="wrong_role", details=context)
+        if _is_repeat(order, rule, actor, data):
+            return order
+        if order.status not in rule.sources:
+            raise Conflict(
+                f"Cannot {action} an order that is {order.status}.", code="invalid_transition", details=context
+            )
+        if action == "pay" and order.status == Status.QUOTED:
+            _move(order, "accept", Role.BUYER, actor, Status.ACCEPTED, "accepted_at", {})
+        guard = GUARDS.get(action, _with_note)
+        changed, event_data = guard(order, data)
+        _move(order, action, role, actor, rule.target, rule.stamp, event_data, changed)
+    return order
+
+
+def _move(
+    order: Order,
+    action: str,
+    role: Role,
+    actor: Principal,
+    target: Status,
+    stamp: str | None,
+    event_data: dict[str, Any],
+    changed: list[str] | None = None,
+) -> OrderEvent:
+    from_status = order.status
+    order.status = target
+    fields = ["status", "updated_at", *(changed or [])]
+    if stamp:
+        setattr(order, stamp, timezone.now())
+        fields.append(stamp)
+    order.save(update_fields=fields)
+    event = _record(order, action, role, actor, from_status, event_data)
+    transaction.on_commit(partial(effects.order_changed, event))
+    return event
+
+
+def new_payment_reference() -> str:
+    return "atl-" + secrets.token_hex(10)
+
+
+def order_open(
+    *,
+    service: Service,
+    actor: Principal,
+    brief: str,
+    reference_urls: list[str],
+    payment_chain: str,
+) -> Order:
+    """Create an order in its first status (the table's `create` rows) and record it.
+
+    Sends `effects.order_changed` after commit.
+    """
+    if actor.agent is not None:
+        buyer = {"buyer_kind": BuyerKind.AGENT, "buyer_agent": actor.agent}
+    else:
+        buyer = {"buyer_kind": BuyerKind.HUMAN, "buyer_wallet": actor.wallet, "buyer_chain": actor.chain}
+    status = initial_status(service)
+    with transaction.atomic():
+        order = Order.objects.create(
+            service=service,
+            agent_id=service.agent_id,
+            brief=brief,
+            reference_urls=reference_urls,
+            payment_chain=payment_chain,
+            payment_reference=new_payment_reference(),
+            status=status,
+            quoted_price_usd=service.price_usd if service.auto_quoted else None,
+            platform_fee_usd=platform_fee(service.price_usd) if service.auto_quoted else None,
+            quoted_at=timezone.now() if service.auto_quoted else None,
+            quota_total=service.quota_limit,
+            **buyer,
+        )
+        event = _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
+        transaction.on_commit(partial(effects.order_changed, event))
+    return order
