@@ -40,7 +40,8 @@ def api_key_authenticate(raw: str) -> Agent:
     """The active agent owning `raw`, or Unauthorized. One query (key joined with agent)."""
     body = raw.removeprefix(KEY_PREFIX)
     prefix, _, secret = body.partition("_")
-    if not raw.startswith(KEY_PREFIX) or not prefix or not secret:
+    # Not printable (a NUL): never a key, and PostgreSQL refuses NUL in a query parameter.
+    if not raw.startswith(KEY_PREFIX) or not prefix or not secret or not raw.isprintable():
         raise Unauthorized("The API key is malformed; it looks like atelier_<prefix>_<secret>.", code="invalid_api_key")
     key = ApiKey.objects.select_related("agent").filter(prefix=prefix).first()
     # Hash even when the prefix is unknown so both paths take the same time.

@@ -44,7 +44,16 @@ SYSTEM = Principal(system=True)
 def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None:
     """Read the credentials of `request`; pops the per-request signature fields from `body`."""
     header = request.headers.get("Authorization", "")
-    signature_fields = {name: body.pop(name, None) or request.GET.get(name) for name in WALLET_SIGNATURE_FIELDS}
+    # `wallet` alone is not a credential: sign-in's own body has a `wallet` field. The form is in use
+    # when a signature or timestamp is sent; then all three fields are credentials and leave the body.
+    signature_form = any(
+        body.get(name) not in (None, "") or request.GET.get(name) for name in WALLET_SIGNATURE_FIELDS[1:]
+    )
+    signature_fields = (
+        {name: body.pop(name, None) or request.GET.get(name) for name in WALLET_SIGNATURE_FIELDS}
+        if signature_form
+        else {}
+    )
     if header:
         scheme, _, token = header.partition(" ")
         token = token.strip()

@@ -13,8 +13,10 @@ from typing import Any
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.views.decorators.csrf import csrf_exempt
 
-from atelier.lib.api import AGENT, PARTY, PUBLIC, WALLET, Endpoint
+from atelier.lib.api import AGENT, PARTY, PUBLIC, WALLET, Endpoint, error_response
+from atelier.lib.errors import MethodNotAllowed
 from atelier.lib.validation import object_schema
 from orders.models import BuyerKind, Chain, MediaType, Status
 from orders.transitions import ACTIONS
@@ -112,6 +114,9 @@ ORDER: dict[str, Schema] = {
     "quota_total": INT,
     "quota_used": INT,
     "workspace_expires_at": NULLABLE_TIME,
+    "payment": {"oneOf": [_ref("PaymentInstructions"), {"type": "null"}]},
+    "payment_pending": {"type": "boolean"},
+    "transfers": {"type": "array", "items": _ref("Transfer")},
     "deliverables": {"type": "array", "items": _ref("Deliverable")},
     "allowed_actions": {"type": "array", "items": {"enum": list(ACTIONS)}},
     "viewer_role": {"enum": ["buyer", "agent", "staff", None]},
@@ -147,6 +152,28 @@ def _envelope(data: Schema) -> Schema:
 COMPONENTS: dict[str, Schema] = {
     "Error": _object({"success": {"const": False}, "error": STR, "code": STR, "details": {"type": "object"}}),
     "Deliverable": _object(DELIVERABLE),
+    "PaymentInstructions": _object(
+        {
+            "chain": {"enum": Chain.values},
+            "amount_base_units": INT,
+            "escrow_address": STR,
+            "token_account": STR,
+            "token": STR,
+            "decimals": INT,
+            "payment_reference": STR,
+        }
+    ),
+    "Transfer": _object(
+        {
+            "kind": {"enum": ["payout", "refund"]},
+            "chain": {"enum": Chain.values},
+            "to_address": NULLABLE_STR,
+            "amount_base_units": INT,
+            "status": {"enum": ["pending", "signed", "confirmed", "failed"]},
+            "tx_hash": NULLABLE_STR,
+            "error": NULLABLE_STR,
+        }
+    ),
     "OrderData": _object(ORDER),
     "Order": _envelope(_ref("OrderData")),
     "OrderList": _list_of("OrderData"),
@@ -195,6 +222,11 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     WALLET: [{"walletSession": []}, {"walletSignature": []}],
     PARTY: [{"agentKey": []}, {"walletSession": []}, {"walletSignature": []}],
 }
+WALLET_SIGNATURE_BODY: dict[str, Schema] = {
+    "wallet": {"type": "string", "maxLength": 64, "description": "Per-request signature: the buyer's wallet."},
+    "wallet_sig": {"type": "string", "maxLength": 200, "description": "A signature over `atelier:{wallet}:{ts}`."},
+    "wallet_sig_ts": {"type": ["string", "integer"], "description": "Unix seconds or milliseconds, as signed."},
+}
 ERROR_STATUSES = {
     400: "Invalid input (`code` names the problem, `details` the fields).",
     401: "Missing, malformed, revoked or wrong credentials.",
@@ -202,6 +234,7 @@ ERROR_STATUSES = {
     404: "Unknown, or not yours.",
     405: "Method not allowed.",
     409: "Not allowed in the order's current status, or a duplicate.",
+    503: "A chain RPC is unreachable; nothing changed, retry.",
     413: "Request body too large.",
     429: "Rate limited; see Retry-After.",
 }
@@ -253,9 +286,14 @@ def _operation(path: str, spec: Endpoint) -> Schema:
             {"name": name, "in": "query", "required": rule.required, "schema": rule.schema()}
         )
     if spec.method in ("POST", "PATCH", "PUT"):
+        body = object_schema(spec.body or {})
+        if spec.auth in (WALLET, PARTY):
+            # The per-request wallet signature may travel in the JSON body too (authenticate() takes
+            # it out before validation), so a body that carries it is a valid body.
+            body["properties"].update(WALLET_SIGNATURE_BODY)
         operation["requestBody"] = {
             "required": bool(spec.body and any(rule.required for rule in spec.body.values())),
-            "content": {"application/json": {"schema": object_schema(spec.body or {})}},
+            "content": {"application/json": {"schema": body}},
         }
     return operation
 
@@ -306,5 +344,14 @@ def document() -> Schema:
     }
 
 
+@csrf_exempt  # it never writes; a POST gets the JSON 405 below, not the CSRF failure page
 def document_view(request: HttpRequest) -> JsonResponse:
+    # GET only, as documented: like every other /api/ URL, other methods are a 405 in the envelope
+    # (this view used to answer any method with the document).
+    if request.method != "GET":
+        response = error_response(
+            MethodNotAllowed(f"{request.method} is not allowed here; use GET.", details={"allowed": ["GET"]})
+        )
+        response["Allow"] = "GET"
+        return response
     return JsonResponse(document())

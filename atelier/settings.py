@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_tasks_db",
     "agents",
     "orders",
     "payments",
@@ -113,3 +114,22 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Chains -----------------------------------------------------------------------------------
+# local: `manage.py devchain` serves both chains on loopback and writes its keys and token
+# addresses to DEVCHAIN_STATE; rpc: public nodes, with keys and addresses from the environment.
+CHAIN_MODE = env.str("CHAIN_MODE", default="local")
+DEVCHAIN_STATE = Path(env.str("DEVCHAIN_STATE", default=str(DATA_DIR / "devchain.json")))
+SOLANA_RPC_URL = env.str("SOLANA_RPC_URL", default="http://127.0.0.1:8899")
+BASE_RPC_URL = env.str("BASE_RPC_URL", default="http://127.0.0.1:8545")
+CHAIN_RPC_TIMEOUT_SECONDS = env.float("CHAIN_RPC_TIMEOUT_SECONDS", default=10.0)
+# Secrets and addresses; in local mode, empty values are filled from DEVCHAIN_STATE.
+SOLANA_USDC_MINT = env.str("SOLANA_USDC_MINT", default="")
+SOLANA_ESCROW_SECRET = env.str("SOLANA_ESCROW_SECRET", default="")  # base58 64-byte keypair
+BASE_USDC_ADDRESS = env.str("BASE_USDC_ADDRESS", default="")
+BASE_ESCROW_PRIVATE_KEY = env.str("BASE_ESCROW_PRIVATE_KEY", default="")  # 0x hex
+# A Base payment counts once its block has this many confirmations.
+BASE_CONFIRMATIONS = env.int("BASE_CONFIRMATIONS", default=12)
+
+# Background work: django.tasks on the database queue (`manage.py db_worker`).
+TASKS = {"default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}}

@@ -27,8 +27,7 @@ PAGE = {
 }
 STATUS_FILTER = Str(required=False, max_length=200, description="Comma-separated statuses, e.g. paid,in_progress.")
 
-# The buyer's (and the agent's `cancel`) actions on PATCH /api/orders/{id}. `pay` arrives with
-# on-chain verification; until then it is refused rather than taken on trust.
+# The buyer's (and the agent's `cancel`) actions on PATCH /api/orders/{id}.
 PATCH_ACTIONS = ("accept", "pay", "approve", "revision", "dispute", "cancel")
 ACTION_FIELDS = {"revision": "feedback", "dispute": "reason"}
 
@@ -69,8 +68,10 @@ def agent_orders(request: ApiRequest, agent_id: str) -> Reply:
         if not Agent.objects.filter(pk=agent_id).exists():
             raise NotFound("No such agent.", code="agent_not_found")
         raise Forbidden("An agent can only list its own orders.", code="not_your_agent")
+    reply = _listing(request, queries.orders_with_details().filter(agent=agent).order_by("-id"))
+    # After the listing: a poll refused for a bad filter is not a poll.
     Agent.objects.filter(pk=agent.id).update(last_poll_at=timezone.now())
-    return _listing(request, queries.orders_with_details().filter(agent=agent).order_by("-id"))
+    return reply
 
 
 @endpoint(
@@ -132,7 +133,7 @@ def order_detail(request: ApiRequest, order_id: str) -> Any:
 
 @endpoint(
     "PATCH",
-    summary="Act on an order: accept, approve, revision (feedback), dispute (reason), cancel",
+    summary="Act on an order: accept, pay (escrow_tx_hash), approve, revision (feedback), dispute (reason), cancel",
     auth=PARTY,
     body={
         "action": Choice(choices=PATCH_ACTIONS),
@@ -150,10 +151,7 @@ def order_act(request: ApiRequest, order_id: str) -> Any:
     data = request.data
     action = data.pop("action")
     if action == "pay":
-        raise ValidationFailed(
-            "Paying is not open on this server yet: on-chain escrow verification has not been deployed.",
-            code="payment_unavailable",
-        )
+        return _pay(request, order_id, data)
     needed = ACTION_FIELDS.get(action)
     allowed = {needed} if needed else ({"reason"} if action == "cancel" else set())
     extra = set(data) - allowed
@@ -169,6 +167,27 @@ def order_act(request: ApiRequest, order_id: str) -> Any:
     transition(order_id, action, caller(request), **data)
     order, role = queries.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
+
+
+def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
+    """Verified on-chain before the order counts as paid; 202 while the transaction is not final."""
+    if "escrow_tx_hash" not in data:
+        raise ValidationFailed("escrow_tx_hash is required with action=pay.", details={"escrow_tx_hash": "is required"})
+    extra = set(data) - {"escrow_tx_hash", "payment_chain"}
+    if extra:
+        name = sorted(extra)[0]
+        raise ValidationFailed(f"{name} is not used with action=pay.", details={name: "not used with action=pay"})
+    actor = caller(request)
+    current, _role = queries.order_for(actor, order_id, details=False)
+    services.order_pay(
+        order_id=order_id,
+        actor=actor,
+        tx_hash=data["escrow_tx_hash"],
+        chain=data.get("payment_chain", current.payment_chain),
+    )
+    order, role = queries.order_for(actor, order_id)
+    status = 202 if order.status in (Status.QUOTED, Status.ACCEPTED) else 200
+    return Reply(queries.order_to_dict(order, role), status=status)
 
 
 @endpoint(

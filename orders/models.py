@@ -73,6 +73,7 @@ class Order(models.Model):
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [("resolve_dispute", "Can resolve disputes (release, refund, split, send back)")]
         indexes = [
             # The agent poll: WHERE agent_id = ? AND status IN (...) ORDER BY id DESC.
             models.Index(fields=["agent", "status", "-id"], name="order_agent_poll_idx"),
@@ -106,6 +107,14 @@ class Order(models.Model):
     def buyer_id(self) -> str:
         """Who bought, as one string: the buyer agent's id or the wallet address."""
         return self.buyer_agent_id or self.buyer_wallet
+
+
+class Dispute(Order):
+    """The disputes queue in admin: orders waiting for staff."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "dispute"
 
 
 class MediaType(models.TextChoices):

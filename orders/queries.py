@@ -12,16 +12,27 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from atelier.auth import Principal
 from atelier.lib.errors import NotFound
-from orders.models import BuyerKind, Deliverable, Order
+from orders.models import BuyerKind, Deliverable, Order, Status
 from orders.transitions import Role, allowed_actions, role_of
+from payments import services as payment_services
+from payments.models import OutgoingTransfer, Payment, PaymentStatus
 
 _CURRENT_DELIVERABLES = Prefetch(
     "deliverables", queryset=Deliverable.objects.filter(superseded=False).order_by("id"), to_attr="current_deliverables"
 )
 
 
+_PENDING_PAYMENTS = Prefetch(
+    "payments", queryset=Payment.objects.filter(status=PaymentStatus.PENDING), to_attr="pending_payments"
+)
+_TRANSFERS = Prefetch("transfers", queryset=OutgoingTransfer.objects.order_by("id"), to_attr="transfer_list")
+PAYABLE = (Status.QUOTED, Status.ACCEPTED)
+
+
 def orders_with_details() -> QuerySet[Order]:
-    return Order.objects.select_related("service", "agent").prefetch_related(_CURRENT_DELIVERABLES)
+    return Order.objects.select_related("service", "agent").prefetch_related(
+        _CURRENT_DELIVERABLES, _PENDING_PAYMENTS, _TRANSFERS
+    )
 
 
 def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple[Order, Role]:
@@ -84,6 +95,9 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "quota_total": order.quota_total,
         "quota_used": order.quota_used,
         "workspace_expires_at": _iso(order.workspace_expires_at),
+        "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
+        "payment_pending": bool(getattr(order, "pending_payments", None)),
+        "transfers": [_transfer(transfer) for transfer in getattr(order, "transfer_list", [])],
         "deliverables": [deliverable.to_dict() for deliverable in deliverables],
         "allowed_actions": allowed_actions(order, role),
         "viewer_role": role.value if role else None,
@@ -95,6 +109,18 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "delivered_at": _iso(order.delivered_at),
         "completed_at": _iso(order.completed_at),
         "cancelled_at": _iso(order.cancelled_at),
+    }
+
+
+def _transfer(transfer: OutgoingTransfer) -> dict[str, Any]:
+    return {
+        "kind": transfer.kind,
+        "chain": transfer.chain,
+        "to_address": transfer.to_address or None,
+        "amount_base_units": transfer.amount_base_units,
+        "status": transfer.status,
+        "tx_hash": transfer.tx_hash or None,
+        "error": transfer.last_error or None,
     }
 
 

@@ -30,6 +30,8 @@ from atelier.auth import Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from orders import effects
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status
+from payments import services as payment_services
+from payments.ledger import usd_to_base_units
 
 
 class Role(StrEnum):
@@ -159,8 +161,8 @@ def _quote(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any
 
 def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     payment = data["payment"]  # a payments.models.Payment, verified on-chain by the payments app
-    if payment.order_id != order.id:
-        raise Conflict("This payment belongs to another order.", code="payment_mismatch")
+    if payment.order_id != order.id or payment.status != "verified":
+        raise Conflict("This payment is not a verified payment of this order.", code="payment_mismatch")
     order.escrow_tx_hash = payment.tx_hash
     order.payment_chain = payment.chain
     return ["escrow_tx_hash", "payment_chain"], {
@@ -182,7 +184,7 @@ def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
 
 def _approve(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    return [], {}
+    return [], {**_note(data), "settlement": payment_services.settle_release(order)}
 
 
 def _revision(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -203,13 +205,41 @@ def _dispute(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
     return ["dispute_reason"], {"reason": data["reason"]}
 
 
+def _note(data: dict[str, Any]) -> dict[str, Any]:
+    return {key: str(value) for key, value in data.items() if key in ("reason", "note", "agent_amount_usd")}
+
+
 def _with_note(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    return [], {key: str(value) for key, value in data.items() if key in ("reason", "note", "agent_amount_usd")}
+    return [], _note(data)
 
 
-def _release(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    _approve(order, data)
+def _workspace_only(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    # The table's `paid`/`in_progress` sources hold for workspace orders only (see `_available`).
+    if not order.service.is_workspace:
+        raise Conflict(
+            "Only a workspace order (weekly, monthly or a quota pack) has a workspace to open or expire.",
+            code="not_a_workspace",
+            details={"status": order.status, "allowed_actions": allowed_actions(order, Role.SYSTEM)},
+        )
     return _with_note(order, data)
+
+
+def _cancel(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """A paid order is refunded in full (settlement finds nothing to refund on an unpaid one)."""
+    return [], {**_note(data), "settlement": payment_services.settle_refund(order)}
+
+
+def _split(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    amount = Decimal(str(data["agent_amount_usd"]))
+    price = order.quoted_price_usd or Decimal(0)
+    if not Decimal(0) < amount < price:
+        raise ValidationFailed(
+            f"agent_amount_usd must be more than 0 and less than the price ({price}); use release or refund otherwise.",
+            details={"agent_amount_usd": "out of range"},
+        )
+    Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
+    settlement = payment_services.settle_split(order, agent_gross=usd_to_base_units(amount))
+    return [], {**_note(data), "settlement": settlement}
 
 
 GUARDS: dict[str, Guard] = {
@@ -219,8 +249,12 @@ GUARDS: dict[str, Guard] = {
     "approve": _approve,
     "revision": _revision,
     "dispute": _dispute,
-    "release": _release,
-    "split": _release,
+    "cancel": _cancel,
+    "release": _approve,
+    "refund": _cancel,
+    "split": _split,
+    "open_workspace": _workspace_only,
+    "expire": _workspace_only,
 }
 
 
@@ -268,26 +302,44 @@ def _record(
     )
 
 
-def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Order:
-    """Move an order by `action`. Locks the order row; sends `effects.order_changed` after commit."""
+def _rule_for(order: Order, action: str, actor: Principal) -> tuple[Role, Rule]:
     rules = [rule for rule in TABLE if rule.action == action]
     if not rules:
         raise ValidationFailed(f"Unknown action {action!r}.", code="unknown_action", details={"action": action})
+    role = role_of(order, actor)
+    if role is None:
+        raise NotFound("No such order.", code="order_not_found")
+    rule = next((rule for rule in rules if rule.actor == role), None)
+    if rule is None:
+        details = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
+        raise Forbidden(f"The {role} of an order cannot {action} it.", code="wrong_role", details=details)
+    return role, rule
+
+
+def _check_source(order: Order, rule: Rule, role: Role) -> None:
+    if order.status not in rule.sources:
+        details = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
+        raise Conflict(
+            f"Cannot {rule.action} an order that is {order.status}.", code="invalid_transition", details=details
+        )
+
+
+def check(order: Order, action: str, actor: Principal) -> Role:
+    """Raise what `transition` would raise for this action now, without locking or writing.
+    For actions that must do slow work (an on-chain check) before the real transition."""
+    role, rule = _rule_for(order, action, actor)
+    _check_source(order, rule, role)
+    return role
+
+
+def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Order:
+    """Move an order by `action`. Locks the order row; sends `effects.order_changed` after commit."""
     with transaction.atomic():
         order = _locked(order_id)
-        role = role_of(order, actor)
-        if role is None:
-            raise NotFound("No such order.", code="order_not_found")
-        rule = next((rule for rule in rules if rule.actor == role), None)
-        context = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
-        if rule is None:
-            raise Forbidden(f"The {role} of an order cannot {action} it.", code="wrong_role", details=context)
+        role, rule = _rule_for(order, action, actor)
         if _is_repeat(order, rule, actor, data):
             return order
-        if order.status not in rule.sources:
-            raise Conflict(
-                f"Cannot {action} an order that is {order.status}.", code="invalid_transition", details=context
-            )
+        _check_source(order, rule, role)
         if action == "pay" and order.status == Status.QUOTED:
             _move(order, "accept", Role.BUYER, actor, Status.ACCEPTED, "accepted_at", {})
         guard = GUARDS.get(action, _with_note)

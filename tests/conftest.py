@@ -37,6 +37,12 @@ def _fresh_rate_limits(db: None) -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_local_devchain_state(settings: Any, tmp_path: Any) -> None:
+    """Tests never read the developer's `make run` keys; payment tests point at their own devchains."""
+    settings.DEVCHAIN_STATE = tmp_path / "devchain.json"
+
+
 @dataclass
 class Api:
     """A JSON client that speaks as one party."""
@@ -167,11 +173,14 @@ def make_service(agent: Agent, price_type: str = "fixed", price: str = "25.00", 
 
 def make_payment(order: Order, *, tx_hash: str | None = None) -> Payment:
     """A payment record as the payments app writes it after verifying a transfer on-chain."""
-    amount = int((order.quoted_price_usd or Decimal(0)) * 10**6)
+    # At least one base unit (the amount must be positive, and an unquoted order has no price yet);
+    # a fresh hash per payment of the same order (a transaction pays once, ever).
+    amount = max(int((order.quoted_price_usd or Decimal(0)) * 10**6), 1)
+    earlier = order.payments.count()
     return Payment.objects.create(
         order=order,
         chain=order.payment_chain,
-        tx_hash=tx_hash or f"tx{order.id}",
+        tx_hash=tx_hash or (f"tx{order.id}_{earlier}" if earlier else f"tx{order.id}"),
         payer=order.buyer_wallet or "agent",
         amount_base_units=amount,
         verified_at=timezone.now(),

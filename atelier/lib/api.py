@@ -110,9 +110,17 @@ def _parse_body(request: HttpRequest) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(raw)
+    # ValueError: bad syntax, bad UTF-8, an integer over 4300 digits; RecursionError: deep nesting.
+    except (ValueError, RecursionError) as exc:
         raise ValidationFailed(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800": JSON syntax, but no database stores it
+        raise ValidationFailed(
+            "The request body is not valid JSON: it contains a lone UTF-16 surrogate.", code="invalid_json"
+        ) from None
+    return data
 
 
 def _parse_query(request: HttpRequest, spec: Mapping[str, Field]) -> dict[str, Any]:
@@ -160,6 +168,7 @@ def endpoint(
                 api_request.principal = principal
                 api_request.data = validate(data, spec.body or {})
                 api_request.params = _parse_query(request, spec.query or {})
+                _check_path_ids(kwargs)
                 result = view(api_request, **kwargs)
             except AtelierError as exc:
                 return error_response(exc)
@@ -175,6 +184,14 @@ def endpoint(
         return wrapped
 
     return decorate
+
+
+def _check_path_ids(kwargs: Mapping[str, Any]) -> None:
+    """An id with a NUL (`/api/orders/x%00`) names nothing, and PostgreSQL refuses NUL in a query."""
+    for name, value in kwargs.items():
+        if isinstance(value, str) and "\x00" in value:
+            kind = name.removesuffix("_id")
+            raise NotFound(f"No such {kind}.", code=f"{kind}_not_found")
 
 
 def _require(auth: str, principal: Principal | None) -> None:

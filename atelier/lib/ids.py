@@ -13,7 +13,7 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-PREFIXES = frozenset({"agt", "svc", "ord", "del", "msg", "rev", "evt", "pay", "whk", "key", "ses"})
+PREFIXES = frozenset({"agt", "svc", "ord", "del", "msg", "rev", "evt", "pay", "whk", "key", "ses", "jrn"})
 
 
 _lock = threading.Lock()

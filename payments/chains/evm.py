@@ -1,0 +1,231 @@
+"""Base (EVM) USDC over JSON-RPC with web3.py: verify escrow payments, sign and send payouts.
+
+A payment counts when, `confirmations` blocks deep on the canonical chain, its receipt succeeded,
+it was sent by the buyer, and Transfer events emitted by the configured USDC contract move at least
+the quoted amount from the buyer to the escrow. EVM has no memo: the unique (chain, tx_hash) and the
+buyer + block-time checks bind a transaction to one order.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import requests
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_typing import BlockNumber, ChecksumAddress, HexStr
+from eth_utils import is_address, keccak, to_checksum_address
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
+from web3.types import BlockData, LogReceipt, Nonce, TxParams, TxReceipt, Wei
+
+from payments.chains import (
+    ChainUnavailable,
+    PaymentInstructions,
+    PaymentPending,
+    PaymentRejected,
+    SignedTransfer,
+    TransferState,
+    VerifiedTransfer,
+)
+from payments.chains.config import BaseConfig, base_config
+
+TX_HASH = re.compile(r"0x[0-9a-fA-F]{64}")
+TRANSFER_TOPIC = HexBytes(keccak(text="Transfer(address,address,uint256)"))
+TRANSFER_SELECTOR = keccak(text="transfer(address,uint256)")[:4]
+BALANCE_OF_SELECTOR = keccak(text="balanceOf(address)")[:4]
+# A USDC transfer costs 35-65k gas (more when the recipient had no balance); a fixed limit keeps
+# signing independent of eth_estimateGas, which fails for a transfer the node thinks would revert.
+TRANSFER_GAS_LIMIT = 100_000
+USDC_DECIMALS = 6
+# Node answers to a re-sent transaction that are not errors: it is pooled or already mined.
+ALREADY_SENT = ("already known", "known transaction", "already imported", "nonce too low")
+
+
+@contextmanager
+def _rpc() -> Iterator[None]:
+    """Map anything the transport or the node throws (or an answer missing its fields) to
+    ChainUnavailable: nothing was decided."""
+    try:
+        yield
+    except (Web3Exception, requests.RequestException, OSError, ValueError, KeyError, IndexError) as exc:
+        raise ChainUnavailable(f"base rpc: {type(exc).__name__}: {exc}") from exc
+
+
+def _address(log_topic: bytes) -> ChecksumAddress:
+    return to_checksum_address(log_topic[-20:])
+
+
+class EvmClient:
+    chain = "base"
+
+    def __init__(self, config: BaseConfig, *, timeout: float = 10.0) -> None:
+        if not config.usdc_address or not config.escrow_private_key:
+            raise ChainUnavailable("base: the USDC address or the escrow key is not configured")
+        try:
+            self.usdc = to_checksum_address(config.usdc_address)
+            self._account = Account.from_key(config.escrow_private_key)
+        except (ValueError, TypeError) as exc:
+            raise ChainUnavailable(f"base: misconfigured USDC address or escrow key ({type(exc).__name__})") from None
+        self.config = config
+        self.escrow: ChecksumAddress = self._account.address
+        self.confirmations = max(1, config.confirmations)
+        # No provider-level retries: a failed call is ChainUnavailable and the caller re-checks later.
+        self.w3 = Web3(
+            Web3.HTTPProvider(config.rpc_url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None)
+        )
+
+    @classmethod
+    def from_settings(cls) -> EvmClient:
+        from django.conf import settings
+
+        return cls(base_config(), timeout=settings.CHAIN_RPC_TIMEOUT_SECONDS)
+
+    # --- payments in -------------------------------------------------------------------------
+
+    def normalize_tx_hash(self, value: str) -> str:
+        value = value.strip() if isinstance(value, str) else ""
+        if not TX_HASH.fullmatch(value):
+            raise PaymentRejected("malformed_tx_hash", "a Base transaction hash is 0x and 64 hex digits")
+        return value.lower()
+
+    def payment_instructions(self) -> PaymentInstructions:
+        return PaymentInstructions(
+            chain=self.chain,
+            escrow_address=self.escrow,
+            token_account=self.escrow,
+            token=self.usdc,
+            decimals=USDC_DECIMALS,
+        )
+
+    def verify_payment(
+        self, tx_hash: str, *, buyer: str, min_amount: int, reference: str, not_before: int
+    ) -> VerifiedTransfer:
+        tx_hash = self.normalize_tx_hash(tx_hash)
+        if not is_address(buyer):
+            raise PaymentRejected("buyer_not_sender", "the buyer is not an EVM address")
+        buyer_address = to_checksum_address(buyer)
+        receipt, block = self._final_receipt(tx_hash)
+        with _rpc():  # a malformed answer is the node's fault, never a decision
+            # Everything below is decided at finality only, so a rejection is never undone by a reorg.
+            if receipt["status"] != 1:
+                raise PaymentRejected("tx_failed", "the transaction reverted")
+            if to_checksum_address(receipt["from"]) != buyer_address:
+                raise PaymentRejected("buyer_not_sender", "the transaction was not sent by the buyer's wallet")
+            transfers = [log for log in receipt["logs"] if self._is_transfer(log)]
+            usdc = [log for log in transfers if to_checksum_address(log["address"]) == self.usdc]
+            if not usdc:
+                raise PaymentRejected("wrong_token", "no transfer of the USDC contract in this transaction")
+            to_escrow = [log for log in usdc if _address(log["topics"][2]) == self.escrow]
+            if not to_escrow:
+                raise PaymentRejected("not_to_escrow", "no USDC transfer to the escrow address")
+            amount = sum(
+                int.from_bytes(log["data"], "big") for log in to_escrow if _address(log["topics"][1]) == buyer_address
+            )
+            if amount == 0:
+                raise PaymentRejected(
+                    "buyer_not_sender", "the USDC sent to escrow did not come from the buyer's wallet"
+                )
+            if amount < min_amount:
+                raise PaymentRejected("underpaid", f"received {amount} base units, {min_amount} due")
+            timestamp = int(block["timestamp"])
+            if timestamp < not_before:
+                raise PaymentRejected("tx_too_old", "the transaction is older than the order")
+            return VerifiedTransfer(tx_hash=tx_hash, payer=buyer_address, amount=amount, block_time=timestamp)
+
+    def _final_receipt(self, tx_hash: str) -> tuple[TxReceipt, BlockData]:
+        """The receipt and its block, once `confirmations` deep on the canonical chain; else PaymentPending."""
+        with _rpc():
+            chain_id = self.w3.eth.chain_id
+            if chain_id != self.config.chain_id:
+                raise PaymentRejected("wrong_chain", f"the node is on chain {chain_id}, not {self.config.chain_id}")
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(HexStr(tx_hash))
+            except TransactionNotFound:
+                raise PaymentPending("not mined yet (or unknown, or reorged out)") from None
+            head = self.w3.eth.block_number
+            depth = head - receipt["blockNumber"] + 1
+            if depth < self.confirmations:
+                raise PaymentPending(f"{depth} of {self.confirmations} confirmations")
+            block = self.w3.eth.get_block(receipt["blockNumber"])
+            if block["hash"] != receipt["blockHash"]:
+                raise PaymentPending("the receipt's block is no longer canonical (reorg)")
+        return receipt, block
+
+    @staticmethod
+    def _is_transfer(log: LogReceipt) -> bool:
+        topics = log["topics"]
+        return len(topics) == 3 and HexBytes(topics[0]) == TRANSFER_TOPIC and len(log["data"]) == 32
+
+    def token_balance(self, owner: str) -> int:
+        data = BALANCE_OF_SELECTOR + abi_encode(["address"], [to_checksum_address(owner)])
+        with _rpc():
+            result = self.w3.eth.call({"to": self.usdc, "data": HexBytes(data)})
+        if len(result) != 32:
+            raise ChainUnavailable(f"base: balanceOf answered {len(result)} bytes")
+        return int.from_bytes(result, "big")
+
+    # --- payouts and refunds out -------------------------------------------------------------
+
+    def next_nonce(self) -> int | None:
+        with _rpc():
+            return self.w3.eth.get_transaction_count(self.escrow, "pending")
+
+    def sign_transfer(self, *, to: str, amount: int, memo: str, nonce: int | None = None) -> SignedTransfer:
+        """An ERC-20 transfer from the escrow hot wallet. `memo` has no place on EVM and is ignored."""
+        if amount <= 0:
+            raise PaymentRejected("invalid_amount", f"cannot send {amount} base units")
+        if not is_address(to):
+            raise PaymentRejected("invalid_address", f"{to!r} is not an EVM address")
+        recipient = to_checksum_address(to)
+        with _rpc():
+            if nonce is None:
+                nonce = self.w3.eth.get_transaction_count(self.escrow, "pending")
+            base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0))
+            tip = int(self.w3.eth.max_priority_fee)
+        tx: TxParams = {
+            "type": 2,
+            "chainId": self.config.chain_id,
+            "nonce": Nonce(nonce),
+            "to": self.usdc,
+            "value": Wei(0),
+            "gas": TRANSFER_GAS_LIMIT,
+            "maxPriorityFeePerGas": Wei(tip),
+            "maxFeePerGas": Wei(2 * base_fee + tip),  # room for the base fee to double before it lands
+            "data": HexBytes(TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [recipient, amount])),
+        }
+        signed = self._account.sign_transaction(tx)
+        return SignedTransfer(
+            tx_hash="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction), valid_until=None, nonce=nonce
+        )
+
+    def send_raw(self, raw: bytes) -> None:
+        with _rpc():
+            try:
+                self.w3.eth.send_raw_transaction(raw)
+            except Web3RPCError as exc:
+                if any(marker in str(exc).lower() for marker in ALREADY_SENT):
+                    return  # pooled or mined already (or its nonce went to another tx): transfer_status decides
+                raise
+
+    def transfer_status(self, signed: SignedTransfer) -> TransferState:
+        with _rpc():
+            head = self.w3.eth.block_number
+            final = BlockNumber(max(0, head - self.confirmations + 1))
+            # Read the nonce before the receipt: if our tx lands in between we see its receipt,
+            # never "nonce consumed and no receipt" for our own transaction.
+            final_nonce = self.w3.eth.get_transaction_count(self.escrow, final) if signed.nonce is not None else 0
+            try:
+                receipt: TxReceipt | None = self.w3.eth.get_transaction_receipt(HexStr(signed.tx_hash))
+            except TransactionNotFound:
+                receipt = None
+        if receipt is not None:
+            if head - receipt["blockNumber"] + 1 < self.confirmations:
+                return "pending"
+            return "confirmed" if receipt["status"] == 1 else "failed"
+        if signed.nonce is not None and final_nonce > signed.nonce:
+            return "failed"  # a final transaction used our nonce: this one can never land
+        return "pending"

@@ -1,0 +1,300 @@
+"""Solana: USDC (SPL Token) payments into the escrow's own associated token account, payouts from it.
+
+Spoken as JSON-RPC over HTTP with `requests`, to `manage.py devchain` or to a public node alike.
+A payment counts when `getTransaction` (jsonParsed, finalized) shows a successful transaction,
+signed by the buyer, that raised the balance of the escrow's USDC associated token account by at
+least the price, with exactly one memo equal to the order's payment reference, in a block not older
+than the order. Balances are read per account index, never summed per owner: an owner-based sum
+would accept a pre-funded token account handed to the escrow with SetAuthority.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from solders.hash import Hash
+from solders.keypair import Keypair
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.token.state import TokenAccount
+from solders.transaction import VersionedTransaction
+from spl.memo.constants import MEMO_PROGRAM_ID
+from spl.memo.instructions import create_memo
+from spl.memo.models import MemoParams
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    transfer_checked,
+)
+from spl.token.models import TransferCheckedParams
+
+from payments.chains import (
+    ChainUnavailable,
+    PaymentInstructions,
+    PaymentPending,
+    PaymentRejected,
+    SignedTransfer,
+    TransferState,
+    VerifiedTransfer,
+)
+from payments.chains.config import solana_config
+
+USDC_DECIMALS = 6
+MEMO_PROGRAMS = (str(MEMO_PROGRAM_ID), "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
+_HARMLESS_SEND_ERRORS = (
+    "AlreadyProcessed",  # these exact bytes already landed
+    "BlockhashNotFound",  # cannot land any more: transfer_status says "expired" once the chain agrees
+)
+
+
+class RpcError(ChainUnavailable):
+    """The node answered with a JSON-RPC error."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        error = error if isinstance(error, dict) else {"message": str(error)}
+        self.code = error.get("code")
+        self.data = error.get("data")
+        self.rpc_message = str(error.get("message", ""))
+        super().__init__(f"Solana RPC {method} failed: {self.code} {self.rpc_message}")
+
+    @property
+    def transaction_error(self) -> Any:
+        return self.data.get("err") if isinstance(self.data, dict) else None
+
+
+class SolanaClient:
+    chain = "solana"
+
+    def __init__(
+        self,
+        *,
+        rpc_url: str,
+        usdc_mint: str,
+        escrow_secret: str,
+        timeout: float = 10.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        if not rpc_url or not usdc_mint or not escrow_secret:
+            raise ChainUnavailable(
+                "Solana is not configured: set SOLANA_RPC_URL, SOLANA_USDC_MINT and SOLANA_ESCROW_SECRET "
+                "(or run `manage.py devchain` in CHAIN_MODE=local)"
+            )
+        try:
+            self.mint = Pubkey.from_string(usdc_mint)
+            self.escrow = Keypair.from_base58_string(escrow_secret)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"Solana USDC mint or escrow secret is malformed: {exc}") from None
+        self.escrow_token_account = get_associated_token_address(self.escrow.pubkey(), self.mint)
+        self.rpc_url = rpc_url
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def from_settings(cls) -> SolanaClient:
+        config = solana_config()
+        return cls(
+            rpc_url=config.rpc_url,
+            usdc_mint=config.usdc_mint,
+            escrow_secret=config.escrow_secret,
+            timeout=settings.CHAIN_RPC_TIMEOUT_SECONDS,
+        )
+
+    # --- payments in ---------------------------------------------------------------------------
+
+    def normalize_tx_hash(self, value: str) -> str:
+        """A transaction signature: base58 of 64 bytes, case preserved (base58 is case-sensitive)."""
+        text = value.strip() if isinstance(value, str) else ""
+        try:
+            signature = Signature.from_string(text)
+        except ValueError:
+            raise PaymentRejected("malformed_tx_hash", "not a Solana transaction signature") from None
+        if str(signature) != text or signature == Signature.default():
+            raise PaymentRejected("malformed_tx_hash", "not a Solana transaction signature")
+        return text
+
+    def payment_instructions(self) -> PaymentInstructions:
+        return PaymentInstructions(
+            chain=self.chain,
+            escrow_address=str(self.escrow.pubkey()),
+            token_account=str(self.escrow_token_account),
+            token=str(self.mint),
+            decimals=USDC_DECIMALS,
+        )
+
+    def verify_payment(
+        self, tx_hash: str, *, buyer: str, min_amount: int, reference: str, not_before: int
+    ) -> VerifiedTransfer:
+        signature = self.normalize_tx_hash(tx_hash)
+        tx = self._get_transaction(signature, "finalized")
+        if tx is None:
+            if self._get_transaction(signature, "confirmed") is not None:
+                raise PaymentPending("the transaction is confirmed but not finalized yet")
+            raise PaymentPending("the transaction is not on chain (yet)")
+        try:
+            return self._check_payment(tx, signature, buyer, min_amount, reference, not_before)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
+
+    def _check_payment(
+        self, tx: dict[str, Any], signature: str, buyer: str, min_amount: int, reference: str, not_before: int
+    ) -> VerifiedTransfer:
+        meta = tx["meta"]
+        if meta is None:
+            raise ChainUnavailable("Solana RPC returned the transaction without its status")
+        if tx["transaction"]["signatures"][0] != signature:
+            raise ChainUnavailable("Solana RPC returned a different transaction")
+        if meta["err"] is not None:
+            raise PaymentRejected("tx_failed", f"the transaction failed on chain: {meta['err']}")
+        message = tx["transaction"]["message"]
+        keys = [key["pubkey"] for key in message["accountKeys"]]
+        signers = {key["pubkey"] for key in message["accountKeys"] if key["signer"]}
+        if buyer not in signers:
+            raise PaymentRejected("buyer_not_signer", "the transaction was not signed by the buyer's wallet")
+
+        mint, escrow, escrow_account = str(self.mint), str(self.escrow.pubkey()), str(self.escrow_token_account)
+        pre, post = meta.get("preTokenBalances") or [], meta.get("postTokenBalances") or []
+        if not any(balance["mint"] == mint for balance in pre + post):
+            raise PaymentRejected("wrong_token", "the transaction moves no USDC")
+        if escrow_account not in keys:
+            raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
+        index = keys.index(escrow_account)
+
+        def amount(balances: list[dict[str, Any]]) -> int:
+            total = 0
+            for balance in balances:
+                if balance["accountIndex"] != index:
+                    continue
+                if balance["mint"] != mint or balance["owner"] != escrow:
+                    raise PaymentRejected("not_to_escrow", "the escrow's USDC account is not what it should be")
+                total += int(balance["uiTokenAmount"]["amount"])
+            return total
+
+        received = amount(post) - amount(pre)
+        if received <= 0:
+            raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
+        if received < min_amount:
+            raise PaymentRejected("underpaid", f"received {received} base units, {min_amount} due")
+
+        memos = [ix.get("parsed") for ix in message["instructions"] if ix.get("programId") in MEMO_PROGRAMS]
+        if memos != [reference]:
+            raise PaymentRejected("memo_mismatch", "the transaction must carry exactly one memo: the payment reference")
+        block_time = tx.get("blockTime")
+        if block_time is None or block_time < not_before:
+            raise PaymentRejected("tx_too_old", "the transaction is older than the order")
+        return VerifiedTransfer(tx_hash=signature, payer=buyer, amount=received, block_time=int(block_time))
+
+    def _get_transaction(self, signature: str, commitment: str) -> dict[str, Any] | None:
+        config = {"encoding": "jsonParsed", "commitment": commitment, "maxSupportedTransactionVersion": 0}
+        result = self._rpc("getTransaction", [signature, config])
+        if result is not None and not isinstance(result, dict):
+            raise ChainUnavailable("Solana RPC answered getTransaction with garbage")
+        return result
+
+    def token_balance(self, owner: str) -> int:
+        account = get_associated_token_address(Pubkey.from_string(owner), self.mint)
+        result = self._rpc("getAccountInfo", [str(account), {"encoding": "base64", "commitment": "confirmed"}])
+        try:
+            value = result["value"]
+            if value is None:
+                return 0
+            data = base64.b64decode(value["data"][0])
+            token = TokenAccount.from_bytes(data[:165])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getAccountInfo with garbage: {exc!r}") from exc
+        if value["owner"] != str(TOKEN_PROGRAM_ID) or token.mint != self.mint:
+            raise ChainUnavailable(f"{account} is not a USDC token account")
+        return token.amount
+
+    # --- payouts ------------------------------------------------------------------------------------
+
+    def next_nonce(self) -> int | None:
+        return None
+
+    def sign_transfer(self, *, to: str, amount: int, memo: str, nonce: int | None = None) -> SignedTransfer:
+        """Escrow hot wallet -> `to`'s USDC associated token account (created if missing), with a memo.
+        Valid until the blockhash's last valid block height; `nonce` is not used on Solana."""
+        if amount <= 0:
+            raise ValueError("amount must be positive")
+        recipient = Pubkey.from_string(to)
+        latest = self._rpc("getLatestBlockhash", [{"commitment": "confirmed"}])
+        try:
+            blockhash = Hash.from_string(latest["value"]["blockhash"])
+            valid_until = int(latest["value"]["lastValidBlockHeight"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getLatestBlockhash with garbage: {exc!r}") from exc
+        hot = self.escrow.pubkey()
+        params = TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=self.escrow_token_account,
+            mint=self.mint,
+            dest=get_associated_token_address(recipient, self.mint),
+            owner=hot,
+            amount=amount,
+            decimals=USDC_DECIMALS,
+            signers=[],
+        )
+        instructions = [
+            create_idempotent_associated_token_account(hot, recipient, self.mint),
+            transfer_checked(params),
+            create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=hot, message=memo.encode())),
+        ]
+        tx = VersionedTransaction(MessageV0.try_compile(hot, instructions, [], blockhash), [self.escrow])
+        return SignedTransfer(tx_hash=str(tx.signatures[0]), raw=bytes(tx), valid_until=valid_until)
+
+    def send_raw(self, raw: bytes) -> None:
+        """Broadcast without preflight, so a transfer that fails lands as failed (visible) rather than vanishing."""
+        config = {"encoding": "base64", "skipPreflight": True, "preflightCommitment": "confirmed"}
+        try:
+            self._rpc("sendTransaction", [base64.b64encode(raw).decode(), config])
+        except RpcError as exc:
+            if exc.transaction_error in _HARMLESS_SEND_ERRORS or "already been processed" in exc.rpc_message:
+                return
+            raise
+
+    def transfer_status(self, signed: SignedTransfer) -> TransferState:
+        # The height first: once the finalized chain is past valid_until, an unseen transaction never lands.
+        height = self._rpc("getBlockHeight", [{"commitment": "finalized"}])
+        if not isinstance(height, int):
+            raise ChainUnavailable("Solana RPC answered getBlockHeight with garbage")
+        result = self._rpc("getSignatureStatuses", [[signed.tx_hash], {"searchTransactionHistory": True}])
+        try:
+            status = result["value"][0]
+            if status is not None:
+                if status.get("confirmationStatus") != "finalized":
+                    return "pending"
+                return "confirmed" if status.get("err") is None else "failed"
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getSignatureStatuses with garbage: {exc!r}") from exc
+        if signed.valid_until is not None and height > signed.valid_until:
+            return "expired"
+        return "pending"
+
+    # --- transport -----------------------------------------------------------------------------------
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        body: dict[str, Any] = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
+        try:
+            response = self.session.post(self.rpc_url, json=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise ChainUnavailable(f"Solana RPC {method} unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise ChainUnavailable(f"Solana RPC {method} answered HTTP {response.status_code}")
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ChainUnavailable(f"Solana RPC {method} answered something that is not JSON") from None
+        if not isinstance(payload, dict):
+            raise ChainUnavailable(f"Solana RPC {method} answered garbage")
+        if payload.get("error") is not None:
+            raise RpcError(method, payload["error"])
+        if "result" not in payload:
+            raise ChainUnavailable(f"Solana RPC {method} answered without a result")
+        return payload["result"]

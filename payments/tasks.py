@@ -1,0 +1,176 @@
+"""Moving money out of escrow: payouts to agents and refunds to buyers.
+
+`send_transfer` is safe to run any number of times, concurrently or after a crash at any line:
+1. under the transfer's row lock, sign once and store the signed bytes (nothing has left yet);
+2. send those bytes (a re-send of the same bytes cannot pay twice);
+3. under the lock again, record what the chain says: confirmed (ledger row, event), failed
+   (visible, retryable), expired (never landed: sign anew next time), or still pending.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from functools import partial
+
+from django.db import transaction
+from django.tasks import task
+from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
+from django.utils import timezone
+
+from orders.models import OrderEvent
+from payments import chains, ledger
+from payments.models import HotWalletNonce, OutgoingTransfer, TransferKind, TransferStatus
+
+log = logging.getLogger("atelier.payments")
+
+RECHECK_DELAY = timedelta(seconds=20)
+
+
+def _event(transfer: OutgoingTransfer, action: str, **data: object) -> None:
+    OrderEvent.objects.create(
+        order_id=transfer.order_id,
+        action=action,
+        actor_kind="system",
+        actor_id="system",
+        data={
+            "transfer_id": transfer.pk,
+            "kind": transfer.kind,
+            "amount_base_units": transfer.amount_base_units,
+            "chain": transfer.chain,
+            **data,
+        },
+    )
+
+
+def _fail(transfer: OutgoingTransfer, reason: str) -> None:
+    transfer.status = TransferStatus.FAILED
+    transfer.last_error = reason
+    transfer.save(update_fields=["status", "last_error", "updated_at"])
+    _event(transfer, f"{transfer.kind}_failed", reason=reason)
+
+
+def _allocate_nonce(client: chains.ChainClient, address: str) -> int | None:
+    """EVM: the next nonce of the hot wallet, under a row lock so two workers never share one."""
+    chain_nonce = client.next_nonce()
+    if chain_nonce is None:
+        return None
+    row, _ = HotWalletNonce.objects.select_for_update().get_or_create(address=address)
+    nonce = max(row.next_nonce, chain_nonce)
+    row.next_nonce = nonce + 1
+    row.save(update_fields=["next_nonce"])
+    return nonce
+
+
+def _sign(transfer_id: int) -> OutgoingTransfer | None:
+    """Step 1. Returns the transfer with signed bytes, or None when there is nothing to send."""
+    with transaction.atomic():
+        transfer = OutgoingTransfer.objects.select_for_update().get(pk=transfer_id)
+        if transfer.status == TransferStatus.CONFIRMED:
+            return None
+        if transfer.raw_tx:
+            return transfer  # signed before (maybe sent, maybe not): re-send the same bytes
+        if not transfer.to_address:
+            whose = "agent has no payout wallet" if transfer.kind == TransferKind.PAYOUT else "no refund address"
+            _fail(transfer, f"Cannot send: the {whose} on {transfer.chain}.")
+            return None
+        client = chains.client(transfer.chain)
+        try:
+            with transaction.atomic():  # a savepoint: signing that fails gives its nonce back
+                nonce = _allocate_nonce(client, client.payment_instructions().escrow_address)
+                signed = client.sign_transfer(
+                    to=transfer.to_address,
+                    amount=transfer.amount_base_units,
+                    memo=f"atelier:{transfer.kind}:{transfer.order_id}",
+                    nonce=nonce,
+                )
+        except chains.ChainUnavailable as exc:
+            # Nothing was signed or sent; stay pending and try again later.
+            transfer.attempts += 1
+            transfer.last_error = f"Chain unreachable while signing: {exc}"
+            transfer.save(update_fields=["attempts", "last_error", "updated_at"])
+            return None
+        except chains.ChainError as exc:
+            _fail(transfer, f"Could not sign: {exc}")
+            return None
+        transfer.raw_tx = signed.raw
+        transfer.tx_hash = signed.tx_hash
+        transfer.valid_until = signed.valid_until
+        transfer.nonce = signed.nonce
+        transfer.status = TransferStatus.SIGNED
+        transfer.save(update_fields=["raw_tx", "tx_hash", "valid_until", "nonce", "status", "updated_at"])
+        return transfer
+
+
+def _record(transfer_id: int, state: chains.TransferState) -> TransferStatus:
+    """Step 3."""
+    with transaction.atomic():
+        transfer = OutgoingTransfer.objects.select_for_update().get(pk=transfer_id)
+        if transfer.status == TransferStatus.CONFIRMED:
+            return TransferStatus.CONFIRMED
+        if state == "confirmed":
+            transfer.status = TransferStatus.CONFIRMED
+            transfer.confirmed_at = timezone.now()
+            transfer.last_error = ""
+            transfer.save(update_fields=["status", "confirmed_at", "last_error", "updated_at"])
+            ledger.transfer_out(
+                transfer.order,
+                payout=transfer.kind == TransferKind.PAYOUT,
+                chain=transfer.chain,
+                amount=transfer.amount_base_units,
+            )
+            _event(transfer, f"{transfer.kind}_sent", tx_hash=transfer.tx_hash)
+        elif state == "expired":
+            # Its blockhash expired and it never landed: it never can, so signing anew is safe.
+            transfer.raw_tx = None
+            transfer.tx_hash = ""
+            transfer.status = TransferStatus.PENDING
+            transfer.save(update_fields=["raw_tx", "tx_hash", "status", "updated_at"])
+        elif state == "failed":
+            _fail(transfer, f"The transaction {transfer.tx_hash} failed on-chain.")
+        return TransferStatus(transfer.status)
+
+
+def process_transfer(transfer_id: int) -> TransferStatus:
+    """One pass of sign, send, record. Returns the transfer's status afterwards."""
+    transfer = _sign(transfer_id)
+    if transfer is None:
+        return TransferStatus(OutgoingTransfer.objects.values_list("status", flat=True).get(pk=transfer_id))
+    client = chains.client(transfer.chain)
+    signed = chains.SignedTransfer(
+        tx_hash=transfer.tx_hash,
+        raw=bytes(transfer.raw_tx or b""),
+        valid_until=transfer.valid_until,
+        nonce=transfer.nonce,
+    )
+    try:
+        client.send_raw(signed.raw)
+        state = client.transfer_status(signed)
+    except chains.ChainUnavailable as exc:
+        OutgoingTransfer.objects.filter(pk=transfer_id).update(
+            attempts=transfer.attempts + 1, last_error=f"Chain unreachable: {exc}", updated_at=timezone.now()
+        )
+        log.warning("transfer %s: chain unreachable, will retry: %s", transfer_id, exc)
+        return TransferStatus.SIGNED
+    OutgoingTransfer.objects.filter(pk=transfer_id).update(attempts=transfer.attempts + 1)
+    return _record(transfer_id, state)
+
+
+@task(queue_name=DEFAULT_TASK_QUEUE_NAME)
+def send_transfer(transfer_id: int) -> str:
+    status = process_transfer(transfer_id)
+    if status in (TransferStatus.SIGNED, TransferStatus.PENDING) and send_transfer.get_backend().supports_defer:
+        # Not final yet (or the chain was down): look again shortly.
+        send_transfer.using(run_after=timezone.now() + RECHECK_DELAY).enqueue(transfer_id)
+    return str(status)
+
+
+def retry_transfer(transfer: OutgoingTransfer) -> None:
+    """Staff retry. A failed transfer either never got signed or landed and failed on-chain;
+    neither can move money, so it is signed anew. Others are just looked at again."""
+    if transfer.status == TransferStatus.FAILED:
+        transfer.status = TransferStatus.PENDING
+        transfer.raw_tx = None
+        transfer.tx_hash = ""
+        transfer.save(update_fields=["status", "raw_tx", "tx_hash", "updated_at"])
+    transaction.on_commit(partial(send_transfer.enqueue, transfer.pk))

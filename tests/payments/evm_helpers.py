@@ -1,0 +1,148 @@
+"""Paying on the local EVM devchain from tests, the way a buyer's wallet would: real keys, real
+signed EIP-1559 transactions, sent as raw bytes over JSON-RPC.
+
+    with running_devchain() as dev:
+        point_settings(settings, dev)             # pytest-django's `settings` fixture
+        buyer = new_wallet(dev.url, usdc=100_000_000)
+        tx_hash = pay_order(dev.url, buyer, chains.client("base").payment_instructions(), 25_000_000)
+        mine(dev.url, 2)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+
+from payments.chains import PaymentInstructions
+from payments.devchain.evm import ARTIFACT, EvmDevchain, serve_evm
+
+TRANSFER_SELECTOR = keccak(text="transfer(address,uint256)")[:4]
+GAS = 100_000
+
+
+@dataclass(frozen=True)
+class Devchain:
+    url: str
+    chain: EvmDevchain
+
+
+@contextmanager
+def running_devchain(**keys: str) -> Iterator[Devchain]:
+    """An EVM devchain on an ephemeral loopback port for the duration of the block."""
+    server, thread, chain = serve_evm("127.0.0.1", 0, **keys)
+    try:
+        yield Devchain(url=server.url, chain=chain)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def point_settings(settings: Any, dev: Devchain, *, confirmations: int = 2) -> None:
+    """Point the Base client at `dev`, as an operator would in rpc mode (no state file)."""
+    settings.CHAIN_MODE = "rpc"
+    settings.BASE_RPC_URL = dev.url
+    settings.BASE_USDC_ADDRESS = dev.chain.usdc_address
+    settings.BASE_ESCROW_PRIVATE_KEY = dev.chain.state()["escrow_private_key"]
+    settings.BASE_CHAIN_ID = dev.chain.chain_id
+    settings.BASE_CONFIRMATIONS = confirmations
+    settings.CHAIN_RPC_TIMEOUT_SECONDS = 5.0
+
+
+def rpc(url: str, method: str, *params: Any) -> Any:
+    body = requests.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}, timeout=10)
+    reply = body.json()
+    if "error" in reply:
+        raise RuntimeError(f"{method}: {reply['error']['message']}")
+    return reply["result"]
+
+
+def mine(url: str, blocks: int = 1) -> None:
+    rpc(url, "evm_mine", blocks)
+
+
+def fund(url: str, address: str, *, eth: int = 10**18, usdc: int = 0) -> None:
+    """Test ETH (for gas) and test USDC from the devchain's faucet."""
+    reply = requests.post(f"{url}/faucet", json={"address": address, "eth": eth, "usdc": usdc}, timeout=10)
+    reply.raise_for_status()
+
+
+def new_wallet(url: str, *, usdc: int = 0, eth: int = 10**18) -> LocalAccount:
+    account: LocalAccount = Account.create()
+    fund(url, account.address, eth=eth, usdc=usdc)
+    return account
+
+
+def send_tx(
+    url: str, account: LocalAccount, *, to: str | None, data: bytes, gas: int = GAS, nonce: int | None = None
+) -> str:
+    """Sign and send an EIP-1559 transaction with an explicit gas limit (so a reverting one still
+    lands and fails on-chain). Returns the lowercase hash; eth-tester mines it at once."""
+    chain_id = int(rpc(url, "eth_chainId"), 16)
+    if nonce is None:
+        nonce = int(rpc(url, "eth_getTransactionCount", account.address, "pending"), 16)
+    base_fee = int(rpc(url, "eth_getBlockByNumber", "latest", False)["baseFeePerGas"], 16)
+    tx: dict[str, Any] = {
+        "type": 2,
+        "chainId": chain_id,
+        "nonce": nonce,
+        "value": 0,
+        "gas": gas,
+        "maxPriorityFeePerGas": 10**9,
+        "maxFeePerGas": 2 * base_fee + 10**9,
+        "data": data,
+    }
+    if to is not None:
+        tx["to"] = to_checksum_address(to)
+    signed = account.sign_transaction(tx)
+    sent: str = rpc(url, "eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
+    return sent.lower()
+
+
+def transfer_token(url: str, account: LocalAccount, token: str, to: str, amount: int, **kwargs: Any) -> str:
+    data = TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to_checksum_address(to), amount])
+    return send_tx(url, account, to=token, data=data, **kwargs)
+
+
+def pay_order(url: str, buyer: LocalAccount, instructions: PaymentInstructions | Mapping[str, Any], amount: int) -> str:
+    """Send `amount` USDC base units from `buyer` to the escrow, as the order's payment
+    instructions say (the client's dataclass or the API's JSON). Returns the tx hash."""
+    if isinstance(instructions, PaymentInstructions):
+        token, escrow = instructions.token, instructions.escrow_address
+    else:
+        token, escrow = instructions["token"], instructions["escrow_address"]
+    return transfer_token(url, buyer, token, escrow, amount)
+
+
+def receipt(url: str, tx_hash: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = rpc(url, "eth_getTransactionReceipt", tx_hash)
+    return found
+
+
+def deploy_token(url: str, account: LocalAccount) -> str:
+    """Another 'USD Coin' / 'USDC' / 6 decimals contract, minted by `account`: a fake USDC."""
+    artifact = json.loads(ARTIFACT.read_text())
+    data = bytes.fromhex(artifact["bytecode"].removeprefix("0x")) + abi_encode(
+        ["string", "string", "uint8"], ["USD Coin", "USDC", 6]
+    )
+    tx_hash = send_tx(url, account, to=None, data=data, gas=1_000_000)
+    found = receipt(url, tx_hash)
+    assert found is not None
+    assert found["status"] == "0x1"
+    return to_checksum_address(found["contractAddress"])
+
+
+def mint(url: str, minter: LocalAccount, token: str, to: str, amount: int) -> str:
+    data = keccak(text="mint(address,uint256)")[:4] + abi_encode(
+        ["address", "uint256"], [to_checksum_address(to), amount]
+    )
+    return send_tx(url, minter, to=token, data=data)
