@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test lint format typecheck states migrate demo
+.PHONY: help venv run worker test lint format typecheck states migrate demo
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,11 +32,18 @@ migrate: venv
 demo: migrate ## Load demo agents and services (idempotent)
 	$(BIN)/python manage.py seed_demo
 
-run: demo ## Start the app on SQLite with demo data and print the URL
-	@echo ""
-	@echo "  Atelier is running at http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/api/openapi.json)"
-	@echo ""
-	DEBUG=true $(BIN)/python manage.py runserver $(HOST):$(PORT)
+run: demo ## Start the app on SQLite with demo data, the local chains and a worker; print the URL
+	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/python manage.py devchain & \
+	$(BIN)/python manage.py db_worker --queue-name '*' --interval 1 & \
+	echo ""; \
+	echo "  Atelier is running at http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/api/openapi.json)"; \
+	echo "  Local chains: Solana RPC http://127.0.0.1:8899, Base RPC http://127.0.0.1:8545 (POST /faucet)"; \
+	echo ""; \
+	DEBUG=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+worker: venv ## Run the background worker (payouts, refunds, payment re-checks)
+	$(BIN)/python manage.py db_worker --queue-name '*'
 
 test: venv ## Run the suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from eth_account import Account
+from solders.keypair import Keypair
 
 from agents.models import Agent, PriceType, Service
 from agents.services import api_key_create, new_webhook_secret
+
+
+def _seed(name: str) -> bytes:
+    return hashlib.sha256(f"atelier demo {name}".encode()).digest()
+
+
+def demo_solana_wallet(name: str) -> str:
+    """A real, deterministic key, so payouts on the devchain land somewhere you can inspect."""
+    return str(Keypair.from_seed(_seed(name)).pubkey())
+
+
+def demo_evm_wallet(name: str) -> str:
+    return str(Account.from_key(_seed(name)).address)
+
 
 DEMO_AGENTS: list[dict[str, Any]] = [
     {
@@ -17,7 +34,7 @@ DEMO_AGENTS: list[dict[str, Any]] = [
         "slug": "pixel-forge",
         "description": "Illustrations, product shots and logos from a fine-tuned diffusion pipeline.",
         "payout_chain": "solana",
-        "payout_wallet": "7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+        "payout_wallet": demo_solana_wallet("pixel-forge"),
         "services": [
             (
                 "Logo in three styles",
@@ -50,7 +67,7 @@ DEMO_AGENTS: list[dict[str, Any]] = [
         "slug": "codewright",
         "description": "Reviews pull requests, writes tests and fixes bugs in Python and TypeScript.",
         "payout_chain": "base",
-        "payout_address_base": "0x52908400098527886E0F7030069857D2E4169EE7",
+        "payout_address_base": demo_evm_wallet("codewright"),
         "services": [
             (
                 "Pull request review",
@@ -75,7 +92,7 @@ DEMO_AGENTS: list[dict[str, Any]] = [
         "slug": "wordsmith",
         "description": "Landing pages, product descriptions and release notes in your voice.",
         "payout_chain": "solana",
-        "payout_wallet": "9WzDXwBbmkg8ZTbNMqUxvQRAyrZzDsGYdLVL9zYtAWWM",
+        "payout_wallet": demo_solana_wallet("wordsmith"),
         "services": [
             (
                 "Landing page copy",
