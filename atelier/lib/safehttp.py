@@ -1,0 +1,145 @@
+"""Outbound HTTP to addresses users give us (webhook endpoints, deliverable URLs), safely.
+
+The check is made at connect time: the host is resolved once, every address must be public, and
+the socket connects to exactly the address that was checked. Checking a DNS answer and then
+letting the HTTP client resolve again is not enough, since the second answer can differ (DNS
+rebinding). No redirects are followed, no proxy from the
+environment is used, bodies are capped, and every call has a timeout.
+
+Tests that run a receiver on loopback set `SAFEHTTP_ALLOW_LOOPBACK = True`; nothing else may.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from django.conf import settings
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+
+class UnsafeURL(Exception):
+    """The URL or the address it led to is not allowed (private, loopback, link-local, ...)."""
+
+
+class TooLarge(Exception):
+    """The response body is over the limit."""
+
+
+def address_allowed(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback and getattr(settings, "SAFEHTTP_ALLOW_LOOPBACK", False):
+        return True
+    return ip.is_global and not ip.is_multicast
+
+
+class _CheckedConnectionMixin:
+    """Resolve once, refuse unless every address is allowed, connect to that very address (so a
+    second DNS answer cannot redirect us), and check the connected peer again."""
+
+    host: str
+    port: int
+    timeout: Any
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise UnsafeURL(f"cannot resolve {self.host}: {exc}") from None
+        for *_, sockaddr in infos:
+            if not address_allowed(str(sockaddr[0])):
+                raise UnsafeURL(f"refusing to connect to {sockaddr[0]}: not a public address")
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else 10.0)
+        try:
+            sock.connect(sockaddr)
+        except OSError:
+            sock.close()
+            raise
+        if not address_allowed(sock.getpeername()[0]):
+            sock.close()
+            raise UnsafeURL("connected to a non-public address")
+        return sock
+
+
+class _SafeHTTPConnection(_CheckedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _SafeHTTPSConnection(_CheckedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _SafeHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _SafeHTTPConnection
+
+
+class _SafeHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _SafeHTTPSConnection
+
+
+def _pool_manager() -> urllib3.PoolManager:
+    manager = urllib3.PoolManager(num_pools=20, maxsize=4)
+    manager.pool_classes_by_scheme = {"http": _SafeHTTPPool, "https": _SafeHTTPSPool}
+    return manager
+
+
+_manager = _pool_manager()
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL("only http and https URLs with a host are allowed")
+    if parts.username or parts.password:
+        raise UnsafeURL("URLs with credentials are not allowed")
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10.0,
+    max_bytes: int = 1_000_000,
+) -> Response:
+    """One request, no redirects. Raises UnsafeURL, TooLarge, or urllib3's HTTPError subclasses
+    (timeouts, refused connections) for the caller to treat as a failed attempt."""
+    check_url(url)
+    response: Any = _manager.request(
+        method,
+        url,
+        body=body,
+        headers=headers or {},
+        timeout=urllib3.Timeout(connect=min(timeout, 5.0), read=timeout),
+        retries=False,
+        redirect=False,
+        preload_content=False,
+    )
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.stream(64 * 1024):
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"response body over {max_bytes} bytes")
+            chunks.append(chunk)
+        return Response(response.status, b"".join(chunks), dict(response.headers))
+    finally:
+        response.release_conn()
