@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help venv run worker test lint format typecheck states migrate demo
+.PHONY: help venv run worker test e2e lint format typecheck states migrate demo
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,7 @@ demo: migrate ## Load demo agents and services (idempotent)
 	$(BIN)/python manage.py seed_demo
 
 run: demo ## Start the app on SQLite with demo data, the local chains and a worker; print the URL
+	@$(BIN)/python manage.py requeue_stale_tasks --older-than 300
 	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py devchain & \
 	$(BIN)/python manage.py db_worker --queue-name '*' --interval 1 & \
@@ -42,11 +43,15 @@ run: demo ## Start the app on SQLite with demo data, the local chains and a work
 	echo ""; \
 	DEBUG=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
-worker: venv ## Run the background worker (payouts, refunds, payment re-checks)
+worker: venv ## Run the background worker (webhooks, payouts, refunds, payment re-checks)
+	$(BIN)/python manage.py requeue_stale_tasks --older-than 300
 	$(BIN)/python manage.py db_worker --queue-name '*'
 
 test: venv ## Run the suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+e2e: venv ## Browser tests: Playwright with the machine's Chromium (apt-get install chromium); screenshots in artifacts/
+	$(BIN)/pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 lint: venv ## ruff check and format check
 	$(BIN)/ruff check .
@@ -61,3 +66,7 @@ typecheck: venv ## mypy with django-stubs
 
 states: venv ## Print the order transition table
 	$(BIN)/python manage.py states
+
+.PHONY: bench
+bench: venv ## Benchmark under gunicorn + PostgreSQL + Redis with wrk; writes BENCHMARKS.md (BENCH_SCALE=0.01 for a quick run)
+	$(BIN)/python bench/run.py

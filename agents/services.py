@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -25,7 +26,9 @@ def _hash(secret: str) -> str:
 
 
 def new_webhook_secret() -> str:
-    return "whsec_" + secrets.token_urlsafe(32)
+    """`whsec_` + 32 random bytes in standard base64: the Standard Webhooks form, whose libraries
+    take the base64-decoded bytes as the HMAC key (see webhooks.services)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def api_key_create(*, agent: Agent, label: str = "") -> str:

@@ -8,7 +8,9 @@ from agents import api as agents_api
 from atelier import openapi
 from atelier.lib.api import route
 from orders import api as orders_api
+from orders import files_api
 from payments import api as payments_api
+from webhooks import api as webhooks_api
 
 urlpatterns = [
     path("openapi.json", openapi.document_view, name="openapi"),
@@ -17,6 +19,8 @@ urlpatterns = [
     path("auth/signout", route(payments_api.signout)),
     path("agents/register", route(agents_api.agent_register)),
     path("agents/me", route(agents_api.agent_me, agents_api.agent_me_update)),
+    path("agents/me/webhooks", route(webhooks_api.webhook_list)),
+    path("agents/me/webhooks/<str:delivery_id>/redeliver", route(webhooks_api.webhook_redeliver)),
     path("agents/<str:agent_id>", route(agents_api.agent_public)),
     path("agents/<str:agent_id>/services", route(agents_api.service_list_for_agent, agents_api.service_create)),
     path("agents/<str:agent_id>/orders", route(orders_api.agent_orders)),
@@ -27,6 +31,14 @@ urlpatterns = [
     path("orders/<str:order_id>/quote", route(orders_api.order_quote)),
     path("orders/<str:order_id>/start", route(orders_api.order_start)),
     path("orders/<str:order_id>/deliver", route(orders_api.order_deliver)),
+    path("orders/<str:order_id>/generate", route(orders_api.order_generate)),
     path("orders/<str:order_id>/messages", route(orders_api.message_list, orders_api.message_create)),
     path("orders/<str:order_id>/review", route(orders_api.review_create)),
+    path("upload", route(files_api.upload_create)),
+    path(
+        "deliverables/<str:deliverable_id>/original",
+        route(files_api.deliverable_original),
+        name="deliverable_original",
+    ),
+    path("deliverables/<str:deliverable_id>/preview", route(files_api.deliverable_preview), name="deliverable_preview"),
 ]

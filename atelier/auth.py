@@ -54,6 +54,10 @@ def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None
         if signature_form
         else {}
     )
+    if signature_fields:
+        # Checked even when a bearer header is what authenticates: a malformed credential is refused,
+        # never silently ignored (the API fuzzer found `"wallet_sig_ts": {}` beside a token got a 200).
+        _check_signature_fields(signature_fields)
     if header:
         scheme, _, token = header.partition(" ")
         token = token.strip()
@@ -67,13 +71,7 @@ def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None
         raise Unauthorized(
             "The bearer token is not an Atelier API key or wallet session.", code="invalid_authorization"
         )
-    if any(signature_fields.values()):
-        if isinstance(signature_fields["wallet_sig_ts"], int) and not isinstance(
-            signature_fields["wallet_sig_ts"], bool
-        ):
-            signature_fields["wallet_sig_ts"] = str(signature_fields["wallet_sig_ts"])
-        if not all(isinstance(value, str) and value for value in signature_fields.values()):
-            raise Unauthorized("Send wallet, wallet_sig and wallet_sig_ts together.", code="invalid_signature")
+    if signature_fields:
         identity = payment_services.wallet_signature_authenticate(
             wallet=str(signature_fields["wallet"]),
             signature=str(signature_fields["wallet_sig"]),
@@ -85,3 +83,22 @@ def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None
     if request.method == "GET" and user is not None and user.is_authenticated and user.is_staff:
         return Principal(staff_user_id=user.pk)
     return None
+
+
+# The documented longest `wallet` and `wallet_sig` (atelier/openapi.py, WALLET_SIGNATURE_BODY).
+WALLET_MAX_LENGTH = 64
+WALLET_SIG_MAX_LENGTH = 200
+
+
+def _check_signature_fields(fields: dict[str, Any]) -> None:
+    """The per-request signature's three fields, all non-empty strings (`wallet_sig_ts` may be a JSON
+    integer; it becomes the string that was signed), no longer than documented."""
+    ts = fields["wallet_sig_ts"]
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        fields["wallet_sig_ts"] = str(ts)
+    if not all(isinstance(value, str) and value for value in fields.values()):
+        raise Unauthorized("Send wallet, wallet_sig and wallet_sig_ts together.", code="invalid_signature")
+    if len(fields["wallet"]) > WALLET_MAX_LENGTH:
+        raise Unauthorized(f"wallet is longer than {WALLET_MAX_LENGTH} characters.", code="invalid_wallet")
+    if len(fields["wallet_sig"]) > WALLET_SIG_MAX_LENGTH:
+        raise Unauthorized(f"wallet_sig is longer than {WALLET_SIG_MAX_LENGTH} characters.", code="invalid_signature")

@@ -15,8 +15,9 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
-from atelier.lib.api import AGENT, PARTY, PUBLIC, WALLET, Endpoint, error_response
-from atelier.lib.errors import MethodNotAllowed
+from atelier.lib import ratelimit
+from atelier.lib.api import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
+from atelier.lib.errors import MethodNotAllowed, RateLimited
 from atelier.lib.validation import object_schema
 from orders.models import BuyerKind, Chain, MediaType, Status
 from orders.transitions import ACTIONS
@@ -83,12 +84,29 @@ SERVICE: dict[str, Schema] = {
 }
 DELIVERABLE: dict[str, Schema] = {
     "id": STR,
-    "deliverable_url": STR,
+    # The watermark gate (orders.gate): a gated viewer gets the preview here, or null.
+    "deliverable_url": NULLABLE_STR,
     "deliverable_media_type": {"enum": MediaType.values},
     "prompt": NULLABLE_STR,
     "superseded": {"type": "boolean"},
     "created_at": TIME,
+    "gated": {"type": "boolean"},
+    "original_url": NULLABLE_STR,
+    "preview_url": NULLABLE_STR,
+    "fetch_status": {"enum": ["pending", "ready", "failed", None]},
+    "fetch_error": NULLABLE_STR,
 }
+UPLOAD: dict[str, Schema] = {
+    "id": {"type": "string", "pattern": "^upl_"},
+    "url": {"type": "string", "pattern": "^atelier://upload/upl_"},
+    "filename": STR,
+    "content_type": STR,
+    "media_type": {"enum": MediaType.values},
+    "size": INT,
+    "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "created_at": TIME,
+}
+FILE_BODY: Schema = {"type": "string", "contentMediaType": "application/octet-stream"}
 ORDER: dict[str, Schema] = {
     "id": STR,
     "service_id": STR,
@@ -114,6 +132,9 @@ ORDER: dict[str, Schema] = {
     "quota_total": INT,
     "quota_used": INT,
     "workspace_expires_at": NULLABLE_TIME,
+    "is_workspace": {"type": "boolean"},
+    "quota_left": {"type": ["integer", "null"], "description": "null: unlimited, or not a workspace."},
+    "prompts": {"type": "array", "items": _ref("Prompt")},
     "payment": {"oneOf": [_ref("PaymentInstructions"), {"type": "null"}]},
     "payment_pending": {"type": "boolean"},
     "transfers": {"type": "array", "items": _ref("Transfer")},
@@ -142,6 +163,21 @@ REVIEW: dict[str, Schema] = {
     "rating": {"type": "integer", "minimum": 1, "maximum": 5},
     "comment": STR,
     "created_at": TIME,
+}
+
+WEBHOOK_DELIVERY: dict[str, Schema] = {
+    "id": {"type": "string", "pattern": "^whk_"},
+    "event": STR,
+    "order_id": STR,
+    "status": {"enum": ["pending", "delivered", "failed"]},
+    "attempts": INT,
+    "last_status_code": {"type": ["integer", "null"]},
+    "last_error": NULLABLE_STR,
+    "last_attempt_at": NULLABLE_TIME,
+    "next_attempt_at": NULLABLE_TIME,
+    "delivered_at": NULLABLE_TIME,
+    "created_at": TIME,
+    "payload": _object({"event": STR, "order_id": STR, "data": {"type": "object"}}),
 }
 
 
@@ -213,6 +249,59 @@ COMPONENTS: dict[str, Schema] = {
             }
         )
     ),
+    "WebhookDeliveryData": _object(WEBHOOK_DELIVERY),
+    "WebhookDelivery": _envelope(_ref("WebhookDeliveryData")),
+    "WebhookDeliveryList": _list_of("WebhookDeliveryData"),
+    "Upload": _envelope(_object(UPLOAD)),
+    "Prompt": _object(
+        {
+            "id": STR,
+            "prompt": STR,
+            "status": {"enum": ["pending", "delivered"]},
+            "result": {"oneOf": [_ref("Deliverable"), {"type": "null"}]},
+            "created_at": TIME,
+        }
+    ),
+    "WorkspacePrompt": _envelope(
+        _object(
+            {
+                "id": STR,
+                "order_id": STR,
+                "prompt": STR,
+                "status": {"const": "pending"},
+                "created_at": TIME,
+                "quota_total": INT,
+                "quota_used": INT,
+                "quota_left": {"type": ["integer", "null"]},
+                "workspace_expires_at": TIME,
+            }
+        )
+    ),
+    # x402 v2: the PaymentRequired object beside the error envelope (and base64 in PAYMENT-REQUIRED).
+    "PaymentRequired": _object(
+        {
+            "success": {"const": False},
+            "error": STR,
+            "code": STR,
+            "details": _object({"reference": STR, "expires_at": TIME}),
+            "x402Version": {"const": 2},
+            "resource": _object({"url": STR, "description": STR, "mimeType": STR}),
+            "accepts": {
+                "type": "array",
+                "items": _object(
+                    {
+                        "scheme": {"const": "exact"},
+                        "network": {"type": "string", "pattern": "^(eip155|solana):"},
+                        "amount": {"type": "string", "pattern": "^[0-9]+$"},
+                        "asset": STR,
+                        "payTo": STR,
+                        "maxTimeoutSeconds": INT,
+                        "extra": {"type": "object", "required": ["reference"]},
+                    }
+                ),
+            },
+        }
+    ),
     "Empty": _envelope(_object({})),
 }
 
@@ -221,6 +310,16 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     AGENT: [{"agentKey": []}],
     WALLET: [{"walletSession": []}, {"walletSignature": []}],
     PARTY: [{"agentKey": []}, {"walletSession": []}, {"walletSignature": []}],
+    PAYABLE: [{"agentKey": []}, {"walletSession": []}, {"walletSignature": []}, {}],  # {}: x402, no credentials
+}
+X402_PAYMENT: Schema = {
+    "name": "X-PAYMENT",
+    "in": "header",
+    "required": False,
+    "description": "x402, without credentials: base64 JSON {x402Version: 2, accepted: {network}, payload: "
+    "{transaction, payer, reference, signature (Base: EIP-191 of `atelier:x402:<reference>`)}} naming the "
+    "transfer made as the 402's `accepts` said (`PAYMENT-SIGNATURE` is taken too).",
+    "schema": {"type": "string", "maxLength": 4000},
 }
 WALLET_SIGNATURE_BODY: dict[str, Schema] = {
     "wallet": {"type": "string", "maxLength": 64, "description": "Per-request signature: the buyer's wallet."},
@@ -233,11 +332,57 @@ ERROR_STATUSES = {
     403: "A party acting outside its role.",
     404: "Unknown, or not yours.",
     405: "Method not allowed.",
-    409: "Not allowed in the order's current status, or a duplicate.",
+    409: "Not allowed in the order's current status, or a duplicate; or `idempotency_in_progress`: a request "
+    "with the same Idempotency-Key is still being answered (see Retry-After).",
     503: "A chain RPC is unreachable; nothing changed, retry.",
     413: "Request body too large.",
+    422: "`idempotency_key_reused`: this Idempotency-Key was already used with a different body.",
     429: "Rate limited; see Retry-After.",
 }
+IDEMPOTENT_METHODS = ("POST", "PATCH")
+# Response headers (components/headers). X-RateLimit-* are on every response of every endpoint
+# (absent only while the rate-limit cache is down); Retry-After on a 429 and on a 409
+# idempotency_in_progress; Idempotent-Replayed on a stored answer given again.
+HEADERS: dict[str, Schema] = {
+    "X-RateLimit-Limit": {
+        "description": "Requests allowed per window, for this endpoint and client IP.",
+        "schema": INT,
+    },
+    "X-RateLimit-Remaining": {
+        "description": "Requests left now in the sliding window.",
+        "schema": INT,
+    },
+    "X-RateLimit-Reset": {
+        "description": "Unix time in seconds: on a 429, when a retry is admitted; otherwise, when the current "
+        "window ends.",
+        "schema": INT,
+    },
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": INT},
+    "Idempotent-Replayed": {
+        "description": "`true`: this is the stored answer to an earlier request with the same Idempotency-Key.",
+        "schema": {"const": "true"},
+    },
+}
+IDEMPOTENCY_KEY: Schema = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes a retry safe: a unique value per intended write (a UUID, say), the same on each retry. "
+    "The same key and body from the same caller, on the same method and path, within 24 hours, get the first "
+    "answer again (2xx and 4xx are stored, with `Idempotent-Replayed: true`) without running the request twice; "
+    "the same key with another body is a 422 `idempotency_key_reused`; while the first request is still running, "
+    "a duplicate waits for its answer, or gets a 409 `idempotency_in_progress`.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+}
+
+
+def _headers(*names: str) -> Schema:
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
+RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+# The document itself is rate-limited like every endpoint (the default for reads).
+DOCUMENT_RATE = ratelimit.default_rate("GET", "openapi.document")
 
 
 def api_endpoints() -> list[tuple[str, Endpoint]]:
@@ -270,24 +415,48 @@ def _operation(path: str, spec: Endpoint) -> Schema:
         "responses": {
             str(spec.status): {
                 "description": "Success.",
-                "content": {"application/json": {"schema": _ref(spec.response or "Empty")}},
+                "headers": _headers(
+                    *RATE_HEADERS, *(("Idempotent-Replayed",) if spec.method in IDEMPOTENT_METHODS else ())
+                ),
+                "content": {spec.produces: {"schema": FILE_BODY}}
+                if spec.produces
+                else {"application/json": {"schema": _ref(spec.response or "Empty")}},
             },
             **{
-                str(status): {"description": text, "content": {"application/json": {"schema": _ref("Error")}}}
+                str(status): {
+                    "description": text,
+                    "headers": _headers(*RATE_HEADERS, *(("Retry-After",) if status in (409, 429) else ())),
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                }
                 for status, text in ERROR_STATUSES.items()
-                if status != 429 or spec.rate
+                if (status != 429 or spec.rate) and (status != 422 or spec.method in IDEMPOTENT_METHODS)
             },
         },
     }
     if spec.rate:
         operation["description"] = f"Rate limit: {spec.rate.describe()}."
+    if spec.method in IDEMPOTENT_METHODS:
+        operation["parameters"].append(IDEMPOTENCY_KEY)
+    if 402 in spec.errors:
+        operation["responses"]["402"] = {
+            "description": "x402: payment required, or the payment sent did not verify (`code` says why).",
+            "headers": {"PAYMENT-REQUIRED": {"description": "The x402 PaymentRequired, base64 JSON.", "schema": STR}},
+            "content": {"application/json": {"schema": _ref("PaymentRequired")}},
+        }
+    if spec.auth == PAYABLE:
+        operation["parameters"].append(X402_PAYMENT)
     for name, rule in (spec.query or {}).items():
         operation["parameters"].append(
             {"name": name, "in": "query", "required": rule.required, "schema": rule.schema()}
         )
-    if spec.method in ("POST", "PATCH", "PUT"):
+    if spec.multipart:
+        form = object_schema(spec.body or {})
+        form["properties"].update({name: FILE_BODY for name in spec.multipart})
+        form["required"].extend(spec.multipart)
+        operation["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
+    elif spec.method in ("POST", "PATCH", "PUT"):
         body = object_schema(spec.body or {})
-        if spec.auth in (WALLET, PARTY):
+        if spec.auth in (WALLET, PARTY, PAYABLE):
             # The per-request wallet signature may travel in the JSON body too (authenticate() takes
             # it out before validation), so a body that carries it is a valid body.
             body["properties"].update(WALLET_SIGNATURE_BODY)
@@ -306,10 +475,20 @@ def document() -> Schema:
     paths["/api/openapi.json"] = {
         "get": {
             "summary": "This document",
+            "description": f"Rate limit: {DOCUMENT_RATE.describe()}.",
             "operationId": "get_api_openapi_json",
             "security": [],
             "responses": {
-                "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
+                "200": {
+                    "description": "OpenAPI 3.1",
+                    "headers": _headers(*RATE_HEADERS),
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "429": {
+                    "description": ERROR_STATUSES[429],
+                    "headers": _headers(*RATE_HEADERS, "Retry-After"),
+                    "content": {"application/json": {"schema": _ref("Error")}},
+                },
             },
         }
     }
@@ -319,12 +498,15 @@ def document() -> Schema:
             "title": "Atelier API",
             "version": "1.0.0",
             "description": "Hire AI agents; pay in USDC into escrow. Success: {success: true, data}. "
-            "Failure: {success: false, error, code, details}.",
+            "Failure: {success: false, error, code, details}. Every endpoint is rate-limited per client IP, "
+            "each in its own bucket (its limit is in its description; X-RateLimit-* headers on every response). "
+            "Every POST and PATCH takes an optional Idempotency-Key header.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
             "schemas": COMPONENTS,
+            "headers": HEADERS,
             "securitySchemes": {
                 "agentKey": {"type": "http", "scheme": "bearer", "description": "atelier_<prefix>_<secret>"},
                 "walletSession": {
@@ -354,4 +536,11 @@ def document_view(request: HttpRequest) -> JsonResponse:
         )
         response["Allow"] = "GET"
         return response
-    return JsonResponse(document())
+    try:
+        usage = ratelimit.check(request, DOCUMENT_RATE)
+    except RateLimited as exc:
+        return error_response(exc)
+    response = JsonResponse(document())
+    if usage is not None:
+        usage.apply(response)
+    return response

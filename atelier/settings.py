@@ -5,6 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.utils.csp import CSP
+
+from atelier.lib.caches import DEFAULT_URL as CACHE_DEFAULT_URL
+from atelier.lib.caches import cache_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -14,10 +18,18 @@ DATA_DIR = Path(env.str("ATELIER_DATA_DIR", default=str(BASE_DIR / "data")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-atelier-key-change-me-in-production-0123456789")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 # The public origin used in wallet sign-in messages (EIP-4361 "URI" and domain).
 PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
+# A deployment: DEBUG off and served over TLS (PUBLIC_URL is https). It must bring its own secret
+# key, and gets secure cookies, HSTS and the HTTPS redirect. Local runs and tests are plain http.
+HTTPS = env.bool("HTTPS", default=PUBLIC_URL.startswith("https://"))
+DEPLOYED = HTTPS and not DEBUG
+if DEPLOYED:
+    SECRET_KEY = env.str("SECRET_KEY")  # no default: ImproperlyConfigured when missing
+else:
+    # "django-insecure-" makes `check --deploy` flag this key if it ever reaches a server.
+    SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-atelier-dev-key-change-me-0123456789abcdef")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -31,10 +43,14 @@ INSTALLED_APPS = [
     "agents",
     "orders",
     "payments",
+    "webhooks",
+    "idempotency",  # Idempotency-Key records for the API's POST and PATCH
+    "atelier",  # management commands shared by all apps (requeue_stale_tasks)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -57,6 +73,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.csp",
+                "atelier.browser.context",
             ],
         },
     },
@@ -73,7 +91,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Rate-limit counters live here, shared by every app server: the database cache by default,
 # Redis in production (CACHE_URL=redis://...).
-CACHES = {"default": env.cache("CACHE_URL", default="dbcache://atelier_cache")}
+CACHES = {"default": cache_config(env.str("CACHE_URL", default=CACHE_DEFAULT_URL))}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -90,12 +108,32 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
 MEDIA_ROOT = DATA_DIR / "media"
 
+# Deliverable files and agents' uploads are private: they live outside MEDIA_ROOT and STATIC_ROOT,
+# the "private" storage has no URL, and only the views in orders.files_api serve them, after
+# checking the viewer against the watermark gate (orders.gate).
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "private": {
+        "BACKEND": "atelier.lib.privatestorage.PrivateStorage",
+        "OPTIONS": {"location": str(DATA_DIR / "private")},
+    },
+}
+# Image deliverables are fetched once (atelier.lib.safehttp) up to this size and pixel count.
+DELIVERABLE_FETCH_MAX_BYTES = env.int("DELIVERABLE_FETCH_MAX_BYTES", default=20 * 1024 * 1024)
+DELIVERABLE_MAX_PIXELS = env.int("DELIVERABLE_MAX_PIXELS", default=40_000_000)
+# POST /api/upload: one file per request, at most this size.
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=50 * 1024 * 1024)
+
 # API request bodies are small JSON documents; uploads get their own limit later.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
 
 # How many reverse proxies sit in front of the app; the client IP is taken that many hops
 # from the right of X-Forwarded-For (0: REMOTE_ADDR only, so the header cannot be spoofed).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# `make bench` only: serves GET /bench/bare, a bare JSON view, as the benchmark's baseline.
+ATELIER_BENCH = env.bool("ATELIER_BENCH", default=False)
 
 # Wallet sign-in: the chain ids written into the signed message.
 BASE_CHAIN_ID = env.int("BASE_CHAIN_ID", default=8453)
@@ -106,6 +144,39 @@ WALLET_SESSION_TTL_SECONDS = env.int("WALLET_SESSION_TTL_SECONDS", default=7 * 2
 WALLET_SIGNATURE_WINDOW_SECONDS = 300
 
 PLATFORM_FEE_RATE = "0.10"
+
+# --- Browser security ---------------------------------------------------------------------------
+# A strict policy: scripts only from this origin and with the per-response nonce, no inline
+# handlers or styles, no framing. Media (video deliverables) may come from any https origin.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "media-src": [CSP.SELF, "https:"],
+    "connect-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_TRUSTED_ORIGINS = [PUBLIC_URL.rstrip("/")]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = DEPLOYED
+CSRF_COOKIE_SECURE = DEPLOYED
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=DEPLOYED)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if DEPLOYED else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = DEPLOYED
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=DEPLOYED)
+if TRUSTED_PROXY_COUNT:
+    # TLS ends at the proxy; without this the HTTPS redirect would loop.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,

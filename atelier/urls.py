@@ -1,15 +1,24 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.http import HttpRequest, JsonResponse
+from django.urls import URLPattern, URLResolver, include, path
 
-from atelier import views
-
-urlpatterns = [
-    path("", views.home, name="home"),
+urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("api/", include("atelier.api_urls")),
+    path("", include("atelier.page_urls")),
 ]
+
+
+def bench_bare(request: HttpRequest) -> JsonResponse:
+    """`make bench`'s baseline: the least a Django JSON view can do, through the same middleware."""
+    return JsonResponse({"success": True, "data": {}})
+
+
+if settings.ATELIER_BENCH:
+    urlpatterns.insert(0, path("bench/bare", bench_bare))
 
 handler404 = "atelier.lib.api.not_found"
 handler500 = "atelier.lib.api.server_error"

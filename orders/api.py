@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from agents.models import Agent, Service
-from atelier.lib.api import AGENT, PARTY, ApiRequest, Reply, caller, calling_agent, endpoint
+from atelier.auth import Principal
+from atelier.lib.api import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
 from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
 from atelier.lib.ratelimit import Rate
 from atelier.lib.validation import Choice, Int, ListOf, Money, Object, Str, Url
-from orders import queries, services
+from orders import queries, services, workspaces, x402
+from orders.files import DeliverableUrl
 from orders.models import Chain, MediaType, Message, Status
 from orders.transitions import order_open, role_of, transition
 
@@ -70,8 +74,19 @@ def agent_orders(request: ApiRequest, agent_id: str) -> Reply:
         raise Forbidden("An agent can only list its own orders.", code="not_your_agent")
     reply = _listing(request, queries.orders_with_details().filter(agent=agent).order_by("-id"))
     # After the listing: a poll refused for a bad filter is not a poll.
-    Agent.objects.filter(pk=agent.id).update(last_poll_at=timezone.now())
+    _stamp_poll(agent)
     return reply
+
+
+def _stamp_poll(agent: Agent) -> None:
+    """`last_poll_at` = now. On PostgreSQL without waiting for the commit to reach the disk: the
+    flush cost more than the whole listing (`make bench`, BENCHMARKS.md), and a crash can lose
+    only this stamp, which the next poll writes again (nothing else is in the transaction)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit = off")
+        Agent.objects.filter(pk=agent.id).update(last_poll_at=timezone.now())
 
 
 @endpoint(
@@ -88,8 +103,8 @@ def order_list(request: ApiRequest) -> Reply:
 
 @endpoint(
     "POST",
-    summary="Order a service (buyer wallet or agent key)",
-    auth=PARTY,
+    summary="Order a service (buyer wallet or agent key; without credentials, x402 for fixed-price services)",
+    auth=PAYABLE,
     body={
         "service_id": Str(max_length=40),
         "brief": Str(min_length=10, max_length=3000),
@@ -100,17 +115,28 @@ def order_list(request: ApiRequest) -> Reply:
     response="Order",
     status=201,
     tag="orders",
+    errors=(402,),
 )
 def order_create(request: ApiRequest) -> Any:
-    principal = caller(request)
-    if principal.staff_user_id is not None and not principal.wallet and principal.agent is None:
-        raise Forbidden("Staff cannot place orders.", code="wrong_role")
+    """Without credentials, x402: a fixed-price service answers 402 with its payment requirements,
+    and the same request again with an X-PAYMENT header naming the transaction makes a paid order."""
     data = request.data
     service = (
         Service.objects.select_related("agent").filter(pk=data["service_id"], active=True, agent__active=True).first()
     )
     if service is None:
         raise NotFound("No such service, or it is no longer offered.", code="service_not_found")
+    if request.principal is None:
+        return _order_x402(request, service)
+    if x402.payment_header(request.headers):
+        raise ValidationFailed(
+            "X-PAYMENT is for callers without credentials; a signed-in buyer pays with PATCH action=pay.",
+            code="invalid_payment",
+            details={"X-PAYMENT": "not with credentials"},
+        )
+    principal = caller(request)
+    if principal.staff_user_id is not None and not principal.wallet and principal.agent is None:
+        raise Forbidden("Staff cannot place orders.", code="wrong_role")
     if principal.agent is not None and principal.agent.id == service.agent_id:
         raise Forbidden("An agent cannot hire itself.", code="cannot_hire_self")
     default_chain = principal.chain or (principal.agent.payout_chain if principal.agent else Chain.SOLANA)
@@ -123,6 +149,22 @@ def order_create(request: ApiRequest) -> Any:
     )
     order, role = queries.order_for(principal, order.id)
     return queries.order_to_dict(order, role)
+
+
+def _order_x402(request: ApiRequest, service: Service) -> Reply:
+    data = request.data
+    brief, reference_urls = data["brief"], data.get("reference_urls", [])
+    resource = settings.PUBLIC_URL.rstrip("/") + request.path
+    header = x402.payment_header(request.headers)
+    if header is None:
+        x402.x402_quote(service=service, brief=brief, reference_urls=reference_urls, resource_url=resource)
+    payment = x402.parse_payment(header)
+    order, settlement = x402.x402_order(
+        service=service, brief=brief, reference_urls=reference_urls, payment=payment, resource_url=resource
+    )
+    # The payer's wallet is the buyer: it can sign in (or sign requests) to follow the order.
+    shown, role = queries.order_for(Principal(wallet=order.buyer_wallet, chain=order.buyer_chain), order.id)
+    return Reply(queries.order_to_dict(shown, role), status=201, headers=x402.settlement_headers(settlement))
 
 
 @endpoint("GET", summary="Get an order", auth=PARTY, response="Order", tag="orders")
@@ -212,7 +254,7 @@ def order_start(request: ApiRequest, order_id: str) -> Any:
 
 
 DELIVERABLE = {
-    "deliverable_url": Url(),
+    "deliverable_url": DeliverableUrl(),
     "deliverable_media_type": Choice(choices=MediaType.values),
 }
 
@@ -222,9 +264,14 @@ DELIVERABLE = {
     summary="Deliver: one deliverable_url + deliverable_media_type, or a deliverables array",
     auth=AGENT,
     body={
-        "deliverable_url": Url(required=False),
+        "deliverable_url": DeliverableUrl(required=False),
         "deliverable_media_type": Choice(required=False, choices=MediaType.values),
         "deliverables": ListOf(required=False, item=Object(spec=DELIVERABLE), min_items=1, max_items=20),
+        "deliverable_id": Str(
+            required=False,
+            max_length=40,
+            description="Workspace orders: the prompt this answers (with deliverable_url and deliverable_media_type).",
+        ),
     },
     rate=DELIVER_RATE,
     response="Order",
@@ -232,6 +279,8 @@ DELIVERABLE = {
 )
 def order_deliver(request: ApiRequest, order_id: str) -> Any:
     data = request.data
+    if "deliverable_id" in data:
+        return _answer_prompt(request, order_id, data)
     single = "deliverable_url" in data or "deliverable_media_type" in data
     if single == ("deliverables" in data):
         raise ValidationFailed(
@@ -247,6 +296,43 @@ def order_deliver(request: ApiRequest, order_id: str) -> Any:
     transition(order_id, "deliver", caller(request), deliverables=deliverables)
     order, role = queries.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
+
+
+def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Any:
+    """A workspace prompt's answer: one deliverable, filling the prompt's; the order stays where it is."""
+    missing = [field for field in DELIVERABLE if field not in data]
+    if "deliverables" in data or missing:
+        field = "deliverables" if "deliverables" in data else missing[0]
+        raise ValidationFailed(
+            "With deliverable_id, send one deliverable_url and deliverable_media_type (the prompt's answer).",
+            details={field: "send deliverable_url and deliverable_media_type with deliverable_id"},
+        )
+    queries.order_for(caller(request), order_id, details=False)  # strangers: 404; a closed window: expire
+    workspaces.prompt_answer(
+        order_id=order_id,
+        actor=caller(request),
+        deliverable_id=data["deliverable_id"],
+        url=data["deliverable_url"],
+        media_type=data["deliverable_media_type"],
+    )
+    order, role = queries.order_for(caller(request), order_id)
+    return queries.order_to_dict(order, role)
+
+
+@endpoint(
+    "POST",
+    summary="Send a prompt to an open workspace (buyer): one unit of quota, answered by the agent's deliver",
+    auth=PARTY,
+    body={"prompt": Str(min_length=1, max_length=3000)},
+    response="WorkspacePrompt",
+    status=201,
+    tag="orders",
+)
+def order_generate(request: ApiRequest, order_id: str) -> Any:
+    actor = caller(request)
+    queries.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
+    deliverable, order = workspaces.prompt_create(order_id=order_id, actor=actor, prompt=request.data["prompt"])
+    return workspaces.prompt_created_to_dict(deliverable, order)
 
 
 @endpoint(

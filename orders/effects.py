@@ -1,7 +1,9 @@
 """What happens after an order change has committed.
 
 `transitions` schedules `order_changed(event)` with `transaction.on_commit`, so nothing here runs
-for a change that rolled back. Webhook delivery and payouts hook in here as they land.
+for a change that rolled back. Webhooks and payouts are not sent from here: their rows and tasks
+are written in the change's own transaction (`orders.events.record`, `payments.services`), so a
+crash between commit and this callback loses neither.
 """
 
 from __future__ import annotations

@@ -126,20 +126,53 @@ class MediaType(models.TextChoices):
     TEXT = "text"
 
 
+class FetchStatus(models.TextChoices):
+    """Where a deliverable's stored file stands (blank: nothing is stored, e.g. a link)."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class DeliverableStatus(models.TextChoices):
+    PENDING = "pending"  # a workspace prompt the agent has not answered yet: no url, no media type
+    DELIVERED = "delivered"
+
+
 class Deliverable(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=ids.deliverable_id, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="deliverables")
-    url = models.URLField(max_length=2000)
-    media_type = models.CharField(max_length=10, choices=MediaType.choices)
+    # The agent's URL, or `atelier://upload/<id>` for a file sent to POST /api/upload. Never shown
+    # to a buyer the watermark gate holds back (orders.gate). Blank only while a prompt is pending.
+    url = models.URLField(max_length=2000, blank=True)
+    media_type = models.CharField(max_length=10, choices=MediaType.choices, blank=True)
+    # A workspace prompt (POST /api/orders/{id}/generate); the agent's answer fills url and media_type.
     prompt = models.TextField(max_length=3000, blank=True)
+    status = models.CharField(max_length=10, choices=DeliverableStatus.choices, default=DeliverableStatus.DELIVERED)
     # Set when a later delivery replaces this one; kept for the record, hidden from the default view.
     superseded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The stored copy (orders.files): names in the "private" storage, served only by orders.files_api.
+    fetch_status = models.CharField(max_length=10, choices=FetchStatus.choices, blank=True, default="")
+    fetch_error = models.CharField(max_length=300, blank=True)
+    file_path = models.CharField(max_length=300, blank=True)
+    preview_path = models.CharField(max_length=300, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["order", "superseded", "id"], name="deliverable_order_idx")]
         constraints = [
-            models.CheckConstraint(condition=Q(media_type__in=MediaType.values), name="deliverable_media_type_valid"),
+            models.CheckConstraint(
+                condition=Q(status=DeliverableStatus.DELIVERED, media_type__in=MediaType.values)
+                | Q(status=DeliverableStatus.PENDING, media_type="", url=""),
+                name="deliverable_media_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(fetch_status__in=["", *FetchStatus.values]), name="deliverable_fetch_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=DeliverableStatus.PENDING) | ~Q(prompt=""), name="deliverable_pending_is_a_prompt"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -152,6 +185,46 @@ class Deliverable(models.Model):
             "deliverable_media_type": self.media_type,
             "prompt": self.prompt or None,
             "superseded": self.superseded,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class Upload(models.Model):
+    """A file an agent sent to POST /api/upload, to deliver as `atelier://upload/<id>`."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=ids.upload_id, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="uploads")
+    filename = models.CharField(max_length=255)
+    content_type = models.CharField(max_length=100)  # from the file's content, not the client's word
+    media_type = models.CharField(max_length=10, choices=MediaType.choices)  # what it can be delivered as
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file_path = models.CharField(max_length=300)  # in the "private" storage
+    preview_path = models.CharField(max_length=300, blank=True)  # images: the watermarked preview
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "-id"], name="upload_agent_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(media_type__in=MediaType.values), name="upload_media_type_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.content_type})"
+
+    @property
+    def url(self) -> str:
+        return f"atelier://upload/{self.id}"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "media_type": self.media_type,
+            "size": self.size,
+            "sha256": self.sha256,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -256,3 +329,27 @@ class OrderEvent(models.Model):
             "data": self.data,
             "created_at": self.created_at.isoformat(),
         }
+
+
+class X402Intent(models.Model):
+    """What an anonymous x402 caller asked for and was told to pay (the 402 answer), kept until it
+    retries with the payment. Keyed by `reference`: the Solana memo the payment must carry, and the
+    order's `payment_reference` once paid, whose unique constraint lets one intent make one order.
+    The price is the one quoted in the 402, so a later change of the listing cannot change what is due."""
+
+    reference = models.CharField(primary_key=True, max_length=32, editable=False)
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
+    brief = models.TextField(max_length=3000)
+    reference_urls = models.JSONField(default=list, blank=True)
+    price_usd = models.DecimalField(max_digits=9, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The payment must land on chain by then (x402 `maxTimeoutSeconds` after the 402).
+    expires_at = models.DateTimeField()
+    order = models.OneToOneField(Order, on_delete=models.PROTECT, null=True, blank=True, related_name="x402_intent")
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="x402_intent_expiry_idx")]
+        constraints = [models.CheckConstraint(condition=Q(price_usd__gt=0), name="x402_intent_price_positive")]
+
+    def __str__(self) -> str:
+        return f"x402 {self.reference} for {self.service_id}"

@@ -12,7 +12,8 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from atelier.auth import Principal
 from atelier.lib.errors import NotFound
-from orders.models import BuyerKind, Deliverable, Order, Status
+from orders import gate, workspaces
+from orders.models import BuyerKind, Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, allowed_actions, role_of
 from payments import services as payment_services
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
@@ -42,6 +43,8 @@ def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple
     role = role_of(order, actor) if order is not None else None
     if order is None or role is None:
         raise NotFound("No such order.", code="order_not_found")
+    if workspaces.workspace_expire_if_due(order):  # a workspace whose window passed closes on sight
+        order = queryset.get(pk=order_id)
     return order, role
 
 
@@ -70,6 +73,8 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
     deliverables = getattr(order, "current_deliverables", None)
     if deliverables is None:
         deliverables = list(order.deliverables.filter(superseded=False).order_by("id"))
+    # A workspace prompt not answered yet has nothing to show but itself (in `prompts`).
+    rendered = [gate.deliverable_to_dict(d, role) for d in deliverables if d.status == DeliverableStatus.DELIVERED]
     return {
         "id": order.id,
         "service_id": order.service_id,
@@ -95,10 +100,14 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "quota_total": order.quota_total,
         "quota_used": order.quota_used,
         "workspace_expires_at": _iso(order.workspace_expires_at),
+        "is_workspace": order.service.is_workspace,
+        "quota_left": workspaces.quota_left(order),
         "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
         "payment_pending": bool(getattr(order, "pending_payments", None)),
         "transfers": [_transfer(transfer) for transfer in getattr(order, "transfer_list", [])],
-        "deliverables": [deliverable.to_dict() for deliverable in deliverables],
+        # The watermark gate decides which URLs this viewer gets (orders.gate).
+        "deliverables": rendered,
+        "prompts": workspaces.prompts_to_list(deliverables, rendered),
         "allowed_actions": allowed_actions(order, role),
         "viewer_role": role.value if role else None,
         "created_at": _iso(order.created_at),

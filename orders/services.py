@@ -11,8 +11,9 @@ from django.db.models import F
 from agents.models import Agent, Service
 from atelier.auth import Principal
 from atelier.lib.errors import AtelierError, Conflict, Forbidden, NotFound
-from orders import effects
-from orders.models import MESSAGING_STATUSES, Message, Order, OrderEvent, Review, SenderRole, Status
+from atelier.lib.tasks import enqueue
+from orders import effects, events
+from orders.models import MESSAGING_STATUSES, Message, Order, Review, SenderRole, Status
 from orders.tasks import recheck_payment
 from orders.transitions import Role, check, role_of, transition
 from payments import services as payment_services
@@ -33,8 +34,13 @@ def message_post(*, order: Order, role: Role, actor: Principal, content: str) ->
         message = Message.objects.create(
             order=order, sender_role=SenderRole(role.value), sender_id=actor.id, content=content
         )
-        event = OrderEvent.objects.create(
-            order=order, action="message", actor_kind=role, actor_id=actor.id, data={"message_id": message.id}
+        event = events.record(
+            order,
+            "message",
+            actor_kind=role,
+            actor_id=actor.id,
+            data={"message_id": message.id},
+            webhook_data={"message": message.to_dict()},
         )
         transaction.on_commit(partial(effects.order_changed, event))
     return message
@@ -65,9 +71,7 @@ def review_create(*, order: Order, role: Role, actor: Principal, rating: int, co
             )
             _add_rating(Agent, order.agent_id, rating)
             _add_rating(Service, order.service_id, rating)
-            event = OrderEvent.objects.create(
-                order=order, action="review", actor_kind=role, actor_id=actor.id, data={"rating": rating}
-            )
+            event = events.record(order, "review", actor_kind=role, actor_id=actor.id, data={"rating": rating})
             transaction.on_commit(partial(effects.order_changed, event))
     except IntegrityError:
         raise Conflict("This order has already been reviewed.", code="already_reviewed") from None
@@ -89,15 +93,15 @@ def order_pay(*, order_id: str, actor: Principal, tx_hash: str, chain: str) -> O
         with transaction.atomic():
             claim = payment_services.payment_claim(order, chain=chain, tx_hash=tx_hash)
             if claim.checks == 0:
-                event = OrderEvent.objects.create(
-                    order=order,
-                    action="payment_pending",
+                event = events.record(
+                    order,
+                    "payment_pending",
                     actor_kind=Role.BUYER,
                     actor_id=actor.id,
                     data={"tx_hash": tx_hash, "chain": chain},
                 )
                 transaction.on_commit(partial(effects.order_changed, event))
-                transaction.on_commit(partial(recheck_payment.enqueue, order.id))
+                enqueue(recheck_payment, order.id)
         return order
     with transaction.atomic():
         payment = payment_services.payment_record(order, chain=chain, transfer=transfer)
@@ -132,9 +136,9 @@ def payment_recheck(order_id: str) -> str:
             return "chain unavailable"
         with transaction.atomic():
             payment_services.payment_release_claim(order, chain=claim.chain, tx_hash=claim.tx_hash)
-            event = OrderEvent.objects.create(
-                order=order,
-                action="payment_rejected",
+            event = events.record(
+                order,
+                "payment_rejected",
                 actor_kind=Role.SYSTEM,
                 actor_id="system",
                 data={"tx_hash": claim.tx_hash, "code": exc.code, "error": exc.message},

@@ -7,7 +7,10 @@ makes it happen. Nothing else assigns `Order.status`.
 - checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status),
 - treats a repeat of the last action with the same data as a no-op (safe client retries),
 - runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
-- writes an OrderEvent, and schedules side effects with `transaction.on_commit`.
+- writes an OrderEvent (with its webhook deliveries: `orders.events.record`), and schedules side
+  effects with `transaction.on_commit`,
+- then runs the system's follow-ups of the new status, in the same transaction (`FOLLOW_UPS`): a
+  paid workspace opens; a delivered order with no approval step (agent or x402 buyer) is released.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from functools import partial
@@ -25,11 +29,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from agents.models import Agent, Service
-from atelier.auth import Principal
+from agents.models import Agent, PriceType, Service
+from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from orders import effects
-from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status
+from orders import effects, events, files
+from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, X402Intent
+from orders.tasks import expire_workspace_at
 from payments import services as payment_services
 from payments.ledger import usd_to_base_units
 
@@ -62,6 +67,7 @@ TABLE: tuple[Rule, ...] = (
     _rule("accept", Role.BUYER, {S.QUOTED}, S.ACCEPTED, "accepted_at"),
     # From `quoted`, paying records the accept and then the pay. Verified on-chain before this runs.
     _rule("pay", Role.BUYER, {S.ACCEPTED, S.QUOTED}, S.PAID, "paid_at"),
+    # A follow-up of `pay` for workspace orders (weekly, monthly, quota packs): see FOLLOW_UPS.
     _rule("open_workspace", Role.SYSTEM, {S.PAID}, S.IN_PROGRESS, "started_at"),
     _rule("start", Role.AGENT, {S.PAID}, S.IN_PROGRESS, "started_at"),
     _rule(
@@ -88,11 +94,34 @@ TABLE: tuple[Rule, ...] = (
     _rule("refund", Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
     _rule("split", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
     _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED),
+    # A workspace's window closed or its quota is used up (orders.workspaces; a task and every request).
     _rule("expire", Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
+    # A follow-up of `deliver` and `expire` for orders with no approval step: see FOLLOW_UPS.
+    _rule("release", Role.SYSTEM, {S.DELIVERED}, S.COMPLETED, "completed_at"),
 )
 ACTIONS = tuple(dict.fromkeys(rule.action for rule in TABLE))
 # Statuses no rule leaves: nothing more can happen to the order.
 FINAL_STATUSES = frozenset(set(Status) - {source for rule in TABLE for source in rule.sources})
+# The system's own steps that follow an arrival at once, in the same transaction and under the same
+# lock, wherever the rule is available for the order (`_available`): paying a workspace order opens
+# the workspace; delivering an order with no approval step releases its escrow and completes it.
+FOLLOW_UPS: tuple[Rule, ...] = tuple(
+    rule for rule in TABLE if rule.actor == Role.SYSTEM and rule.action in ("open_workspace", "release")
+)
+# How long a workspace stays open after payment; quota packs (fixed price, quota_limit > 0) 24 hours.
+WORKSPACE_WINDOWS = {PriceType.WEEKLY: timedelta(days=7), PriceType.MONTHLY: timedelta(days=30)}
+QUOTA_PACK_WINDOW = timedelta(hours=24)
+
+
+def settles_on_delivery(order: Order) -> bool:
+    """Agent-to-agent and x402 orders have no approval step: delivering them completes them and
+    releases the escrow at once (the system's `release`), with no watermark. Settling on delivery,
+    not on payment, keeps the buyer's escrow protection until something is delivered."""
+    return order.buyer_kind in (BuyerKind.AGENT, BuyerKind.X402)
+
+
+def workspace_window(service: Service) -> timedelta:
+    return WORKSPACE_WINDOWS.get(PriceType(service.price_type), QUOTA_PACK_WINDOW)
 
 
 def initial_status(service: Service) -> Status:
@@ -133,6 +162,8 @@ def _available(order: Order, rule: Rule) -> bool:
         return order.revision_count < order.service.max_revisions
     if rule.action in ("open_workspace", "expire"):
         return order.service.is_workspace
+    if rule.action == "release" and rule.actor == Role.SYSTEM:
+        return settles_on_delivery(order)
     return True
 
 
@@ -173,12 +204,20 @@ def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]
 
 
 def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    if order.service.is_workspace and order.status == S.IN_PROGRESS:
+        raise Conflict(
+            "This workspace is open: answer a prompt by naming its deliverable_id. The order is delivered "
+            "when the window closes or the quota is used up.",
+            code="workspace_open",
+            details={"status": order.status, "deliverable_id": "is required in an open workspace"},
+        )
     items: list[dict[str, str]] = data["deliverables"]
-    # A re-delivery replaces what was there; the old rows stay for the record.
-    order.deliverables.filter(superseded=False).update(superseded=True)
-    Deliverable.objects.bulk_create(
-        [Deliverable(order=order, url=item["url"], media_type=item["media_type"]) for item in items]
-    )
+    # A re-delivery replaces what was there (a workspace's prompts and their answers stay); the old
+    # rows stay for the record.
+    order.deliverables.filter(superseded=False, prompt="").update(superseded=True)
+    rows = [Deliverable(order=order, url=item["url"], media_type=item["media_type"]) for item in items]
+    files.attach(order, rows)  # link uploaded files; queue image fetches (they run after commit)
+    Deliverable.objects.bulk_create(rows)
     return [], {"deliverables": items}
 
 
@@ -224,6 +263,31 @@ def _workspace_only(order: Order, data: dict[str, Any]) -> tuple[list[str], dict
     return _with_note(order, data)
 
 
+def _open_workspace(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The window opens at payment. Its close is a task queued with the opening (and every request
+    that touches the order checks it too: orders.workspaces.workspace_expire_if_due)."""
+    _changed, event_data = _workspace_only(order, data)
+    order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order.service)
+    expire_workspace_at(order.id, order.workspace_expires_at)
+    return ["workspace_expires_at"], {
+        **event_data,
+        "expires_at": order.workspace_expires_at.isoformat(),
+        "quota_total": order.quota_total,
+    }
+
+
+def _release(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Staff release a disputed order; the system releases a delivered one that has no approval step."""
+    if order.status == S.DELIVERED and not settles_on_delivery(order):
+        raise Conflict(
+            "This order is released when its buyer approves it; only agent-to-agent and x402 orders are "
+            "released on delivery.",
+            code="approval_required",
+            details={"status": order.status, "allowed_actions": allowed_actions(order, Role.SYSTEM)},
+        )
+    return _approve(order, data)
+
+
 def _cancel(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """A paid order is refunded in full (settlement finds nothing to refund on an unpaid one)."""
     return [], {**_note(data), "settlement": payment_services.settle_refund(order)}
@@ -250,10 +314,10 @@ GUARDS: dict[str, Guard] = {
     "revision": _revision,
     "dispute": _dispute,
     "cancel": _cancel,
-    "release": _approve,
+    "release": _release,
     "refund": _cancel,
     "split": _split,
-    "open_workspace": _workspace_only,
+    "open_workspace": _open_workspace,
     "expire": _workspace_only,
 }
 
@@ -272,12 +336,25 @@ def _event_data(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_repeat(order: Order, rule: Rule, actor: Principal, data: dict[str, Any]) -> bool:
-    if order.status != rule.target:
+    # The order rests where the action took it, or where a follow-up of that took it.
+    if order.status != rule.target and order.status not in {f.target for f in FOLLOW_UPS if rule.target in f.sources}:
         return False
-    last = order.events.exclude(to_status="").order_by("-id").first()
-    if last is None or last.action != rule.action or last.actor_id != actor.id:
+    recent = order.events.exclude(to_status="").order_by("-id")[:2]
+    last = next(
+        (
+            event
+            for event in recent
+            if not (event.actor_kind == Role.SYSTEM and event.action != rule.action and _is_follow_up(event.action))
+        ),
+        None,
+    )
+    if last is None or last.to_status != rule.target or last.action != rule.action or last.actor_id != actor.id:
         return False
     return all(last.data.get(key) == value for key, value in _event_data(data).items())
+
+
+def _is_follow_up(action: str) -> bool:
+    return any(rule.action == action for rule in FOLLOW_UPS)
 
 
 def _locked(order_id: str) -> Order:
@@ -291,14 +368,8 @@ def _locked(order_id: str) -> Order:
 def _record(
     order: Order, action: str, role: Role, actor: Principal, from_status: str, data: dict[str, Any]
 ) -> OrderEvent:
-    return OrderEvent.objects.create(
-        order=order,
-        action=action,
-        actor_kind=role,
-        actor_id=actor.id,
-        from_status=from_status,
-        to_status=order.status,
-        data=data,
+    return events.record(
+        order, action, actor_kind=role, actor_id=actor.id, from_status=from_status, to_status=order.status, data=data
     )
 
 
@@ -345,7 +416,15 @@ def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Ord
         guard = GUARDS.get(action, _with_note)
         changed, event_data = guard(order, data)
         _move(order, action, role, actor, rule.target, rule.stamp, event_data, changed)
+        _follow_up(order)
     return order
+
+
+def _follow_up(order: Order) -> None:
+    """Run the system's follow-ups of the status `order` just arrived in (FOLLOW_UPS), in order."""
+    while rule := next((f for f in FOLLOW_UPS if order.status in f.sources and _available(order, f)), None):
+        changed, event_data = GUARDS[rule.action](order, {})
+        _move(order, rule.action, Role.SYSTEM, SYSTEM, rule.target, rule.stamp, event_data, changed)
 
 
 def _move(
@@ -381,15 +460,19 @@ def order_open(
     brief: str,
     reference_urls: list[str],
     payment_chain: str,
+    x402_intent: X402Intent | None = None,
 ) -> Order:
     """Create an order in its first status (the table's `create` rows) and record it.
 
-    Sends `effects.order_changed` after commit.
+    An x402 order (`x402_intent`) is bought by the wallet that paid (`actor`), at the price the 402
+    quoted, under the intent's reference. Sends `effects.order_changed` after commit.
     """
     if actor.agent is not None:
-        buyer = {"buyer_kind": BuyerKind.AGENT, "buyer_agent": actor.agent}
+        buyer: dict[str, Any] = {"buyer_kind": BuyerKind.AGENT, "buyer_agent": actor.agent}
     else:
-        buyer = {"buyer_kind": BuyerKind.HUMAN, "buyer_wallet": actor.wallet, "buyer_chain": actor.chain}
+        kind = BuyerKind.X402 if x402_intent is not None else BuyerKind.HUMAN
+        buyer = {"buyer_kind": kind, "buyer_wallet": actor.wallet, "buyer_chain": actor.chain}
+    price = x402_intent.price_usd if x402_intent is not None else service.price_usd
     status = initial_status(service)
     with transaction.atomic():
         order = Order.objects.create(
@@ -398,10 +481,10 @@ def order_open(
             brief=brief,
             reference_urls=reference_urls,
             payment_chain=payment_chain,
-            payment_reference=new_payment_reference(),
+            payment_reference=x402_intent.reference if x402_intent is not None else new_payment_reference(),
             status=status,
-            quoted_price_usd=service.price_usd if service.auto_quoted else None,
-            platform_fee_usd=platform_fee(service.price_usd) if service.auto_quoted else None,
+            quoted_price_usd=price if service.auto_quoted else None,
+            platform_fee_usd=platform_fee(price) if service.auto_quoted else None,
             quoted_at=timezone.now() if service.auto_quoted else None,
             quota_total=service.quota_limit,
             **buyer,

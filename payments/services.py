@@ -13,13 +13,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from atelier.lib.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
+from atelier.lib.tasks import enqueue
 from atelier.lib.validation import Invalid
 from orders.models import Order
 from payments import chains, ledger, wallets
@@ -285,7 +285,7 @@ def _agent_destination(order: Order) -> tuple[str, str]:
 def _schedule(transfer: OutgoingTransfer) -> None:
     from payments.tasks import send_transfer  # the task module imports this one
 
-    transaction.on_commit(partial(send_transfer.enqueue, transfer.pk))
+    enqueue(send_transfer, transfer.pk)  # in this transaction: the transfer and its task commit together
 
 
 def _payout(order: Order, amount: int) -> None:

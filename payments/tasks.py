@@ -11,26 +11,27 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from functools import partial
 
 from django.db import transaction
 from django.tasks import task
 from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
 from django.utils import timezone
 
-from orders.models import OrderEvent
+from atelier.lib.tasks import enqueue, retry_later
+from orders import events
 from payments import chains, ledger
 from payments.models import HotWalletNonce, OutgoingTransfer, TransferKind, TransferStatus
 
 log = logging.getLogger("atelier.payments")
 
 RECHECK_DELAY = timedelta(seconds=20)
+RECHECK_CAP = timedelta(minutes=10)
 
 
 def _event(transfer: OutgoingTransfer, action: str, **data: object) -> None:
-    OrderEvent.objects.create(
-        order_id=transfer.order_id,
-        action=action,
+    events.record(
+        transfer.order,
+        action,
         actor_kind="system",
         actor_id="system",
         data={
@@ -159,9 +160,10 @@ def process_transfer(transfer_id: int) -> TransferStatus:
 @task(queue_name=DEFAULT_TASK_QUEUE_NAME)
 def send_transfer(transfer_id: int) -> str:
     status = process_transfer(transfer_id)
-    if status in (TransferStatus.SIGNED, TransferStatus.PENDING) and send_transfer.get_backend().supports_defer:
-        # Not final yet (or the chain was down): look again shortly.
-        send_transfer.using(run_after=timezone.now() + RECHECK_DELAY).enqueue(transfer_id)
+    if status in (TransferStatus.SIGNED, TransferStatus.PENDING):
+        # Not final yet (or the chain was down): look again, a little later each time.
+        attempts = OutgoingTransfer.objects.values_list("attempts", flat=True).get(pk=transfer_id)
+        retry_later(send_transfer, transfer_id, attempt=attempts, base=RECHECK_DELAY, cap=RECHECK_CAP)
     return str(status)
 
 
@@ -173,4 +175,4 @@ def retry_transfer(transfer: OutgoingTransfer) -> None:
         transfer.raw_tx = None
         transfer.tx_hash = ""
         transfer.save(update_fields=["status", "raw_tx", "tx_hash", "updated_at"])
-    transaction.on_commit(partial(send_transfer.enqueue, transfer.pk))
+    enqueue(send_transfer, transfer.pk)

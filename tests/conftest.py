@@ -19,7 +19,7 @@ from solders.keypair import Keypair
 
 from agents.models import Agent, Service
 from agents.services import agent_register, service_create
-from atelier.auth import Principal
+from atelier.auth import SYSTEM, Principal
 from orders.models import Order, Status
 from orders.transitions import order_open, transition
 from payments.models import Payment
@@ -41,6 +41,11 @@ def _fresh_rate_limits(db: None) -> None:
 def _no_local_devchain_state(settings: Any, tmp_path: Any) -> None:
     """Tests never read the developer's `make run` keys; payment tests point at their own devchains."""
     settings.DEVCHAIN_STATE = tmp_path / "devchain.json"
+    # Deliverable files and uploads (orders.files) go to the test's folder, never DATA_DIR/private.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "private": {**settings.STORAGES["private"], "OPTIONS": {"location": str(tmp_path / "private")}},
+    }
 
 
 @dataclass
@@ -237,6 +242,10 @@ def sample_data(action: str, order: Order) -> dict[str, Any]:
     return dict(SAMPLE_DATA.get(action, {}))
 
 
+# Steps a path skips when a follow-up already took the order there (orders.transitions.FOLLOW_UPS).
+SKIPPED_STEPS = {("start", Status.IN_PROGRESS), ("approve", Status.COMPLETED)}
+
+
 def make_order(
     buyer: WalletBuyer | AgentPersona,
     agent: AgentPersona,
@@ -244,7 +253,10 @@ def make_order(
     *,
     service: Service | None = None,
 ) -> Order:
-    """An order of a quote-priced service, walked to `status` through the real transitions."""
+    """An order of a quote-priced service, walked to `status` through the real transitions.
+
+    A workspace order opens when paid (no `start`) and is delivered by the system's `expire`; an
+    agent buyer's order is released on delivery (no `approve`), so it never rests in `delivered`."""
     service = service or make_service(agent.agent, price_type="quote", price="0.00")
     order = order_open(
         service=service,
@@ -254,9 +266,11 @@ def make_order(
         payment_chain=getattr(buyer, "chain", "solana"),
     )
     for action, role in PATHS[status]:
-        if service.auto_quoted and action == "quote":
+        if (service.auto_quoted and action == "quote") or (action, order.status) in SKIPPED_STEPS:
             continue
         actor = agent.principal if role == "agent" else buyer.principal
+        if service.is_workspace and action == "deliver":
+            action, actor = "expire", SYSTEM
         order = transition(order.id, action, actor, **sample_data(action, order))
     order.refresh_from_db()
     assert order.status == status

@@ -10,18 +10,22 @@ True in two directions, each checked without trusting `atelier/openapi.py`:
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
+from fnmatch import fnmatch
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLResolver, get_resolver, resolve
 from django.urls.resolvers import RoutePattern
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from PIL import Image
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from solders.keypair import Keypair
@@ -180,6 +184,12 @@ class Contract:
         operation = self.doc["paths"][path][method.lower()]
         code = str(response.status_code)
         assert code in operation["responses"], f"{method} {path} answered {code}, which is not documented"
+        content = operation["responses"][code]["content"]
+        if "application/json" not in content:  # a file: the documented media type, no JSON to check
+            served = response["Content-Type"].split(";")[0]
+            assert any(fnmatch(served, kind) for kind in content), f"{method} {path} served {served}"
+            self.succeeded.add((method.lower(), path))
+            return
         assert response["Content-Type"].startswith("application/json")
         self.assert_valid(
             response.body, "paths", path, method.lower(), "responses", code, "content", "application/json", "schema"
@@ -313,15 +323,36 @@ def test_real_responses_match_the_documented_schemas(doc, buyer, other_agent, an
     two = {
         "deliverables": [one, {"deliverable_url": "https://cdn.example.com/miso.txt", "deliverable_media_type": "text"}]
     }
+    # An uploaded image, delivered by its atelier://upload/ URL (multipart: checked with c.check).
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(png, "PNG")
+    uploaded = agent.client.post(
+        "/api/upload", {"file": SimpleUploadedFile("miso.png", png.getvalue())}, headers=agent.headers
+    )
+    uploaded.body = uploaded.json()
+    c.check(uploaded, "POST", "/api/upload")
+    two["deliverables"].append({"deliverable_url": uploaded.body["data"]["url"], "deliverable_media_type": "image"})
     c.call(agent, "POST", f"{url}/deliver", two, status=200)
     c.call(buyer.api, "GET", url, status=200)
-    c.call(agent, "GET", url, status=200)
+    shown = c.call(agent, "GET", url, status=200)
+    # Its files: the preview for the buyer (gated until completion), the original for the agent.
+    image = shown["data"]["deliverables"][-1]["id"]
+    for api, kind in ((buyer.api, "preview"), (agent, "original")):
+        c.check(api.get(f"/api/deliverables/{image}/{kind}"), "GET", f"/api/deliverables/{image}/{kind}")
     c.call(buyer.api, "GET", "/api/orders?status=delivered,completed&limit=10", status=200)
     c.call(agent, "GET", "/api/orders", status=200)
     body_sig = {"wallet": buyer.wallet, "wallet_sig": sig, "wallet_sig_ts": ts, "action": "approve"}
     completed = c.call(Api(Client()), "PATCH", url, body_sig, status=200)["data"]
     assert completed["status"] == "completed"
     c.call(buyer.api, "POST", f"{url}/review", {"rating": 5, "comment": "Regal."}, status=201)
+
+    # The agent's webhooks: each event above is a delivery to its endpoint; list them, redeliver one.
+    hooks = c.call(agent, "GET", "/api/agents/me/webhooks?status=pending&limit=2", status=200)
+    assert [hook["event"] for hook in hooks["data"]] == ["order.completed", "order.delivered"]
+    c.call(agent, "GET", f"/api/agents/me/webhooks?before={hooks['next_cursor']}", status=200)
+    redeliver = f"/api/agents/me/webhooks/{hooks['data'][0]['id']}/redeliver"
+    c.call(agent, "POST", redeliver, status=202)
+    c.assert_error(other_agent.api.post(redeliver), "POST", redeliver, 404)
 
     # Other buyer actions: cancel, dispute; an agent buying from an agent.
     c.call(buyer.api, "PATCH", f"/api/orders/{make_order(buyer, other_agent).id}", {"action": "cancel"}, status=200)
@@ -335,6 +366,19 @@ def test_real_responses_match_the_documented_schemas(doc, buyer, other_agent, an
         status=201,
     )
     assert bought["data"]["buyer_kind"] == "agent"
+
+    # A workspace: paying opens it, the buyer prompts, the agent answers naming the prompt.
+    weekly = {**SERVICE, "title": "Pet portraits, weekly", "price_usd": "20.00", "price_type": "weekly"}
+    weekly = c.call(agent, "POST", f"/api/agents/{agent_id}/services", {**weekly, "quota_limit": 2}, status=201)
+    room_body = {"service_id": weekly["data"]["id"], "brief": "Miso, weekly."}
+    room = c.call(buyer.api, "POST", "/api/orders", room_body, status=201)
+    room_order = Order.objects.get(pk=room["data"]["id"])
+    room_url = f"/api/orders/{room_order.id}"
+    transition(room_order.id, "pay", buyer.principal, payment=make_payment(room_order))
+    prompt = c.call(buyer.api, "POST", f"{room_url}/generate", {"prompt": "Miso as a pirate."}, status=201)["data"]
+    c.call(buyer.api, "GET", room_url, status=200)  # a pending prompt
+    c.call(agent, "POST", f"{room_url}/deliver", {"deliverable_id": prompt["id"], **one}, status=200)
+    c.assert_error(agent.post(f"{room_url}/generate", {"prompt": "Me too."}), "POST", f"{room_url}/generate", 403)
 
     # Refusals: each documented status, each an Error.
     for api, method, path, body, status in [

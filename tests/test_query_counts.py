@@ -28,7 +28,7 @@ from django.utils import timezone
 from agents.models import Agent, ApiKey, Service
 from orders.models import Deliverable, Message, Order, SenderRole, Status
 from orders.transitions import new_payment_reference
-from tests.conftest import AgentPersona, Api, WalletBuyer, make_order, make_service
+from tests.conftest import AgentPersona, Api, WalletBuyer, make_agent, make_order, make_service
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,24 @@ QUERIES: dict[str, int] = {
     "PATCH /api/orders/{id} approve": 16,
     "POST /api/orders/{id}/quote": 10,  # auth, savepoint, locked order, update, event, release, order+3
     "POST /api/orders/{id}/start": 10,  # as quote
-    "POST /api/orders/{id}/deliver": 12,  # as quote, plus supersede the old deliverables and one bulk insert
+    # as quote, plus supersede the old deliverables, one bulk insert, and one task fetching the images
+    "POST /api/orders/{id}/deliver": 13,
+    # auth, order, savepoint, locked order, quota update, the prompt, event, webhook agents, release
+    "POST /api/orders/{id}/generate": 9,
+    # an agent buyer's order: the delivery, then the system's release in the same transaction:
+    # completed_orders, the payment, the ledger rows, the payout and its task, the order update, the
+    # event and its webhook agents
+    "POST /api/orders/{id}/deliver (agent buyer)": 22,
     "GET /api/orders/{id}/messages": 3,  # auth, order, page of messages
-    "POST /api/orders/{id}/messages": 6,  # auth, order, savepoint, message, event, release
+    # auth, order, savepoint, message, event, the agents listening for webhooks, release
+    "POST /api/orders/{id}/messages": 7,
     # auth, order, savepoint, review, agent rating (lock, update), service rating (lock, update), event, release
     "POST /api/orders/{id}/review": 10,
     "POST /api/orders": 10,  # auth, service, savepoint, order, event, release, order+3
+    # Idempotency-Key: as without, plus the claim (INSERT ... ON CONFLICT DO NOTHING, read back) and
+    # the stored answer (UPDATE); a replay is auth and the claim that finds the answer, no view.
+    "POST /api/orders (Idempotency-Key)": 13,
+    "POST /api/orders (Idempotency-Key replayed)": 3,
     "GET /api/services": 1,  # anonymous: one page of services joined with their agents
     "GET /api/agents/{id}": 1,  # anonymous: the agent
     "GET /api/agents/{id}/services": 3,  # auth, agent exists, services
@@ -218,6 +230,26 @@ def deliver(w: World) -> tuple[Call, int]:
     return (lambda: w.agent_api.post(w.url(order, "/deliver"), {"deliverables": items})), w.scale.deliverables
 
 
+def generate(w: World) -> tuple[Call, int]:
+    # A workspace with as many prompts already sent as the scale has deliverables.
+    service = make_service(w.agent.agent, price_type="weekly", price="20.00")
+    order = make_order(w.buyer, w.agent, Status.IN_PROGRESS, service=service)
+    Deliverable.objects.bulk_create(
+        [Deliverable(order=order, prompt=f"Prompt {i}", status="pending") for i in range(w.scale.deliverables)]
+    )
+    return (lambda: w.buyer.api.post(w.url(order, "/generate"), {"prompt": "One more fox."})), 0
+
+
+def deliver_to_an_agent(w: World) -> tuple[Call, int]:
+    buyer = make_agent("Buyer bot")
+    order = make_order(buyer, w.agent, Status.PAID, service=make_service(w.agent.agent, price="20.00"))
+    items = [
+        {"deliverable_url": f"https://cdn.example.com/bot/{i}.png", "deliverable_media_type": "image"}
+        for i in range(w.scale.deliverables)
+    ]
+    return (lambda: w.agent_api.post(w.url(order, "/deliver"), {"deliverables": items})), w.scale.deliverables
+
+
 def messages(w: World) -> tuple[Call, int]:
     order = target(w, Status.PAID, messages=w.scale.messages)
     return (lambda: w.buyer.api.get(w.url(order, "/messages?limit=200"))), w.scale.messages
@@ -236,6 +268,17 @@ def review(w: World) -> tuple[Call, int]:
 def order_create(w: World) -> tuple[Call, int]:
     body = {"service_id": w.service.id, "brief": "Another fox, this time in a spacesuit."}
     return (lambda: w.buyer.api.post("/api/orders", body)), 0
+
+
+def order_create_keyed(w: World) -> tuple[Call, int]:
+    body = {"service_id": w.service.id, "brief": "Another fox, this time in a spacesuit."}
+    return (lambda: w.buyer.api.post("/api/orders", body, **{"Idempotency-Key": "k-1"})), 0
+
+
+def order_create_replayed(w: World) -> tuple[Call, int]:
+    call, rows = order_create_keyed(w)
+    assert call().status_code == 201
+    return call, rows
 
 
 def catalogue(w: World) -> tuple[Call, int]:
@@ -272,10 +315,14 @@ CASES: dict[str, tuple[Callable[[World], tuple[Call, int]], int]] = {
     "POST /api/orders/{id}/quote": (quote, 200),
     "POST /api/orders/{id}/start": (start, 200),
     "POST /api/orders/{id}/deliver": (deliver, 200),
+    "POST /api/orders/{id}/generate": (generate, 201),
+    "POST /api/orders/{id}/deliver (agent buyer)": (deliver_to_an_agent, 200),
     "GET /api/orders/{id}/messages": (messages, 200),
     "POST /api/orders/{id}/messages": (message_post, 201),
     "POST /api/orders/{id}/review": (review, 201),
     "POST /api/orders": (order_create, 201),
+    "POST /api/orders (Idempotency-Key)": (order_create_keyed, 201),
+    "POST /api/orders (Idempotency-Key replayed)": (order_create_replayed, 201),
     "GET /api/services": (catalogue, 200),
     "GET /api/agents/{id}": (agent_public, 200),
     "GET /api/agents/{id}/services": (agent_services, 200),

@@ -1,4 +1,4 @@
-"""The JSON API's one decorator: parse, rate-limit, authenticate, validate, call, wrap.
+"""The JSON API's one decorator: rate-limit, parse, authenticate, validate, call, wrap.
 
     @endpoint("POST", summary="Quote an order", auth=AGENT, body={"price_usd": Money()})
     def order_quote(request: ApiRequest, order_id: str) -> dict: ...
@@ -8,6 +8,11 @@
 Views return data (wrapped as `{"success": true, "data": ...}`) or a `Reply`; they raise
 `AtelierError`s, which become `{"success": false, "error", "code", "details"}` here and nowhere
 else. The `Endpoint` attached to each view is also what the OpenAPI document is built from.
+
+Every endpoint is rate-limited (its `rate`, else `ratelimit.default_rate`: its own bucket per
+client IP), and every response of it carries X-RateLimit-Limit, -Remaining and -Reset. Every POST
+and PATCH takes an `Idempotency-Key` header (`idempotency.services`): claimed after the caller is
+authenticated and the body validated, before the view runs; the answer is stored for replays.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any, cast
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from agents.models import Agent
@@ -27,14 +33,17 @@ from atelier.auth import WALLET_SIGNATURE_FIELDS, Principal, authenticate
 from atelier.lib import ratelimit
 from atelier.lib.errors import (
     AtelierError,
+    InProgress,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    PaymentRequired,
     RateLimited,
     Unauthorized,
     ValidationFailed,
 )
 from atelier.lib.validation import Field, Int, validate
+from idempotency import services as idempotency
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ PUBLIC = "public"  # anyone; credentials, if sent, are still checked
 AGENT = "agent"  # an agent's API key
 WALLET = "wallet"  # a signed-in wallet (session token or per-request signature)
 PARTY = "party"  # any authenticated caller; the view decides what it may see
+PAYABLE = "payable"  # as PARTY, or no credentials at all: the view answers 402 and takes x402 payments
 
 
 class ApiRequest(HttpRequest):
@@ -88,17 +98,27 @@ class Endpoint:
     status: int = 200
     tag: str = ""
     errors: tuple[int, ...] = ()
+    # A multipart/form-data body with these file fields: not parsed as JSON; the view reads request.FILES.
+    multipart: tuple[str, ...] = ()
+    # A success body that is a file of this media type (the view returns an HttpResponse), not JSON.
+    produces: str = ""
 
 
 def error_response(exc: AtelierError) -> JsonResponse:
-    response = JsonResponse(
-        {"success": False, "error": exc.message, "code": exc.code, "details": exc.details}, status=exc.status
-    )
+    body = {"success": False, "error": exc.message, "code": exc.code, "details": exc.details}
+    if isinstance(exc, PaymentRequired):  # x402: the payment requirements beside the envelope
+        body.update(exc.requirements)
+    response = JsonResponse(body, status=exc.status)
+    if isinstance(exc, PaymentRequired):
+        for name, value in exc.headers.items():
+            response[name] = value
     if isinstance(exc, RateLimited):
         response["Retry-After"] = str(exc.retry_after)
         response["X-RateLimit-Limit"] = str(exc.limit)
         response["X-RateLimit-Remaining"] = "0"
         response["X-RateLimit-Reset"] = str(exc.reset)
+    if isinstance(exc, InProgress):
+        response["Retry-After"] = str(exc.retry_after)
     return response
 
 
@@ -151,31 +171,64 @@ def endpoint(
     status: int = 200,
     tag: str = "",
     errors: tuple[int, ...] = (),
+    multipart: tuple[str, ...] = (),
+    produces: str = "",
 ) -> Callable[[Callable[..., Any]], Callable[..., HttpResponse]]:
-    spec = Endpoint(method, summary, auth, body, query, rate, response, status, tag, errors)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
+        # No `rate`: the documented default for the method, in the endpoint's own bucket.
+        scope = f"{view.__module__.partition('.')[0]}.{view.__name__}"
+        spec = Endpoint(
+            method,
+            summary,
+            auth,
+            body,
+            query,
+            rate or ratelimit.default_rate(method, scope),
+            response,
+            status,
+            tag,
+            errors,
+            multipart=multipart,
+            produces=produces,
+        )
+        keyed = method in idempotency.METHODS
+
         def wrapped(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+            usage: ratelimit.Usage | None = None
+            claim: idempotency.Claim | None = None
             try:
                 if spec.rate:
-                    ratelimit.check(request, spec.rate)
-                data = _parse_body(request) if method in ("POST", "PATCH", "PUT") else {}
+                    usage = ratelimit.check(request, spec.rate)
+                key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if keyed else None
+                data = _parse_body(request) if method in ("POST", "PATCH", "PUT") and not spec.multipart else {}
                 if not isinstance(data, dict):
                     raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
                 principal = authenticate(request, data)
                 _require(spec.auth, principal)
+                if spec.auth == PAYABLE and principal is None and ("wallet" in data or "wallet" in request.GET):
+                    _require(PARTY, principal)  # a wallet without its signature: unfinished credentials, not x402
                 api_request = cast(ApiRequest, request)
                 api_request.principal = principal
                 api_request.data = validate(data, spec.body or {})
                 api_request.params = _parse_query(request, spec.query or {})
                 _check_path_ids(kwargs)
-                result = view(api_request, **kwargs)
+                outcome = _claim(request, principal, key, data) if key else None
+                if isinstance(outcome, idempotency.Replay):
+                    response = outcome.response()
+                else:
+                    claim = outcome
+                    response = _render(view(api_request, **kwargs), spec)
             except AtelierError as exc:
-                return error_response(exc)
-            reply = result if isinstance(result, Reply) else Reply(result, status=spec.status)
-            response = JsonResponse({"success": True, "data": reply.data, **reply.extra}, status=reply.status)
-            for name, value in reply.headers.items():
-                response[name] = value
+                response = error_response(exc)
+            except BaseException:
+                if claim is not None:
+                    idempotency.release(claim)
+                raise
+            if claim is not None:
+                idempotency.finish(claim, response)
+            if usage is not None:
+                usage.apply(response)
             return response
 
         wrapped.__name__ = view.__name__
@@ -184,6 +237,42 @@ def endpoint(
         return wrapped
 
     return decorate
+
+
+def _render(result: Any, spec: Endpoint) -> HttpResponse:
+    if isinstance(result, HttpResponseBase):  # a file (`produces`): FileResponse streams
+        return cast(HttpResponse, result)
+    reply = result if isinstance(result, Reply) else Reply(result, status=spec.status)
+    response = JsonResponse({"success": True, "data": reply.data, **reply.extra}, status=reply.status)
+    for name, value in reply.headers.items():
+        response[name] = value
+    return response
+
+
+def _claim(
+    request: HttpRequest, principal: Principal | None, key: str, data: dict[str, Any]
+) -> idempotency.Claim | idempotency.Replay:
+    """Claim the request's Idempotency-Key, or find the answer to replay. `data` is the body as sent
+    less the per-request signature (authenticate() took it out): a retry that signs afresh is the
+    same request."""
+    return idempotency.claim(
+        owner=_idempotency_owner(request, principal),
+        method=request.method or "",
+        path=request.path,
+        key=key,
+        fingerprint=idempotency.fingerprint(request, data, ignore_query=WALLET_SIGNATURE_FIELDS),
+    )
+
+
+def _idempotency_owner(request: HttpRequest, principal: Principal | None) -> str:
+    """Whose Idempotency-Key this is: the authenticated caller, else the client's address."""
+    if principal is not None and principal.agent is not None:
+        return f"agent:{principal.agent.id}"
+    if principal is not None and principal.wallet:
+        return f"wallet:{principal.chain}:{principal.wallet}"
+    if principal is not None and principal.staff_user_id is not None:
+        return f"staff:{principal.staff_user_id}"
+    return f"ip:{ratelimit.client_ip(request)}"
 
 
 def _check_path_ids(kwargs: Mapping[str, Any]) -> None:
@@ -195,7 +284,7 @@ def _check_path_ids(kwargs: Mapping[str, Any]) -> None:
 
 
 def _require(auth: str, principal: Principal | None) -> None:
-    if auth == PUBLIC:
+    if auth == PUBLIC or (auth == PAYABLE and principal is None):
         return
     if principal is None:
         raise Unauthorized(

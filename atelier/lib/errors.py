@@ -48,9 +48,44 @@ class Conflict(AtelierError):
     code = "conflict"
 
 
+class InProgress(Conflict):
+    """The same request (its Idempotency-Key) is still being answered; retry after `retry_after` seconds."""
+
+    code = "in_progress"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class PaymentRequired(AtelierError):
+    """402 (x402): `requirements` travel beside the envelope and, base64 JSON, in `headers`."""
+
+    status = 402
+    code = "payment_required"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        requirements: dict[str, Any],
+        headers: dict[str, str],
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.requirements = requirements
+        self.headers = headers
+
+
 class PayloadTooLarge(AtelierError):
     status = 413
     code = "payload_too_large"
+
+
+class Unprocessable(AtelierError):
+    status = 422
+    code = "unprocessable"
 
 
 class RateLimited(AtelierError):

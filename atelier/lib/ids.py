@@ -13,7 +13,7 @@ import threading
 import time
 
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-PREFIXES = frozenset({"agt", "svc", "ord", "del", "msg", "rev", "evt", "pay", "whk", "key", "ses", "jrn"})
+PREFIXES = frozenset({"agt", "svc", "ord", "del", "msg", "rev", "evt", "pay", "whk", "key", "ses", "jrn", "upl"})
 
 
 _lock = threading.Lock()
@@ -86,3 +86,11 @@ def payment_id() -> str:
 
 def session_id() -> str:
     return new_id("ses")
+
+
+def webhook_delivery_id() -> str:
+    return new_id("whk")
+
+
+def upload_id() -> str:
+    return new_id("upl")

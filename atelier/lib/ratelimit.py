@@ -1,8 +1,24 @@
 """Per-scope, per-client-IP rate limits in the shared cache (a sliding window of two buckets).
 
 The count of the previous fixed window is weighted by how much of it still overlaps the sliding
-window, which is what Cloudflare and nginx-style limiters do: O(1) cache keys per request, no
-per-request lists, and close to exact at window edges.
+window, which is what Cloudflare and nginx-style limiters do: two cache keys per (scope, client),
+no per-request lists, and close to exact at window edges.
+
+Every endpoint has a limit (`endpoint(rate=...)`, else `default_rate`: READ_LIMIT an hour for
+reads, WRITE_LIMIT for writes), each scope its own bucket. A refused request is not counted, so a
+client that keeps hammering is let in again as soon as its earlier requests slide out.
+
+Cost per request (`bench/ratelimit_cost.py` measures it):
+- Redis (`CACHE_URL=redis://...`, production): one round trip, a Lua script that reads both
+  buckets and increments the current one only when the request is admitted, atomically, so several
+  app servers never admit more than the limit between them.
+- Any other cache: `get_many` of both buckets (one query on the database cache; all a refused
+  request costs), then one write: `add` for a new window, else `incr` where the backend has an
+  atomic one (memcached, locmem) or a plain `set` of the value just read where it does not (the
+  database cache, whose `incr` is itself a get and a set: the same race, one query fewer).
+
+If the cache is down the request passes (fail open): the error is logged, and the limiter stays
+off for TRIP_SECONDS in that process (no retry storm, no timeout on every request).
 """
 
 from __future__ import annotations
@@ -10,16 +26,32 @@ from __future__ import annotations
 import ipaddress
 import logging
 import math
+import re
 import time
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.http import HttpRequest
+from django.core.cache import caches
+from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.redis import RedisCache
+from django.http import HttpRequest, HttpResponse
 
 from atelier.lib.errors import RateLimited
 
 log = logging.getLogger(__name__)
+
+HOUR = 3600
+# The documented defaults for endpoints the product's table does not name (DESIGN.md section 4):
+# per endpoint and client IP. Reads are generous (a page refreshing every 6 seconds for an hour);
+# writes are what a busy person or agent does, and far more than a script that should be batching.
+READ_LIMIT = 600
+WRITE_LIMIT = 120
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+# After a cache error the limiter is off for this long in this process (fail open, fast).
+TRIP_SECONDS = 5.0
+clock = time.time  # wall-clock seconds: windows are aligned across app servers (tests move it)
 
 
 @dataclass(frozen=True)
@@ -31,6 +63,29 @@ class Rate:
     def describe(self) -> str:
         unit = {3600: "hour", 60: "minute", 86400: "day"}.get(self.window, f"{self.window} s")
         return f"{self.limit} requests per {unit} per IP"
+
+
+def default_rate(method: str, scope: str) -> Rate:
+    """The limit of an endpoint that declares none: its own bucket, READ_LIMIT or WRITE_LIMIT an hour."""
+    return Rate(scope, READ_LIMIT if method.upper() in READ_METHODS else WRITE_LIMIT, HOUR)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Where a client stands after an admitted request: what the X-RateLimit-* headers say."""
+
+    limit: int
+    remaining: int
+    reset: int  # unix seconds: the end of the current window, when its bucket starts to slide out
+
+    def apply(self, response: HttpResponse) -> HttpResponse:
+        response["X-RateLimit-Limit"] = str(self.limit)
+        response["X-RateLimit-Remaining"] = str(self.remaining)
+        response["X-RateLimit-Reset"] = str(self.reset)
+        return response
+
+
+_UNSAFE_KEY_CHARS = re.compile(r"[^0-9A-Za-z.:_/-]")
 
 
 def client_ip(request: HttpRequest) -> str:
@@ -45,39 +100,122 @@ def client_ip(request: HttpRequest) -> str:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
-        return address[:64]
+        # Not an address (a misconfigured proxy): still one bucket, and a valid cache key.
+        return _UNSAFE_KEY_CHARS.sub("_", address[:64])
     if ip.version == 6:
+        if ip.ipv4_mapped:  # ::ffff:198.51.100.7 is an IPv4 client on a dual-stack socket
+            return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False).network_address) + "/64"
     return str(ip)
 
 
-def check(request: HttpRequest, rate: Rate) -> None:
-    """Count this request against `rate`; raise RateLimited when over. Fails open if the cache is down."""
-    now = time.time()
-    window_index = int(now // rate.window)
-    elapsed = now - window_index * rate.window
+def check(request: HttpRequest, rate: Rate) -> Usage | None:
+    """Count this request against `rate`; raise RateLimited when over.
+
+    Returns the client's usage for the X-RateLimit-* headers, or None when the cache is down
+    (the request passes, and the error is logged).
+    """
+    now = clock()
+    index = int(now // rate.window)
+    elapsed = now - index * rate.window
+    weight = (rate.window - elapsed) / rate.window  # how much of the previous window still counts
     who = client_ip(request)
-    current_key = f"rl:{rate.scope}:{who}:{window_index}"
-    previous_key = f"rl:{rate.scope}:{who}:{window_index - 1}"
+    current_key = f"rl:{rate.scope}:{who}:{index}"
+    previous_key = f"rl:{rate.scope}:{who}:{index - 1}"
+    backend = caches["default"]
+    if _tripped.get(backend, 0.0) > time.monotonic():
+        return None
     try:
-        cache.add(current_key, 0, timeout=rate.window * 2)
-        current = cache.incr(current_key)
-        previous = cache.get(previous_key, 0)
+        if isinstance(backend, RedisCache):
+            admitted, current, previous = _count_redis(backend, current_key, previous_key, rate, weight)
+        else:
+            admitted, current, previous = _count(backend, current_key, previous_key, rate, weight)
     except Exception:
-        log.exception("rate limit cache unavailable; letting the request through (scope %s)", rate.scope)
-        return
-    weighted = previous * (rate.window - elapsed) / rate.window + current
-    if weighted <= rate.limit:
-        return
-    # Time until enough of the previous window has slid out to admit one more request.
-    if previous and current <= rate.limit:
-        wait = rate.window - elapsed - (rate.limit - current) * rate.window / previous
-        retry_after = max(1, math.ceil(wait))
+        _tripped[backend] = time.monotonic() + TRIP_SECONDS
+        log.exception(
+            "rate limit cache unavailable: letting requests through for %.0f s (scope %s)", TRIP_SECONDS, rate.scope
+        )
+        return None
+    if not admitted:
+        retry_after = _retry_after(rate, elapsed, current, previous)
+        raise RateLimited(
+            f"Too many requests: the limit is {rate.describe()}. Try again in {retry_after} seconds.",
+            retry_after=retry_after,
+            limit=rate.limit,
+            reset=int(now) + retry_after,
+        )
+    remaining = max(0, math.floor(rate.limit - previous * weight - current))
+    return Usage(rate.limit, remaining, (index + 1) * rate.window)
+
+
+# Per cache connection (a new one after a settings change, one per thread): limiter off until then.
+_tripped: weakref.WeakKeyDictionary[BaseCache, float] = weakref.WeakKeyDictionary()
+
+
+def _count(backend: BaseCache, current_key: str, previous_key: str, rate: Rate, weight: float) -> tuple[bool, int, int]:
+    """(admitted, current count, previous count) with the portable cache API."""
+    counts = backend.get_many([current_key, previous_key])
+    current = int(counts.get(current_key, 0))
+    previous = int(counts.get(previous_key, 0))
+    if previous * weight + current + 1 > rate.limit:
+        return False, current, previous  # refused: not counted, and no write
+    ttl = rate.window * 2  # the bucket is read as "previous" during the next window
+    if not current:
+        current = 1 if backend.add(current_key, 1, timeout=ttl) else backend.incr(current_key)
+    elif type(backend).incr is BaseCache.incr:
+        # No atomic incr (the database cache): BaseCache.incr would read the value again and set it.
+        current += 1
+        backend.set(current_key, current, timeout=ttl)
     else:
-        retry_after = max(1, math.ceil(rate.window - elapsed))
-    raise RateLimited(
-        f"Too many requests: the limit is {rate.describe()}. Try again in {retry_after} seconds.",
-        retry_after=retry_after,
-        limit=rate.limit,
-        reset=int(now + retry_after),
-    )
+        try:
+            current = backend.incr(current_key)
+        except ValueError:  # expired or culled since the read
+            backend.add(current_key, 1, timeout=ttl)
+            current = 1
+    # A concurrent request may have taken the last slot between the read and the write.
+    return previous * weight + current <= rate.limit, current, previous
+
+
+# KEYS: current bucket, previous bucket. ARGV: limit, weight of the previous bucket, TTL (s).
+# Django's RedisCache stores integers unpickled, so cache.get() reads these counters too.
+_REDIS_SCRIPT = """
+local counts = redis.call('MGET', KEYS[1], KEYS[2])
+local current = tonumber(counts[1] or '0')
+local previous = tonumber(counts[2] or '0')
+if previous * tonumber(ARGV[2]) + current + 1 > tonumber(ARGV[1]) then
+  return {0, current, previous}
+end
+current = redis.call('INCR', KEYS[1])
+if current == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return {1, current, previous}
+"""
+# Per cache connection: its redis-py client (Django builds a new one for every cache call, which
+# costs more than the round trip itself) and the script registered on it.
+_redis_clients: weakref.WeakKeyDictionary[RedisCache, tuple[Any, Any]] = weakref.WeakKeyDictionary()
+
+
+def _count_redis(
+    backend: RedisCache, current_key: str, previous_key: str, rate: Rate, weight: float
+) -> tuple[bool, int, int]:
+    """The same decision as `_count`, in one round trip and atomically (a Lua script)."""
+    keys = [backend.make_and_validate_key(current_key), backend.make_and_validate_key(previous_key)]
+    if backend not in _redis_clients:
+        client = backend._cache.get_client(write=True)
+        _redis_clients[backend] = (client, client.register_script(_REDIS_SCRIPT))
+    client, script = _redis_clients[backend]
+    admitted, current, previous = script(keys=keys, args=[rate.limit, repr(weight), rate.window * 2], client=client)
+    return bool(admitted), int(current), int(previous)
+
+
+def _retry_after(rate: Rate, elapsed: float, current: int, previous: int) -> int:
+    """Seconds until one more request fits: previous * (window - elapsed - t) / window + current + 1 <= limit."""
+    window, limit = rate.window, rate.limit
+    if current < limit and previous:
+        # Enough of the previous window has to slide out.
+        wait = (window - elapsed) - (limit - current - 1) * window / previous
+    else:
+        # This window is full: wait for it to end, then for its own count to slide out far enough.
+        wait = (window - elapsed) + window * (1 - (limit - 1) / max(current, 1))
+    return max(1, math.ceil(wait))

@@ -198,6 +198,13 @@ class SolanaClient:
             raise ChainUnavailable("Solana RPC answered getTransaction with garbage")
         return result
 
+    def genesis_hash(self) -> str:
+        """The cluster's genesis hash (base58): what CAIP-2 names a Solana network by (its first 32 characters)."""
+        result = self._rpc("getGenesisHash", [])
+        if not isinstance(result, str) or not result:
+            raise ChainUnavailable("Solana RPC answered getGenesisHash with garbage")
+        return result
+
     def token_balance(self, owner: str) -> int:
         account = get_associated_token_address(Pubkey.from_string(owner), self.mint)
         result = self._rpc("getAccountInfo", [str(account), {"encoding": "base64", "commitment": "confirmed"}])

@@ -140,9 +140,10 @@ def test_a_whole_order_pays_the_agent_90_percent_and_escrow_keeps_10(
     assert balance(chain.chain, escrow(chain.chain)) == escrow_before + PRICE_UNITS
 
     assert agent.api.post(f"/api/orders/{order['id']}/start").status_code == 200
+    # A document: an image deliverable would queue its fetch (orders.files), a second task below.
     delivered = agent.api.post(
         f"/api/orders/{order['id']}/deliver",
-        {"deliverable_url": "https://cdn.example.com/logo.png", "deliverable_media_type": "image"},
+        {"deliverable_url": "https://cdn.example.com/logo.pdf", "deliverable_media_type": "document"},
     )
     assert delivered.body["data"]["status"] == "delivered"
     with django_capture_on_commit_callbacks(execute=True):

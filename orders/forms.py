@@ -1,0 +1,85 @@
+"""The order pages' forms: the same limits as the API (DESIGN.md section 2), checked by Django forms."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.core.validators import URLValidator
+
+from orders.models import Chain
+
+MAX_REFERENCE_URLS = 5
+
+
+class HireForm(forms.Form):
+    brief = forms.CharField(
+        min_length=10,
+        max_length=3000,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 6, "minlength": 10, "maxlength": 3000}),
+        help_text="What you need, 10 to 3,000 characters.",
+    )
+    reference_urls = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "https://example.com/inspiration.png"}),
+        help_text=f"Up to {MAX_REFERENCE_URLS} links, one per line.",
+    )
+    payment_chain = forms.ChoiceField(choices=Chain.choices, initial=Chain.SOLANA)
+
+    def clean_reference_urls(self) -> list[str]:
+        lines = [line.strip() for line in self.cleaned_data["reference_urls"].splitlines() if line.strip()]
+        if len(lines) > MAX_REFERENCE_URLS:
+            raise forms.ValidationError(f"At most {MAX_REFERENCE_URLS} reference links.")
+        validate = URLValidator(schemes=["http", "https"])
+        for line in lines:
+            if len(line) > 2000:
+                raise forms.ValidationError("A reference link is longer than 2,000 characters.")
+            try:
+                validate(line)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"Not an http(s) link: {line[:80]}") from None
+        return lines
+
+
+class MessageForm(forms.Form):
+    content = forms.CharField(
+        max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 2, "maxlength": 2000, "required": True})
+    )
+
+
+class RevisionForm(forms.Form):
+    feedback = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class DisputeForm(forms.Form):
+    reason = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=2000, strip=True)
+
+
+class PayForm(forms.Form):
+    escrow_tx_hash = forms.CharField(max_length=128, strip=True, label="Transaction signature or hash")
+    payment_chain = forms.ChoiceField(choices=Chain.choices)
+
+
+class ReviewForm(forms.Form):
+    rating = forms.TypedChoiceField(
+        choices=[(n, f"{n} ★") for n in range(5, 0, -1)], coerce=int, widget=forms.RadioSelect, initial=5
+    )
+    comment = forms.CharField(required=False, max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class PromptForm(forms.Form):
+    prompt = forms.CharField(max_length=3000, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+def first_error(form: forms.Form) -> str:
+    """The first problem, as one sentence for the page."""
+    for field, errors in form.errors.items():
+        label = form.fields[field].label or field.replace("_", " ").capitalize() if field in form.fields else ""
+        text: Any = errors[0]
+        return f"{label}: {text}" if label else str(text)
+    return "Please check the form."

@@ -1,0 +1,393 @@
+"""The buyer's pages: hire, my orders, the order page and its one POST view.
+
+Views stay thin: reads through `orders.queries`, writes through `orders.transitions.transition` and
+`orders.services`. One POST view (`order_act`) dispatches on the pressed button's `action`. Without
+HTMX it redirects back to the page after a success and re-renders the page with the message after
+a refusal; with HTMX it renders the changed part (`orders/detail.html#panel`, `#messages`). A
+refused action (409, 400, 403) shows its sentence in place, with the status code, never a blank swap.
+
+Agents' owners (signed in with an API key) and staff see the same page read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.forms import Form
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+from django.views.decorators.http import require_POST, require_safe
+from django_htmx.middleware import HtmxDetails
+
+from agents.models import Service
+from agents.views import service_page
+from atelier import browser
+from atelier.auth import Principal
+from atelier.lib import ratelimit
+from atelier.lib.errors import AtelierError, Forbidden, NotFound
+from orders import forms, queries, services, workspaces
+from orders.api import CREATE_RATE, MESSAGE_RATE
+from orders.models import MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
+from orders.rendering import deliverable_items, timeline
+from orders.transitions import Role, allowed_actions, order_open, transition
+from payments import demo_wallet
+from payments import services as payment_services
+
+TEMPLATE = "orders/detail.html"
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+MESSAGE_PAGE = 50  # the latest messages shown; earlier ones a link away
+TIMELINE_LIMIT = 100
+LIST_PAGE = 25
+POLL_SECONDS = 3
+
+
+def _signin_redirect(request: HttpRequest) -> HttpResponse:
+    return redirect(f"{reverse('signin')}?{urlencode({'next': request.get_full_path()})}")
+
+
+# --- hire ---------------------------------------------------------------------------------------
+
+
+@require_POST
+def hire(request: HttpRequest, service_id: str) -> HttpResponse:
+    """Order a service from its page: the brief form, then the new order's page."""
+    service = Service.objects.select_related("agent").filter(pk=service_id, active=True, agent__active=True).first()
+    if service is None:
+        raise Http404("No such service.")
+    principal = browser.session_principal(request)
+    if principal is None or not principal.wallet:
+        return _signin_redirect(request)
+    form = forms.HireForm(request.POST)
+    if not form.is_valid():
+        return service_page(request, service, form, error=forms.first_error(form), status=400)
+    try:
+        ratelimit.check(request, CREATE_RATE)
+        order = order_open(
+            service=service,
+            actor=principal,
+            brief=form.cleaned_data["brief"],
+            reference_urls=form.cleaned_data["reference_urls"],
+            payment_chain=form.cleaned_data["payment_chain"],
+        )
+    except AtelierError as exc:
+        return service_page(request, service, form, error=exc.message, status=exc.status)
+    return redirect("orders:detail", order_id=order.id)
+
+
+# --- my orders ----------------------------------------------------------------------------------
+
+
+@require_safe
+def order_list(request: HttpRequest) -> HttpResponse:
+    """The caller's orders, newest first, a page at a time."""
+    principal = browser.session_principal(request)
+    if principal is None:
+        return _signin_redirect(request)
+    rows, cursor = queries.page(
+        queries.orders_visible_to(principal), limit=LIST_PAGE, before=request.GET.get("before") or None
+    )
+    return render(request, "orders/list.html", {"orders": rows, "next_cursor": cursor, "principal": principal})
+
+
+# --- the order page -----------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    """What the order page shows: built once per request from a fixed number of queries."""
+
+    order: Order
+    role: Role
+    principal: Principal
+    error: str = ""
+    error_target: str = ""  # "panel" or "messages": where the refusal is shown
+    forms: dict[str, Form] | None = None
+    before: str = ""  # a cursor into earlier messages
+
+    def context(self, request: HttpRequest) -> dict[str, Any]:
+        order, role = self.order, self.role
+        is_buyer = role == Role.BUYER and order.buyer_kind != BuyerKind.AGENT
+        actions = allowed_actions(order, role) if is_buyer else []
+        messages, earlier = self._messages()
+        events = list(order.events.exclude(action="message").order_by("-id")[:TIMELINE_LIMIT])[::-1]
+        review = Review.objects.filter(order=order).first() if order.status == Status.COMPLETED else None
+        payable = order.status in queries.PAYABLE
+        bound = self.forms or {}
+        can_message = is_buyer and order.status in MESSAGING_STATUSES
+        quota_left = workspaces.quota_left(order)
+        return {
+            "order": order,
+            "service": order.service,
+            "role": role.value,
+            "is_buyer": is_buyer,
+            "read_only": not is_buyer,
+            "actions": actions,
+            "payment": payment_services.payment_instructions(order) if payable else None,
+            "payment_pending": bool(getattr(order, "pending_payments", None)),
+            "transfers": getattr(order, "transfer_list", []),
+            "deliverables": deliverable_items(order, role),
+            "timeline": timeline(events),
+            "last_event_id": events[-1].id if events else "",
+            "messages": messages,
+            "earlier_cursor": earlier,
+            "viewing_earlier": bool(self.before),
+            "last_message_id": messages[-1].id if messages else "",
+            "messaging_open": order.status in MESSAGING_STATUSES,
+            "can_message": can_message,
+            "review": review,
+            "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
+            "workspace": order.service.is_workspace,
+            "quota_left": quota_left,
+            "can_generate": is_buyer
+            and order.service.is_workspace
+            and order.status == Status.IN_PROGRESS
+            and quota_left != 0
+            and (order.workspace_expires_at is None or order.workspace_expires_at > timezone.now()),
+            "demo_pay": is_buyer
+            and payable
+            and browser.demo_wallet_enabled()
+            and bool(request.session.get(browser.DEMO_SECRET))
+            and demo_wallet.address_of(request.session.get(browser.DEMO_SECRET, "")) == order.buyer_wallet,
+            "error": self.error,
+            "error_target": self.error_target,
+            "revision_form": bound.get("revision") or forms.RevisionForm(),
+            "dispute_form": bound.get("dispute") or forms.DisputeForm(),
+            "cancel_form": bound.get("cancel") or forms.CancelForm(),
+            "pay_form": bound.get("pay") or forms.PayForm(initial={"payment_chain": order.payment_chain}),
+            "message_form": bound.get("message") or forms.MessageForm(),
+            "review_form": bound.get("review") or forms.ReviewForm(),
+            "prompt_form": bound.get("generate") or forms.PromptForm(),
+            "poll_seconds": POLL_SECONDS,
+        }
+
+    def _messages(self) -> tuple[list[Message], str]:
+        """The latest MESSAGE_PAGE messages (or those before a cursor), oldest first."""
+        queryset = self.order.messages.order_by("-id")
+        if self.before:
+            queryset = queryset.filter(id__lt=self.before)
+        rows = list(queryset[: MESSAGE_PAGE + 1])
+        earlier = rows[MESSAGE_PAGE - 1].id if len(rows) > MESSAGE_PAGE else ""
+        return rows[:MESSAGE_PAGE][::-1], earlier
+
+
+def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tuple[Order, Role, Principal]:
+    principal = browser.session_principal(request)
+    if principal is None:
+        raise Forbidden("Sign in to see this order.", code="authentication_required")
+    try:
+        order, role = queries.order_for(principal, order_id, details=details)
+    except NotFound:
+        raise Http404("No such order.") from None
+    return order, role, principal
+
+
+@require_safe
+def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
+    if browser.session_principal(request) is None:
+        return _signin_redirect(request)
+    order, role, principal = _viewer(request, order_id)
+    page = Page(order, role, principal, before=request.GET.get("before", ""))
+    return render(request, TEMPLATE, page.context(request))
+
+
+@require_safe
+def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
+    """HTMX polling: new messages appended, and the order panel when something else happened."""
+    if browser.session_principal(request) is None:
+        return HttpResponse(status=204)
+    order, role, principal = _viewer(request, order_id, details=False)
+    after = request.GET.get("after", "")
+    messages = order.messages.order_by("id")
+    if after:
+        messages = messages.filter(id__gt=after)
+    new_messages = list(messages[:MESSAGE_PAGE])
+    last_event = (
+        OrderEvent.objects.filter(order=order).exclude(action="message").order_by("-id").values_list("id", flat=True)
+    ).first() or ""
+    changed = last_event != request.GET.get("event", "")
+    if not changed:
+        last_message = new_messages[-1].id if new_messages else after
+        can_message = request.GET.get("m") == "1"
+        context = {
+            "order": order,
+            "last_message_id": last_message,
+            "last_event_id": last_event,
+            "can_message": can_message,
+            "new_messages": new_messages,
+            "poll_seconds": POLL_SECONDS,
+            "role": role.value,
+        }
+        return render(request, f"{TEMPLATE}#poll", context)
+    # Something happened besides messages: the panel again, out of band.
+    order, role, principal = _viewer(request, order_id)
+    context = Page(order, role, principal).context(request)
+    context.update(new_messages=new_messages, panel_oob=True)
+    if (request.GET.get("m") == "1") == context["can_message"]:
+        return render(request, f"{TEMPLATE}#poll", context)
+    # Messaging opened (paid) or closed: the whole message box (its poller included) replaces the poller.
+    body = render_to_string(f"{TEMPLATE}#messages", context, request) + render_to_string(
+        f"{TEMPLATE}#panel", context, request
+    )
+    return HttpResponse(body, headers={"HX-Retarget": "#messages", "HX-Reswap": "outerHTML"})
+
+
+# --- the one POST view --------------------------------------------------------------------------
+
+Handler = Callable[[HttpRequest, Order, Principal], None]
+
+
+def _bound(request: HttpRequest, name: str, form_class: type[Form]) -> Form:
+    form = form_class(request.POST)
+    if not form.is_valid():
+        raise _Invalid(name, form)
+    return form
+
+
+class _Invalid(Exception):
+    def __init__(self, name: str, form: Form) -> None:
+        super().__init__(forms.first_error(form))
+        self.name = name
+        self.form = form
+
+
+def _accept(request: HttpRequest, order: Order, actor: Principal) -> None:
+    transition(order.id, "accept", actor)
+
+
+def _approve(request: HttpRequest, order: Order, actor: Principal) -> None:
+    transition(order.id, "approve", actor)
+
+
+def _revision(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "revision", forms.RevisionForm)
+    transition(order.id, "revision", actor, feedback=form.cleaned_data["feedback"])
+
+
+def _dispute(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "dispute", forms.DisputeForm)
+    transition(order.id, "dispute", actor, reason=form.cleaned_data["reason"])
+
+
+def _cancel(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "cancel", forms.CancelForm)
+    reason = form.cleaned_data["reason"]
+    transition(order.id, "cancel", actor, **({"reason": reason} if reason else {}))
+
+
+def _pay(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "pay", forms.PayForm)
+    services.order_pay(
+        order_id=order.id,
+        actor=actor,
+        tx_hash=form.cleaned_data["escrow_tx_hash"],
+        chain=form.cleaned_data["payment_chain"],
+    )
+
+
+def _pay_demo(request: HttpRequest, order: Order, actor: Principal) -> None:
+    """The demo wallet sends the USDC transfer on the devchain; then it is verified like any payment."""
+    secret = request.session.get(browser.DEMO_SECRET, "")
+    if not browser.demo_wallet_enabled() or demo_wallet.address_of(secret) != order.buyer_wallet:
+        raise Forbidden("This order was not placed with the demo wallet.", code="demo_wallet_unavailable")
+    instructions = payment_services.payment_instructions(order)
+    if instructions is None or order.payment_chain != "solana":
+        order.payment_chain = "solana"
+        instructions = payment_services.payment_instructions(order)
+    if instructions is None:
+        raise Forbidden("No Solana escrow is configured on this server.", code="demo_wallet_unavailable")
+    signature = demo_wallet.pay(secret, instructions)
+    services.order_pay(order_id=order.id, actor=actor, tx_hash=signature, chain="solana")
+
+
+def _message(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "message", forms.MessageForm)
+    ratelimit.check(request, MESSAGE_RATE)
+    services.message_post(order=order, role=Role.BUYER, actor=actor, content=form.cleaned_data["content"])
+
+
+def _review(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "review", forms.ReviewForm)
+    services.review_create(
+        order=order,
+        role=Role.BUYER,
+        actor=actor,
+        rating=form.cleaned_data["rating"],
+        comment=form.cleaned_data["comment"],
+    )
+
+
+def _generate(request: HttpRequest, order: Order, actor: Principal) -> None:
+    form = _bound(request, "generate", forms.PromptForm)
+    workspaces.prompt_create(order_id=order.id, actor=actor, prompt=form.cleaned_data["prompt"])
+
+
+HANDLERS: dict[str, Handler] = {
+    "accept": _accept,
+    "pay": _pay,
+    "pay_demo": _pay_demo,
+    "approve": _approve,
+    "revision": _revision,
+    "dispute": _dispute,
+    "cancel": _cancel,
+    "message": _message,
+    "review": _review,
+    "generate": _generate,
+}
+# Which part of the page each action changes (and where its refusal is shown).
+MESSAGE_ACTIONS = frozenset({"message"})
+
+
+@require_POST
+def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
+    """Every button on the order page posts here with its `action`."""
+    if browser.session_principal(request) is None:
+        return _signin_redirect(request)
+    order, role, principal = _viewer(request, order_id)
+    could_message = order.status in MESSAGING_STATUSES
+    action = request.POST.get("action", "")
+    target = "messages" if action in MESSAGE_ACTIONS else "panel"
+    handler = HANDLERS.get(action)
+    bound: dict[str, Form] = {}
+    error, status = "", 200
+    try:
+        if handler is None:
+            raise Forbidden(f"Unknown action {action[:40]!r}.", code="unknown_action")
+        if role != Role.BUYER or order.buyer_kind == BuyerKind.AGENT:
+            raise Forbidden("This view is read-only for you; agents act through the API.", code="read_only")
+        handler(request, order, principal)
+    except _Invalid as exc:
+        bound[exc.name] = exc.form
+        error, status = str(exc), 400
+    except AtelierError as exc:
+        error, status = exc.message, exc.status
+    if not error and not request.htmx:
+        return redirect(reverse("orders:detail", args=[order.id]) + ("#messages" if target == "messages" else ""))
+    # Re-read after the write (or the refusal): the panel shows what is true now.
+    order, role, principal = _viewer(request, order_id)
+    page = Page(order, role, principal, error=error, error_target=target, forms=bound)
+    context = page.context(request)
+    if not request.htmx:
+        return render(request, TEMPLATE, context, status=status)
+    if target == "messages":
+        return render(request, f"{TEMPLATE}#messages", context, status=status)
+    # The panel, and the poller with the new event id so the next poll does not redraw it again;
+    # the whole message box (poller included) when messaging opened or closed with this action.
+    body = render_to_string(f"{TEMPLATE}#panel", context, request)
+    if could_message != context["messaging_open"]:
+        context["messages_oob"] = True
+        body += render_to_string(f"{TEMPLATE}#messages", context, request)
+    else:
+        context["poller_oob"] = True
+        body += render_to_string(f"{TEMPLATE}#poller", context, request)
+    return HttpResponse(body, status=status)

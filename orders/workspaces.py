@@ -1,0 +1,237 @@
+"""Subscription workspaces: the buyer's prompts, the agent's answers, and the close.
+
+A workspace order (weekly or monthly, or a fixed-price quota pack: `Service.is_workspace`) opens
+when it is paid: `open_workspace` is a follow-up of `pay` in the same transaction
+(orders.transitions), `in_progress` with `workspace_expires_at` 7 days, 30 days or 24 hours on.
+
+- `prompt_create` (the buyer, POST /api/orders/{id}/generate) takes one unit of quota and leaves a
+  pending deliverable for the prompt; the agent hears of it as `workspace.prompt`.
+- `prompt_answer` (the agent, POST /api/orders/{id}/deliver naming the prompt's `deliverable_id`)
+  fills that deliverable. An answer is not a transition: the order stays where it is, and nothing
+  here assigns `status`. The answer that leaves a used-up quota with nothing pending runs the
+  system's `expire` (through `transition`) in the same transaction.
+- `workspace_expire_if_due` closes a workspace whose window has passed: run by the task queued at
+  opening (orders.tasks.expire_workspace) and by every request that reads the order
+  (orders.queries.order_for), so a late or dead worker never keeps a workspace open.
+
+After `expire` the order is `delivered`: the buyer approves or disputes as usual (an agent or x402
+buyer's order is released at once instead: orders.transitions.settles_on_delivery).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from atelier.auth import SYSTEM, Principal
+from atelier.lib.errors import Conflict, Forbidden, NotFound
+from orders import effects, events, files
+from orders.models import Deliverable, DeliverableStatus, Order, Status
+from orders.transitions import Role, role_of, transition
+
+# Where the agent may still answer a prompt: the open workspace, and after the close until the
+# buyer has approved (a prompt left pending at the close can still be answered for the buyer).
+ANSWERABLE = frozenset({Status.IN_PROGRESS, Status.DELIVERED, Status.REVISION_REQUESTED, Status.DISPUTED})
+NOT_OPEN_YET = frozenset({Status.PENDING_QUOTE, Status.QUOTED, Status.ACCEPTED, Status.PAID})
+
+
+def quota_left(order: Order) -> int | None:
+    """Prompts the buyer may still send; None when unlimited (quota 0) or not a workspace."""
+    if not order.service.is_workspace or order.quota_total == 0:
+        return None
+    return max(order.quota_total - order.quota_used, 0)
+
+
+def _locked(order_id: str) -> Order:
+    try:
+        # of=("self",): lock the order row only, not the joined service. The same lock as transition().
+        return Order.objects.select_for_update(of=("self",)).select_related("service").get(pk=order_id)
+    except Order.DoesNotExist:
+        raise NotFound("No such order.", code="order_not_found") from None
+
+
+def _party(order: Order, actor: Principal, expected: Role, doing: str) -> Role:
+    role = role_of(order, actor)
+    if role is None:
+        raise NotFound("No such order.", code="order_not_found")
+    if role != expected:
+        raise Forbidden(f"Only the {expected} of a workspace order can {doing}.", code="wrong_role")
+    return role
+
+
+def _require_workspace(order: Order) -> None:
+    if not order.service.is_workspace:
+        raise Conflict(
+            "This order is not a workspace (a weekly or monthly service, or a quota pack).",
+            code="not_a_workspace",
+            details={"status": order.status, "price_type": order.service.price_type},
+        )
+
+
+def _details(order: Order) -> dict[str, Any]:
+    return {
+        "status": order.status,
+        "quota_total": order.quota_total,
+        "quota_used": order.quota_used,
+        "workspace_expires_at": order.workspace_expires_at.isoformat() if order.workspace_expires_at else None,
+    }
+
+
+def _check_open(order: Order) -> None:
+    """Raise why no prompt can be sent now, if none can."""
+    _require_workspace(order)
+    now = timezone.now()
+    expired = order.workspace_expires_at is not None and order.workspace_expires_at <= now
+    used_up = order.quota_total > 0 and order.quota_used >= order.quota_total
+    if order.status in NOT_OPEN_YET:
+        raise Conflict(
+            "The workspace opens once the order is paid.", code="workspace_not_open", details=_details(order)
+        )
+    if expired:
+        raise Conflict("This workspace's window has closed.", code="workspace_expired", details=_details(order))
+    if used_up:
+        raise Conflict(
+            f"This workspace has used all {order.quota_total} prompts of its quota.",
+            code="quota_exhausted",
+            details=_details(order),
+        )
+    if order.status != Status.IN_PROGRESS:
+        raise Conflict(f"This workspace is {order.status}.", code="workspace_closed", details=_details(order))
+
+
+def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deliverable, Order]:
+    """The buyer sends a prompt: one unit of quota, a pending deliverable, an OrderEvent `prompt`
+    (the agent's `workspace.prompt` webhook). Locks the order row. The unit is taken by a conditional
+    UPDATE (`quota_used < quota_total`, or an unlimited quota, in an open window), so the database
+    itself never lets more than the quota through, whatever races. Sends `effects.order_changed`
+    after commit."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        role = _party(order, actor, Role.BUYER, "send prompts")
+        _check_open(order)
+        now = timezone.now()
+        taken = (
+            Order.objects.filter(pk=order.pk, status=Status.IN_PROGRESS, workspace_expires_at__gt=now)
+            .filter(Q(quota_total=0) | Q(quota_used__lt=F("quota_total")))
+            .update(quota_used=F("quota_used") + 1, updated_at=now)
+        )
+        if not taken:  # the row lock makes this unreachable; the database has the last word anyway
+            raise Conflict("This workspace has no prompt left.", code="quota_exhausted", details=_details(order))
+        order.quota_used += 1
+        deliverable = Deliverable.objects.create(order=order, prompt=prompt, status=DeliverableStatus.PENDING)
+        event = events.record(
+            order,
+            "prompt",
+            actor_kind=role,
+            actor_id=actor.id,
+            data={"deliverable_id": deliverable.id, "quota_used": order.quota_used, "quota_total": order.quota_total},
+            webhook_data={"deliverable_id": deliverable.id, "prompt": prompt, "quota_left": quota_left(order)},
+        )
+        transaction.on_commit(partial(effects.order_changed, event))
+    return deliverable, order
+
+
+def _used_up(order: Order) -> bool:
+    """The quota is used up when every unit is taken and every prompt answered."""
+    if order.quota_total == 0 or order.quota_used < order.quota_total:
+        return False
+    return not order.deliverables.filter(status=DeliverableStatus.PENDING, superseded=False).exists()
+
+
+def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: str, media_type: str) -> Order:
+    """The agent answers a pending prompt. Locks the order row; fills the prompt's deliverable (image
+    URLs are fetched and previewed like any delivery: orders.files), writes an OrderEvent
+    `prompt_answered`, and, when that leaves a used-up quota with nothing pending, runs the system's
+    `expire` in the same transaction. The same answer again is a no-op (safe retries); another answer
+    to an answered prompt is a 409. Sends `effects.order_changed` after commit."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        role = _party(order, actor, Role.AGENT, "answer prompts")
+        _require_workspace(order)
+        if order.status not in ANSWERABLE:
+            raise Conflict(
+                f"Prompts of a {order.status} order can no longer be answered.",
+                code="workspace_closed" if order.status not in NOT_OPEN_YET else "workspace_not_open",
+                details=_details(order),
+            )
+        deliverable = (
+            Deliverable.objects.filter(order=order, pk=deliverable_id, superseded=False).exclude(prompt="").first()
+        )
+        if deliverable is None:
+            raise NotFound(
+                "This order has no such prompt.", code="prompt_not_found", details={"deliverable_id": "unknown"}
+            )
+        if deliverable.status == DeliverableStatus.DELIVERED:
+            if (deliverable.url, deliverable.media_type) == (url, media_type):
+                return order
+            raise Conflict(
+                "This prompt has been answered already.",
+                code="prompt_already_answered",
+                details={"deliverable_id": deliverable.id},
+            )
+        deliverable.url, deliverable.media_type, deliverable.status = url, media_type, DeliverableStatus.DELIVERED
+        files.attach(order, [deliverable])  # link an upload, or queue the image fetch (after commit)
+        deliverable.save(
+            update_fields=["url", "media_type", "status", "fetch_status", "file_path", "preview_path", "content_type"]
+        )
+        event = events.record(
+            order,
+            "prompt_answered",
+            actor_kind=role,
+            actor_id=actor.id,
+            data={"deliverable_id": deliverable.id, "url": url, "media_type": media_type},
+        )
+        transaction.on_commit(partial(effects.order_changed, event))
+        if order.status == Status.IN_PROGRESS and _used_up(order):
+            order = transition(order.id, "expire", SYSTEM, note="quota used up")
+    return order
+
+
+def workspace_expire_if_due(order: Order) -> bool:
+    """Close `order`'s workspace if its window has passed and it is still open: the system's
+    `expire`. No query unless it is due. True when the order was (or just got) expired."""
+    due = order.workspace_expires_at
+    if order.status != Status.IN_PROGRESS or due is None or due > timezone.now():
+        return False
+    try:
+        transition(order.id, "expire", SYSTEM, note="window closed")
+    except Conflict:  # moved on meanwhile (the agent cancelled, say): nothing to close
+        return False
+    return True
+
+
+def prompts_to_list(deliverables: Iterable[Deliverable], rendered: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An order's prompts, oldest first, each with its answer as the `deliverables` list shows it
+    to this viewer (`rendered`: the watermark gate applied), or None while pending."""
+    answers = {item["id"]: item for item in rendered}
+    return [
+        {
+            "id": deliverable.id,
+            "prompt": deliverable.prompt,
+            "status": deliverable.status,
+            "result": answers.get(deliverable.id),
+            "created_at": deliverable.created_at.isoformat(),
+        }
+        for deliverable in deliverables
+        if deliverable.prompt
+    ]
+
+
+def prompt_created_to_dict(deliverable: Deliverable, order: Order) -> dict[str, Any]:
+    """What POST /api/orders/{id}/generate answers: the new prompt and the quota after it."""
+    return {
+        "id": deliverable.id,
+        "order_id": order.id,
+        "prompt": deliverable.prompt,
+        "status": deliverable.status,
+        "created_at": deliverable.created_at.isoformat(),
+        "quota_total": order.quota_total,
+        "quota_used": order.quota_used,
+        "quota_left": quota_left(order),
+        "workspace_expires_at": order.workspace_expires_at.isoformat() if order.workspace_expires_at else None,
+    }
