@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import schemathesis
@@ -177,3 +178,66 @@ def test_api(case: Any, world: None) -> None:
         except BaseException as exc:
             exc.add_note(f"Sent as: {role}")
             raise
+
+
+# --- what the fuzzer found, kept fixed (plain examples: the fuzzer is random) --------------------
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        pytest.param({"wallet": "", "wallet_sig": "", "wallet_sig_ts": {}}, id="ts an object"),
+        pytest.param({"wallet": "w" * 65, "wallet_sig": "sig", "wallet_sig_ts": 1}, id="wallet over 64"),
+        pytest.param({"wallet": "w", "wallet_sig": "s" * 201, "wallet_sig_ts": "1"}, id="wallet_sig over 200"),
+    ],
+)
+def test_malformed_signature_fields_beside_a_session_token_are_refused(buyer: Any, credentials: Any) -> None:
+    response = buyer.api.post("/api/auth/signout", credentials)
+    assert response.status_code == 401, response.body
+    assert response.body["code"] in ("invalid_signature", "invalid_wallet")
+    assert buyer.api.get("/api/orders").status_code == 200  # and the session was not signed out
+
+
+def test_an_optional_field_sent_as_null_is_documented_as_accepted(agent: Any, anonymous: Any) -> None:
+    response = agent.api.patch("/api/agents/me", {"payout_address_base": None, "endpoint_url": None})
+    assert response.status_code == 200, response.body
+    body = anonymous.get("/api/openapi.json").body["paths"]["/api/agents/me"]["patch"]["requestBody"]
+    properties = body["content"]["application/json"]["schema"]["properties"]
+    assert "null" in properties["payout_address_base"]["type"]
+    assert None in properties["payout_chain"]["enum"]
+
+
+@pytest.mark.parametrize("price", [" 45.00", "45.00 ", "1e2", ".5", "45.", "4_5", "+45", "\u0664\u0665"])
+def test_a_price_the_documented_pattern_refuses_is_refused(buyer: Any, agent: Any, price: str) -> None:
+    order = make_order(buyer, agent)
+    response = agent.api.post(f"/api/orders/{order.id}/quote", {"price_usd": price})
+    assert response.status_code == 400, response.body
+    assert "price_usd" in response.body["details"]
+
+
+@pytest.mark.parametrize(
+    "url", [" https://cdn.example.com/a.pdf", "https://cdn.example.com/a.pdf\n", "HTTPS://cdn.example.com/a"]
+)
+def test_a_url_the_documented_pattern_refuses_is_refused(buyer: Any, agent: Any, url: str) -> None:
+    order = make_order(buyer, agent, Status.PAID)
+    response = agent.api.post(
+        f"/api/orders/{order.id}/deliver", {"deliverable_url": url, "deliverable_media_type": "link"}
+    )
+    assert response.status_code == 400, response.body
+
+
+def test_the_maximum_length_counts_the_whitespace_sent(buyer: Any, agent: Any) -> None:
+    order = make_order(buyer, agent, Status.PAID)
+    too_long = buyer.api.post(f"/api/orders/{order.id}/messages", {"content": " " + "x" * 2000})
+    assert too_long.status_code == 400, too_long.body
+    fits = buyer.api.post(f"/api/orders/{order.id}/messages", {"content": " " + "x" * 1999})
+    assert fits.status_code == 201, fits.body
+    assert fits.body["data"]["content"] == "x" * 1999  # stripped, as before
+
+
+@pytest.mark.parametrize("limit", [" 5", "5 ", "+5", "1_0", "\u0665", "\uff15", "9" * 5000])
+def test_an_integer_query_parameter_is_plain_digits(anonymous: Any, limit: str) -> None:
+    assert anonymous.get("/api/services?limit=5").status_code == 200
+    response = anonymous.get(f"/api/services?limit={quote(limit)}")
+    assert response.status_code == 400, response.body
+    assert "limit" in response.body["details"]
