@@ -45,6 +45,7 @@ import schemathesis
 from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.test import override_settings
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -98,17 +99,22 @@ CHECKS = [
 ]
 
 
-# Fetched through the WSGI application at collection (the document view reads no database). Not
+LOCMEM_CACHE = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Fetched through the WSGI application at collection, where there is no database: its rate limit
+# counts in a memory cache here (on the database cache it would fail open, log, and switch the
+# limiter off for a few seconds, under the tests that run next). Not
 # `schemathesis.pytest.from_fixture`: its lazy loader writes `node._nodeid`, which pytest 9 removed.
-schema = schemathesis.openapi.from_wsgi(
-    "/api/openapi.json",
-    application,
-    config=schemathesis.Config.from_dict(
-        # Credentials are ours (ROLES), not generated: a generated bad Authorization replaced by a good
-        # one would read as "invalid data accepted". Bad credentials have their own tests.
-        {"generation": {"max-examples": MAX_EXAMPLES, "database": "none", "with-security-parameters": False}}
-    ),
-)
+with override_settings(CACHES=LOCMEM_CACHE):
+    schema = schemathesis.openapi.from_wsgi(
+        "/api/openapi.json",
+        application,
+        config=schemathesis.Config.from_dict(
+            # Credentials are ours (ROLES), not generated: a generated bad Authorization replaced by a
+            # good one would read as "invalid data accepted". Bad credentials have their own tests.
+            {"generation": {"max-examples": MAX_EXAMPLES, "database": "none", "with-security-parameters": False}}
+        ),
+    )
 
 
 @schema.hook
@@ -129,7 +135,7 @@ def world(settings: Any, chains_up: Any) -> Iterator[None]:  # noqa: F811
     """Who calls and what exists: two agents, a signed-in buyer, orders in several statuses (and an
     open workspace), their deliverables."""
     # Rate-limit counters in memory, cleared before every call (see `test_api`).
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.CACHES = LOCMEM_CACHE
     # The WSGI handler closes "old" connections around each request; inside the test's transaction
     # that would close it. Django's test client disconnects the same two receivers.
     request_started.disconnect(close_old_connections)
