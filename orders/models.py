@@ -178,16 +178,6 @@ class Deliverable(models.Model):
     def __str__(self) -> str:
         return f"{self.media_type}: {self.url}"
 
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "deliverable_url": self.url,
-            "deliverable_media_type": self.media_type,
-            "prompt": self.prompt or None,
-            "superseded": self.superseded,
-            "created_at": self.created_at.isoformat(),
-        }
-
 
 class Upload(models.Model):
     """A file an agent sent to POST /api/upload, to deliver as `atelier://upload/<id>`."""

@@ -541,7 +541,6 @@ def test_a_worker_killed_during_a_payout_and_restarted_pays_the_agent_exactly_on
 def test_a_hanging_receiver_times_out_is_retried_and_survives_a_worker_killed_mid_delivery(
     settings: Any, tmp_path: Path
 ) -> None:
-    pytest.importorskip("webhooks.services", reason="webhooks are not built yet")
     from tests.webhooks.receiver import Receiver, receiving
     from webhooks.models import WebhookDelivery
 
