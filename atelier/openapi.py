@@ -21,6 +21,7 @@ from atelier.lib.errors import MethodNotAllowed, RateLimited
 from atelier.lib.validation import object_schema
 from orders.models import BuyerKind, Chain, MediaType, Status
 from orders.transitions import ACTIONS
+from payments.models import UnappliedReason
 
 Schema = dict[str, Any]
 
@@ -137,6 +138,7 @@ ORDER: dict[str, Schema] = {
     "prompts": {"type": "array", "items": _ref("Prompt")},
     "payment": {"oneOf": [_ref("PaymentInstructions"), {"type": "null"}]},
     "payment_pending": {"type": "boolean"},
+    "unapplied_transfers": {"type": "array", "items": _ref("UnappliedTransfer")},
     "transfers": {"type": "array", "items": _ref("Transfer")},
     "deliverables": {"type": "array", "items": _ref("Deliverable")},
     "allowed_actions": {"type": "array", "items": {"enum": list(ACTIONS)}},
@@ -197,11 +199,30 @@ COMPONENTS: dict[str, Schema] = {
             "token": STR,
             "decimals": INT,
             "payment_reference": STR,
+            "payer_proof_message": {
+                **NULLABLE_STR,
+                "description": "Base: what the sending wallet signs (EIP-191) as payer_signature when it is "
+                "not the wallet you signed in with.",
+            },
+        }
+    ),
+    "UnappliedTransfer": _object(
+        {
+            "tx_hash": STR,
+            "chain": {"enum": Chain.values},
+            "amount_base_units": INT,
+            "reason": {"enum": UnappliedReason.values},
+            "due_base_units": {"type": ["integer", "null"]},
+            "missing_base_units": {"type": ["integer", "null"]},
+            "message": STR,
+            "returned_to": STR,
+            "return_status": {"enum": ["pending", "signed", "confirmed", "failed", None]},
+            "return_tx_hash": NULLABLE_STR,
         }
     ),
     "Transfer": _object(
         {
-            "kind": {"enum": ["payout", "refund"]},
+            "kind": {"enum": ["payout", "refund", "return"]},
             "chain": {"enum": Chain.values},
             "to_address": NULLABLE_STR,
             "amount_base_units": INT,

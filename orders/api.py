@@ -14,7 +14,7 @@ from atelier.lib.api import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, ca
 from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
 from atelier.lib.ratelimit import Rate
 from atelier.lib.validation import Choice, Int, ListOf, Money, Object, Str, Url
-from orders import queries, services, workspaces, x402
+from orders import paying, queries, services, workspaces, x402
 from orders.files import DeliverableUrl
 from orders.models import Chain, MediaType, Message, Status
 from orders.transitions import order_open, role_of, transition
@@ -192,6 +192,12 @@ def order_detail(request: ApiRequest, order_id: str) -> Any:
         ),
         "escrow_tx_hash": Str(required=False, max_length=128),
         "payment_chain": Choice(required=False, choices=Chain.values),
+        "payer_signature": Str(
+            required=False,
+            max_length=200,
+            description="Base, with action=pay: the sending wallet's EIP-191 signature of "
+            "`atelier:pay:<payment_reference>` (not needed when you signed in with that wallet).",
+        ),
     },
     response="Order",
     tag="orders",
@@ -222,17 +228,18 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
     """Verified on-chain before the order counts as paid; 202 while the transaction is not final."""
     if "escrow_tx_hash" not in data:
         raise ValidationFailed("escrow_tx_hash is required with action=pay.", details={"escrow_tx_hash": "is required"})
-    extra = set(data) - {"escrow_tx_hash", "payment_chain"}
+    extra = set(data) - {"escrow_tx_hash", "payment_chain", "payer_signature"}
     if extra:
         name = sorted(extra)[0]
         raise ValidationFailed(f"{name} is not used with action=pay.", details={name: "not used with action=pay"})
     actor = caller(request)
     current, _role = queries.order_for(actor, order_id, details=False)
-    services.order_pay(
+    paying.order_pay(
         order_id=order_id,
         actor=actor,
         tx_hash=data["escrow_tx_hash"],
         chain=data.get("payment_chain", current.payment_chain),
+        payer_signature=data.get("payer_signature", ""),
     )
     order, role = queries.order_for(actor, order_id)
     status = 202 if order.status in (Status.QUOTED, Status.ACCEPTED) else 200

@@ -63,6 +63,12 @@ class CancelForm(forms.Form):
 class PayForm(forms.Form):
     escrow_tx_hash = forms.CharField(max_length=128, strip=True, label="Transaction signature or hash")
     payment_chain = forms.ChoiceField(choices=Chain.choices)
+    payer_signature = forms.CharField(
+        required=False,
+        max_length=200,
+        strip=True,
+        label="Proof from the sending wallet (Base, only if you paid from a wallet you did not sign in with)",
+    )
 
 
 class ReviewForm(forms.Form):

@@ -23,8 +23,13 @@ _CURRENT_DELIVERABLES = Prefetch(
 )
 
 
-_PENDING_PAYMENTS = Prefetch(
-    "payments", queryset=Payment.objects.filter(status=PaymentStatus.PENDING), to_attr="pending_payments"
+# Claims waiting to be final and transfers that arrived but paid nothing, in one prefetch.
+_OPEN_PAYMENTS = Prefetch(
+    "payments",
+    queryset=Payment.objects.filter(status__in=[PaymentStatus.PENDING, PaymentStatus.UNAPPLIED])
+    .select_related("return_transfer")
+    .order_by("created_at"),
+    to_attr="open_payments",
 )
 _TRANSFERS = Prefetch("transfers", queryset=OutgoingTransfer.objects.order_by("id"), to_attr="transfer_list")
 PAYABLE = (Status.QUOTED, Status.ACCEPTED)
@@ -32,7 +37,7 @@ PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 def orders_with_details() -> QuerySet[Order]:
     return Order.objects.select_related("service", "agent").prefetch_related(
-        _CURRENT_DELIVERABLES, _PENDING_PAYMENTS, _TRANSFERS
+        _CURRENT_DELIVERABLES, _OPEN_PAYMENTS, _TRANSFERS
     )
 
 
@@ -103,7 +108,8 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "is_workspace": order.service.is_workspace,
         "quota_left": workspaces.quota_left(order),
         "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
-        "payment_pending": bool(getattr(order, "pending_payments", None)),
+        "payment_pending": payment_pending(order),
+        "unapplied_transfers": unapplied_transfers(order),
         "transfers": [_transfer(transfer) for transfer in getattr(order, "transfer_list", [])],
         # The watermark gate decides which URLs this viewer gets (orders.gate).
         "deliverables": rendered,
@@ -119,6 +125,31 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "completed_at": _iso(order.completed_at),
         "cancelled_at": _iso(order.cancelled_at),
     }
+
+
+def _open_payments(order: Order) -> list[Payment]:
+    found = getattr(order, "open_payments", None)
+    if found is None:
+        found = list(
+            order.payments.filter(status__in=[PaymentStatus.PENDING, PaymentStatus.UNAPPLIED])
+            .select_related("return_transfer")
+            .order_by("created_at")
+        )
+    return found
+
+
+def payment_pending(order: Order) -> bool:
+    """A claimed transfer is waiting to be final."""
+    return any(payment.status == PaymentStatus.PENDING for payment in _open_payments(order))
+
+
+def unapplied_transfers(order: Order) -> list[dict[str, Any]]:
+    """Transfers that named this order and arrived but paid nothing, and where their return stands."""
+    return [
+        payment_services.unapplied_to_dict(payment)
+        for payment in _open_payments(order)
+        if payment.status == PaymentStatus.UNAPPLIED
+    ]
 
 
 def _transfer(transfer: OutgoingTransfer) -> dict[str, Any]:

@@ -18,13 +18,14 @@ PAYMENT_RECHECK_LIMIT = 24 * 60 // 2
 
 @task()
 def recheck_payment(order_id: str) -> str:
-    from orders.services import payment_recheck  # services imports this module
+    from orders.paying import payment_recheck  # paying imports this module
 
     outcome = payment_recheck(order_id)
     if outcome in ("pending", "chain unavailable"):
         from payments.models import Payment
 
-        checks = Payment.objects.filter(order_id=order_id, status="pending").values_list("checks", flat=True).first()
+        claims = Payment.objects.filter(order_id=order_id, status="pending").order_by("-checks")
+        checks = claims.values_list("checks", flat=True).first()
         if checks is not None and checks < PAYMENT_RECHECK_LIMIT:
             retry_later(
                 recheck_payment, order_id, attempt=checks + 1, base=PAYMENT_RECHECK_DELAY, cap=PAYMENT_RECHECK_CAP

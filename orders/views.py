@@ -31,7 +31,7 @@ from atelier import browser
 from atelier.auth import Principal
 from atelier.lib import ratelimit
 from atelier.lib.errors import AtelierError, Forbidden, NotFound
-from orders import forms, queries, services, workspaces
+from orders import forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
 from orders.models import MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
 from orders.rendering import deliverable_items, timeline
@@ -97,7 +97,12 @@ def order_list(request: HttpRequest) -> HttpResponse:
     rows, cursor = queries.page(
         queries.orders_visible_to(principal), limit=LIST_PAGE, before=request.GET.get("before") or None
     )
-    return render(request, "orders/list.html", {"orders": rows, "next_cursor": cursor, "principal": principal})
+    pending = {order.id for order in rows if queries.payment_pending(order)}
+    return render(
+        request,
+        "orders/list.html",
+        {"orders": rows, "pending": pending, "next_cursor": cursor, "principal": principal},
+    )
 
 
 # --- the order page -----------------------------------------------------------------------------
@@ -134,7 +139,8 @@ class Page:
             "read_only": not is_buyer,
             "actions": actions,
             "payment": payment_services.payment_instructions(order) if payable else None,
-            "payment_pending": bool(getattr(order, "pending_payments", None)),
+            "payment_pending": queries.payment_pending(order),
+            "unapplied_transfers": queries.unapplied_transfers(order),
             "transfers": getattr(order, "transfer_list", []),
             "deliverables": deliverable_items(order, role),
             "timeline": timeline(events),
@@ -287,11 +293,12 @@ def _cancel(request: HttpRequest, order: Order, actor: Principal) -> None:
 
 def _pay(request: HttpRequest, order: Order, actor: Principal) -> None:
     form = _bound(request, "pay", forms.PayForm)
-    services.order_pay(
+    paying.order_pay(
         order_id=order.id,
         actor=actor,
         tx_hash=form.cleaned_data["escrow_tx_hash"],
         chain=form.cleaned_data["payment_chain"],
+        payer_signature=form.cleaned_data["payer_signature"],
     )
 
 
@@ -307,7 +314,7 @@ def _pay_demo(request: HttpRequest, order: Order, actor: Principal) -> None:
     if instructions is None:
         raise Forbidden("No Solana escrow is configured on this server.", code="demo_wallet_unavailable")
     signature = demo_wallet.pay(secret, instructions)
-    services.order_pay(order_id=order.id, actor=actor, tx_hash=signature, chain="solana")
+    paying.order_pay(order_id=order.id, actor=actor, tx_hash=signature, chain="solana")
 
 
 def _message(request: HttpRequest, order: Order, actor: Principal) -> None:

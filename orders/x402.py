@@ -12,7 +12,9 @@
    "payer": <wallet>, "reference": <reference>, "signature": <Base only>}}`. The transaction is
    verified by the same code as any escrow payment (payments.services.payment_verify): final, the
    right token into the escrow's own account, at least the price, signed (Solana) or sent (Base)
-   by `payer`, not older than the 402, with the memo. Base has no memo, so there the payer also
+   by `payer`, not older than the 402, with the memo. A final transfer bound to the reference that
+   cannot pay (underpaid, landed after the requirements expired) is recorded and returned to its
+   sender (orders.paying.record_unapplied), and the 402 says so. Base has no memo, so there the payer also
    signs `atelier:x402:<reference>` (EIP-191): without it anyone watching the chain could claim
    someone else's transfer for a reference of their own.
 4. In one transaction: the order (`buyer_kind=x402`, bought by the payer's wallet, which can sign
@@ -50,13 +52,14 @@ from atelier.lib.errors import (
     ValidationFailed,
 )
 from atelier.lib.validation import Invalid
+from orders import paying
 from orders.models import Order, X402Intent
 from orders.transitions import new_payment_reference, order_open, transition
 from payments import chains, wallets
 from payments import services as payment_services
 from payments.chains.config import base_config, solana_config
 from payments.ledger import usd_to_base_units
-from payments.models import Payment
+from payments.models import PaymentStatus, UnappliedReason
 
 X402_VERSION = 2
 # How long the requirements hold: the payment must land on chain within this (block time).
@@ -292,7 +295,11 @@ def x402_order(
         raise _invalid(
             f"signature must be the payer's EIP-191 signature of {proof_message(intent.reference)!r}", "signature"
         )
-    if Payment.objects.filter(chain=payment.chain, tx_hash=tx_hash).exists():
+    known = payment_services.accounted(payment.chain, tx_hash)
+    if known is not None and known.status == PaymentStatus.UNAPPLIED and known.order_id is None:
+        message = payment_services.unapplied_message(known)
+        raise _payment_required(intent, _accepts(intent), resource_url, message, code=known.reason)
+    if known is not None:
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
     # The order to be, unsaved: what the payments app verifies any escrow payment against.
@@ -306,8 +313,13 @@ def x402_order(
         quoted_price_usd=intent.price_usd,
         created_at=intent.created_at,
     )
+    due = usd_to_base_units(intent.price_usd)
     try:
-        transfer = payment_services.payment_verify(draft, chain=payment.chain, tx_hash=tx_hash)
+        # Bound by its memo (Solana) or by the payer's proof above (Base); `payer` must have signed it.
+        transfer = payment_services.payment_verify(draft, chain=payment.chain, tx_hash=tx_hash, payer=payer, final=True)
+    except payment_services.Unapplicable as exc:  # in escrow, but cannot pay: accounted for and returned
+        paying.record_unapplied(None, payment.chain, exc.transfer, paying.REJECTION_REASONS[exc.code], due=due)
+        raise _payment_required(intent, _accepts(intent), resource_url, exc.message, code=exc.code) from None
     except ValidationFailed as exc:  # it can never pay this: the x402 "payment failed" 402
         raise _payment_required(intent, _accepts(intent), resource_url, exc.message, code=exc.code) from None
     if transfer is None:
@@ -321,12 +333,13 @@ def x402_order(
         failure.headers["Retry-After"] = str(PENDING_RETRY_SECONDS)
         raise failure
     if transfer.block_time > (intent.expires_at + CLOCK_SLACK).timestamp():
+        late = paying.record_unapplied(None, payment.chain, transfer, UnappliedReason.INTENT_EXPIRED, due=due)
         raise _payment_required(
             intent,
             _accepts(intent),
             resource_url,
             "The payment landed after these payment requirements expired; ask for new ones. "
-            f"Support can refund transaction {tx_hash}.",
+            + payment_services.unapplied_message(late),
             code="payment_expired",
         )
 

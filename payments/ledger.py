@@ -11,7 +11,7 @@ from django.conf import settings
 from atelier.lib.ids import new_id
 from orders.models import Order
 from payments.models import LedgerAccount as A
-from payments.models import LedgerEntry
+from payments.models import LedgerEntry, Payment
 from payments.models import LedgerKind as K
 
 USDC_DECIMALS = 6
@@ -31,14 +31,19 @@ def split_fee(gross: int) -> tuple[int, int]:
     return agent_share, gross - agent_share
 
 
-def post(order: Order, kind: K, chain: str, lines: list[tuple[A, int]]) -> str:
+def post(
+    order: Order | None, kind: K, chain: str, lines: list[tuple[A, int]], *, payment: Payment | None = None
+) -> str:
+    """Post one journal for an order, or (with `payment` and no order) for an unapplied transfer."""
     lines = [(account, amount) for account, amount in lines if amount]
     if sum(amount for _, amount in lines) != 0:
-        raise ValueError(f"journal {kind} for {order.id} does not balance: {lines}")
+        raise ValueError(f"journal {kind} for {order or payment} does not balance: {lines}")
     journal = new_id("jrn")
     LedgerEntry.objects.bulk_create(
         [
-            LedgerEntry(journal=journal, order=order, kind=kind, account=account, chain=chain, amount=amount)
+            LedgerEntry(
+                journal=journal, order=order, payment=payment, kind=kind, account=account, chain=chain, amount=amount
+            )
             for account, amount in lines
         ]
     )
@@ -66,3 +71,26 @@ def transfer_out(order: Order, *, payout: bool, chain: str, amount: int) -> None
     """A payout or refund left the escrow wallet (posted when the chain confirms it)."""
     owed = A.AGENT_PAYABLE if payout else A.BUYER_REFUNDABLE
     post(order, K.PAYOUT_OUT if payout else K.REFUND_OUT, chain, [(owed, amount), (A.ESCROW_WALLET, -amount)])
+
+
+def unapplied_in(payment: Payment) -> None:
+    """A transfer arrived in escrow that pays no order: owed back to its sender."""
+    amount = payment.amount_base_units
+    post(
+        None,
+        K.UNAPPLIED_IN,
+        payment.chain,
+        [(A.ESCROW_WALLET, amount), (A.UNAPPLIED_REFUNDABLE, -amount)],
+        payment=payment,
+    )
+
+
+def return_out(payment: Payment, amount: int) -> None:
+    """That transfer went back to its sender (posted when the chain confirms the return)."""
+    post(
+        None,
+        K.RETURN_OUT,
+        payment.chain,
+        [(A.UNAPPLIED_REFUNDABLE, amount), (A.ESCROW_WALLET, -amount)],
+        payment=payment,
+    )

@@ -41,33 +41,73 @@ class WalletSession(models.Model):
 
 
 class PaymentStatus(models.TextChoices):
-    PENDING = "pending"  # submitted, not final yet; holds the hash while a task re-checks it
-    VERIFIED = "verified"
+    # A buyer's claim of a transfer not final yet (or not on chain yet). It holds nothing: claims of
+    # one hash by several orders may wait side by side; the transfer's own content decides which
+    # order (if any) it pays once it is final.
+    PENDING = "pending"
+    VERIFIED = "verified"  # final, bound to its order, and applied: the order is paid by it
+    # Final and in escrow, but applied to no order (underpaid, no or unknown reference, the order or
+    # the x402 offer could no longer take it, nobody claimed it): returned to its sender.
+    UNAPPLIED = "unapplied"
+
+
+class UnappliedReason(models.TextChoices):
+    UNDERPAID = "underpaid"
+    ORDER_NOT_PAYABLE = "order_not_payable"
+    NO_REFERENCE = "no_reference"
+    UNKNOWN_REFERENCE = "unknown_reference"
+    INTENT_EXPIRED = "intent_expired"
+    UNCLAIMED = "unclaimed"
+    TOO_OLD = "too_old"
+
+
+ACCOUNTED = (PaymentStatus.VERIFIED, PaymentStatus.UNAPPLIED)
 
 
 class Payment(models.Model):
-    """An on-chain transfer into escrow for one order. A transaction pays one order, ever: the
-    unique (chain, tx_hash) is held from submission, so two orders racing one hash get one row."""
+    """An on-chain transfer into escrow: claimed for an order (pending), applied to it (verified), or
+    accounted for and returned (unapplied). A transaction is accounted for once, ever: the unique
+    (chain, tx_hash) over verified and unapplied rows; pending claims hold nothing."""
 
     id = models.CharField(primary_key=True, max_length=40, default=ids.payment_id, editable=False)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    # Unapplied transfers may name no order (no memo, an unknown one, an x402 offer never taken).
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
     chain = models.CharField(max_length=10, choices=Chain.choices)
     tx_hash = models.CharField(max_length=128)
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.VERIFIED)
+    # Pending: the proven payer on Base (empty on Solana, where the memo binds). Otherwise the wallet
+    # the USDC came from, where any return goes.
     payer = models.CharField(max_length=64)
     amount_base_units = models.BigIntegerField(default=0)
+    due_base_units = models.BigIntegerField(default=0)  # unapplied: what the order or offer asked for
+    reason = models.CharField(max_length=20, choices=UnappliedReason.choices, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["chain", "tx_hash"], name="payment_tx_pays_once"),
+            models.UniqueConstraint(
+                fields=["chain", "tx_hash"],
+                condition=Q(status__in=["verified", "unapplied"]),
+                name="payment_tx_accounted_once",
+            ),
+            models.UniqueConstraint(
+                fields=["order", "chain", "tx_hash"], condition=Q(status="pending"), name="payment_claim_once"
+            ),
             models.CheckConstraint(
                 condition=Q(status="pending") | Q(amount_base_units__gt=0, verified_at__isnull=False),
                 name="payment_verified_has_amount",
             ),
+            models.CheckConstraint(
+                condition=~Q(status="verified") | Q(order__isnull=False), name="payment_verified_has_order"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="unapplied", reason__gt="") | (~Q(status="unapplied") & Q(reason="")),
+                name="payment_unapplied_has_reason",
+            ),
         ]
+        indexes = [models.Index(fields=["status", "created_at"], name="payment_status_idx")]
 
     def __str__(self) -> str:
         return f"{self.chain}:{self.tx_hash}"
@@ -79,6 +119,8 @@ class LedgerAccount(models.TextChoices):
     AGENT_PAYABLE = "agent_payable"  # liability: owed to the agent, until its payout is sent
     BUYER_REFUNDABLE = "buyer_refundable"  # liability: owed back to the buyer, until the refund is sent
     PLATFORM_REVENUE = "platform_revenue"  # the 10% fee
+    # liability: arrived in escrow, applied to no order, owed back to its sender until returned
+    UNAPPLIED_REFUNDABLE = "unapplied_refundable"
 
 
 class LedgerKind(models.TextChoices):
@@ -88,13 +130,17 @@ class LedgerKind(models.TextChoices):
     OVERPAYMENT_DUE = "overpayment_due"  # what was paid beyond the price, owed back
     PAYOUT_OUT = "payout_out"
     REFUND_OUT = "refund_out"
+    UNAPPLIED_IN = "unapplied_in"  # a transfer into escrow that pays no order
+    RETURN_OUT = "return_out"  # that transfer sent back
 
 
 class LedgerEntry(models.Model):
-    """Double-entry rows in USDC base units: debits positive, credits negative; each journal sums to zero."""
+    """Double-entry rows in USDC base units: debits positive, credits negative; each journal sums to zero.
+    An order's journals name the order; an unapplied transfer's name its payment (and no order)."""
 
     journal = models.CharField(max_length=40, db_index=True)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="ledger_entries")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="ledger_entries", null=True, blank=True)
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="ledger_entries", null=True, blank=True)
     kind = models.CharField(max_length=20, choices=LedgerKind.choices)
     account = models.CharField(max_length=20, choices=LedgerAccount.choices)
     chain = models.CharField(max_length=10, choices=Chain.choices)
@@ -103,9 +149,14 @@ class LedgerEntry(models.Model):
 
     class Meta:
         constraints = [
-            # A journal kind posts once per order: a retried release or payout cannot post twice.
+            # A journal kind posts once per order (or unapplied transfer): a retried release or
+            # payout cannot post twice.
             models.UniqueConstraint(fields=["order", "kind", "account"], name="ledger_posts_once"),
+            models.UniqueConstraint(fields=["payment", "kind", "account"], name="ledger_unapplied_posts_once"),
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_nonzero"),
+            models.CheckConstraint(
+                condition=Q(order__isnull=True) ^ Q(payment__isnull=True), name="ledger_names_order_or_payment"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -115,6 +166,7 @@ class LedgerEntry(models.Model):
 class TransferKind(models.TextChoices):
     PAYOUT = "payout"
     REFUND = "refund"
+    RETURN = "return"  # an unapplied transfer sent back to its sender
 
 
 class TransferStatus(models.TextChoices):
@@ -125,13 +177,17 @@ class TransferStatus(models.TextChoices):
 
 
 class OutgoingTransfer(models.Model):
-    """A payout to the agent or a refund to the buyer. One of each kind per order, ever.
+    """A payout to the agent, a refund to the buyer (one of each kind per order, ever), or the return
+    of an unapplied transfer to its sender (one per unapplied payment, ever).
 
     Signed bytes are stored before the first send; a retry re-sends the same bytes, so a worker
     dying between signing and sending cannot pay twice.
     """
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="transfers")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="transfers", null=True, blank=True)
+    payment = models.OneToOneField(
+        Payment, on_delete=models.PROTECT, related_name="return_transfer", null=True, blank=True
+    )
     kind = models.CharField(max_length=10, choices=TransferKind.choices)
     chain = models.CharField(max_length=10, choices=Chain.choices)
     to_address = models.CharField(max_length=64, blank=True)
@@ -149,8 +205,15 @@ class OutgoingTransfer(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["order", "kind"], name="transfer_once_per_order"),
+            models.UniqueConstraint(
+                fields=["order", "kind"], condition=Q(kind__in=["payout", "refund"]), name="transfer_once_per_order"
+            ),
             models.CheckConstraint(condition=Q(amount_base_units__gt=0), name="transfer_amount_positive"),
+            models.CheckConstraint(
+                condition=(Q(kind="return") & Q(payment__isnull=False))
+                | (~Q(kind="return") & Q(order__isnull=False, payment__isnull=True)),
+                name="transfer_names_its_source",
+            ),
         ]
         indexes = [models.Index(fields=["status", "updated_at"], name="transfer_status_idx")]
 
@@ -166,3 +229,37 @@ class HotWalletNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.address}: {self.next_nonce}"
+
+
+class ScanCursor(models.Model):
+    """How far the escrow scan has decided every inbound transfer, per chain (Solana: a signature;
+    Base: a block number). Everything after it is looked at again on the next scan."""
+
+    chain = models.CharField(primary_key=True, max_length=10, choices=Chain.choices)
+    position = models.CharField(max_length=128, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.chain} after {self.position or 'the start'}"
+
+
+class Reconciliation(models.Model):
+    """One run of `manage.py reconcile` for one chain: the escrow wallet's USDC on chain against the
+    ledger, and the transactions that explain any difference."""
+
+    chain = models.CharField(max_length=10, choices=Chain.choices)
+    ran_at = models.DateTimeField(auto_now_add=True)
+    on_chain = models.BigIntegerField()
+    ledger = models.BigIntegerField()
+    explained = models.JSONField(default=list)  # [{"tx_hash", "amount", "why"}], amounts signed
+    unexplained = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["chain", "-ran_at"], name="reconciliation_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.chain} at {self.ran_at:%Y-%m-%d %H:%M}: {'clean' if self.is_clean else self.unexplained}"
+
+    @property
+    def is_clean(self) -> bool:
+        return self.unexplained == 0

@@ -26,17 +26,22 @@ from payments import chains, ledger, wallets
 from payments.chains.config import base_config
 from payments.ledger import usd_to_base_units
 from payments.models import (
+    ACCOUNTED,
     LedgerKind,
     OutgoingTransfer,
     Payment,
     PaymentStatus,
     SignInChallenge,
     TransferKind,
+    UnappliedReason,
     WalletSession,
 )
 
 SESSION_PREFIX = "atws_"
 PAYMENT_CLOCK_SLACK_SECONDS = 60
+# A claim of a transfer not final yet is looked at for a day, then dropped; an order waits on a few at most.
+PAYMENT_CLAIM_TTL = timedelta(hours=24)
+MAX_PENDING_CLAIMS = 5
 
 
 @dataclass(frozen=True)
@@ -136,19 +141,64 @@ def wallet_signature_authenticate(*, wallet: str, signature: str, timestamp: str
     return WalletIdentity(wallet_normalized, chain)
 
 
-# --- Escrow: verifying payments ----------------------------------------------------------------
+# --- Escrow: binding transfers to orders --------------------------------------------------------
+#
+# A self-declared address is never proof of who paid. A transfer binds to an order by its memo
+# (Solana: the order's payment reference, exactly once), or on Base, which carries no reference, by
+# its sender being a proven payer: the buyer's wallet session (or per-request signature) on Base, or
+# an EIP-191 signature by the sending key over `atelier:pay:<payment reference>`. Claims of a
+# transfer that is not final yet hold nothing; whatever is final and in escrow is accounted for once:
+# applied to the order it is bound to, or recorded as unapplied and returned to its sender.
+
+
+class Unapplicable(ValidationFailed):
+    """A final transfer bound to the order is in escrow but cannot pay it (underpaid, too old)."""
+
+    def __init__(
+        self, message: str, *, code: str, transfer: chains.VerifiedTransfer, details: dict[str, object]
+    ) -> None:
+        super().__init__(message, code=code, details=details)
+        self.transfer = transfer
 
 
 def price_base_units(order: Order) -> int:
     return usd_to_base_units(order.quoted_price_usd or Decimal(0))
 
 
-def payer_wallet(order: Order) -> str:
-    """The wallet that must sign or send the payment: the buyer's, or a buyer agent's own wallet."""
-    if order.buyer_agent is not None:
-        agent = order.buyer_agent
-        return agent.payout_address_base if order.payment_chain == wallets.BASE else agent.payout_wallet
-    return order.buyer_wallet
+def pay_proof_message(reference: str) -> str:
+    """What the sending wallet signs (EIP-191) to claim a Base transfer for the order with `reference`."""
+    return f"atelier:pay:{reference}"
+
+
+def proven_payer(*, chain: str, reference: str, signature: str, caller_wallet: str, caller_chain: str) -> str | None:
+    """The address proven to have sent a Base payment for the order with `reference`: recovered from
+    `signature`, else the caller's own wallet if it signed in on Base. Solana needs none (None): the
+    memo binds. 400 when Base has no proof."""
+    if chain == wallets.SOLANA:
+        if signature:
+            raise ValidationFailed(
+                "payer_signature is for Base; on Solana the memo binds the transfer to the order.",
+                details={"payer_signature": "not used with payment_chain=solana"},
+            )
+        return None
+    if signature:
+        recovered = wallets.recover_evm_signer(pay_proof_message(reference), signature)
+        if recovered is None:
+            raise ValidationFailed(
+                "payer_signature is not an EIP-191 signature.",
+                code="invalid_payer_signature",
+                details={"payer_signature": "must be 0x and 65 bytes of hex"},
+            )
+        return recovered
+    if caller_chain == wallets.BASE and caller_wallet:
+        return caller_wallet
+    message = pay_proof_message(reference)
+    raise ValidationFailed(
+        f"A Base transfer carries no reference: sign {message!r} with the wallet that sent it (EIP-191, "
+        "personal_sign) and send it as payer_signature, or pay from the Base wallet you signed in with.",
+        code="payer_proof_required",
+        details={"payer_signature": f"EIP-191 signature of {message!r} by the sending wallet"},
+    )
 
 
 def payment_instructions(order: Order) -> dict[str, object] | None:
@@ -166,7 +216,17 @@ def payment_instructions(order: Order) -> dict[str, object] | None:
         "token": instructions.token,
         "decimals": instructions.decimals,
         "payment_reference": order.payment_reference,
+        # Base has no memo: the proof a payer who did not sign in with the sending wallet signs.
+        "payer_proof_message": pay_proof_message(order.payment_reference)
+        if order.payment_chain == wallets.BASE
+        else None,
     }
+
+
+def _unavailable(chain: str, exc: Exception) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"The {chain} network cannot be reached right now; nothing was changed, try again.", code="chain_unavailable"
+    )
 
 
 def normalize_tx_hash(chain: str, tx_hash: str) -> str:
@@ -175,97 +235,217 @@ def normalize_tx_hash(chain: str, tx_hash: str) -> str:
     except chains.PaymentRejected as exc:
         raise ValidationFailed(exc.message, code=exc.code, details={"escrow_tx_hash": exc.message}) from None
     except chains.ChainUnavailable as exc:  # e.g. this chain's escrow is not configured: 503, not a 500
-        raise ServiceUnavailable(
-            f"The {chain} network cannot be reached right now; nothing was changed, try again.",
-            code="chain_unavailable",
-        ) from exc
+        raise _unavailable(chain, exc) from exc
 
 
-def payment_verify(order: Order, *, chain: str, tx_hash: str) -> chains.VerifiedTransfer | None:
-    """Check `tx_hash` on-chain for `order`. None while it is not final; raises a 4xx when it can
-    never pay this order, and 503 when the chain cannot be asked. Network I/O: call outside transactions."""
-    buyer = payer_wallet(order)
-    if not buyer:
-        raise ValidationFailed(
-            f"The buying agent has no {chain} wallet to pay from; set it with PATCH /api/agents/me.",
-            code="no_payer_wallet",
-        )
+def _usdc(amount: int) -> str:
+    return f"{Decimal(amount) / 10**6:.6f}".rstrip("0").rstrip(".") + " USDC"
+
+
+def payment_verify(
+    order: Order, *, chain: str, tx_hash: str, payer: str | None, final: bool = False
+) -> chains.VerifiedTransfer | None:
+    """Check `tx_hash` on-chain for `order`, as far as the chain can tell now: None when it is not on
+    chain yet; a transfer (`final` or not) bound to the order and enough to pay it; 400 when it can
+    never pay this order (`Unapplicable` when it is final, in escrow and bound to the order all the
+    same); 503 when the chain cannot be asked. Network I/O: call outside transactions."""
+    due = price_base_units(order)
     try:
         return chains.client(chain).verify_payment(
             tx_hash,
-            buyer=buyer,
-            min_amount=price_base_units(order),
+            payer=payer,
+            min_amount=due,
             reference=order.payment_reference,
             # Block clocks drift a little from ours; a minute of slack, never more.
             not_before=int(order.created_at.timestamp()) - PAYMENT_CLOCK_SLACK_SECONDS,
+            final=final,
         )
     except chains.PaymentPending:
         return None
     except chains.PaymentRejected as exc:
-        raise ValidationFailed(exc.message, code=exc.code, details={"escrow_tx_hash": exc.message}) from None
+        details: dict[str, object] = {"escrow_tx_hash": exc.message}
+        transfer = exc.transfer
+        if exc.code == "underpaid" and transfer is not None:
+            details = {
+                "received_base_units": transfer.amount,
+                "due_base_units": due,
+                "missing_base_units": due - transfer.amount,
+            }
+            message = (
+                f"Received {_usdc(transfer.amount)} of {_usdc(due)} due ({_usdc(due - transfer.amount)} missing). "
+                "One transaction must carry the whole price"
+            )
+            message += f"; this one is returned to {transfer.payer}." if transfer.final else "."
+            exc = chains.PaymentRejected(exc.code, message, transfer=transfer)
+        if transfer is not None and transfer.final:
+            raise Unapplicable(exc.message, code=exc.code, transfer=transfer, details=details) from None
+        raise ValidationFailed(exc.message, code=exc.code, details=details) from None
     except chains.ChainUnavailable as exc:
-        raise ServiceUnavailable(
-            f"The {chain} network cannot be reached right now; nothing was changed, try again.",
-            code="chain_unavailable",
-        ) from exc
+        raise _unavailable(chain, exc) from exc
+
+
+def accounted(chain: str, tx_hash: str) -> Payment | None:
+    """The transfer's verified or unapplied row, if it has been accounted for."""
+    return Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).first()
 
 
 def ensure_hash_unused(order: Order, *, chain: str, tx_hash: str) -> None:
-    """409 before any chain I/O when the transaction already pays (or waits to pay) another order.
-    Races past this check are settled by the unique constraint in `payment_record`."""
-    if Payment.objects.filter(chain=chain, tx_hash=tx_hash).exclude(order=order).exists():
+    """Before any chain I/O: 409 when the transfer already pays another order (or was accounted for
+    without this order); the recorded refusal when it is this order's unapplied transfer. Races past
+    this check are settled by the unique constraint in `payment_record`."""
+    payment = accounted(chain, tx_hash)
+    if payment is None:
+        return
+    if payment.order_id == order.id and payment.status == PaymentStatus.UNAPPLIED:
+        raise ValidationFailed(unapplied_message(payment), code=payment.reason, details=unapplied_to_dict(payment))
+    if payment.order_id != order.id:
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
 
-def payment_claim(order: Order, *, chain: str, tx_hash: str) -> Payment:
-    """Hold `tx_hash` for `order` while it is not final. Raises 409 if another order holds it."""
-    existing = Payment.objects.filter(chain=chain, tx_hash=tx_hash).first()
+def payment_claim(order: Order, *, chain: str, tx_hash: str, payer: str | None) -> tuple[Payment, bool]:
+    """Note that the buyer says `tx_hash` pays `order`, while it is not final. Holds nothing: other
+    orders' claims of the same hash may wait beside it. Returns (claim, created)."""
+    existing = order.payments.filter(chain=chain, tx_hash=tx_hash, status=PaymentStatus.PENDING).first()
     if existing is not None:
-        if existing.order_id != order.id:
-            raise Conflict("This transaction already pays another order.", code="tx_hash_used")
-        return existing
+        return existing, False
+    if order.payments.filter(status=PaymentStatus.PENDING).count() >= MAX_PENDING_CLAIMS:
+        raise Conflict(
+            f"This order already waits on {MAX_PENDING_CLAIMS} transactions; wait for them to be final.",
+            code="too_many_pending_payments",
+        )
     try:
         with transaction.atomic():
-            return Payment.objects.create(order=order, chain=chain, tx_hash=tx_hash, status=PaymentStatus.PENDING)
-    except IntegrityError:
-        raise Conflict("This transaction already pays another order.", code="tx_hash_used") from None
+            claim = Payment.objects.create(
+                order=order, chain=chain, tx_hash=tx_hash, status=PaymentStatus.PENDING, payer=payer or ""
+            )
+    except IntegrityError:  # the same claim, racing: the other request made it
+        return order.payments.get(chain=chain, tx_hash=tx_hash, status=PaymentStatus.PENDING), False
+    return claim, True
 
 
-def payment_release_claim(order: Order, *, chain: str, tx_hash: str) -> None:
-    """A pending transaction turned out not to pay this order: free the hash."""
-    Payment.objects.filter(order=order, chain=chain, tx_hash=tx_hash, status=PaymentStatus.PENDING).delete()
+def pending_claims(order: Order) -> list[Payment]:
+    return list(order.payments.filter(status=PaymentStatus.PENDING).order_by("created_at"))
+
+
+def claim_expired(claim: Payment) -> bool:
+    return claim.created_at + PAYMENT_CLAIM_TTL <= timezone.now()
+
+
+def payment_release_claim(claim: Payment) -> None:
+    """A claim that can never pay its order (or waited too long): drop it."""
+    Payment.objects.filter(pk=claim.pk, status=PaymentStatus.PENDING).delete()
 
 
 def payment_record(order: Order, *, chain: str, transfer: chains.VerifiedTransfer) -> Payment:
-    """Inside the caller's transaction: the verified payment row and its escrow journal.
-
-    Raises 409 if the transaction already pays another order (the unique constraint decides races).
-    """
-    payment = Payment.objects.select_for_update().filter(chain=chain, tx_hash=transfer.tx_hash).first()
-    if payment is not None and payment.order_id != order.id:
-        raise Conflict("This transaction already pays another order.", code="tx_hash_used")
+    """Inside the caller's transaction, with the order row locked: the verified payment row (this
+    order's claim, if it made one) and its escrow journal. 409 if the transfer is accounted for
+    already (the unique constraint decides races between orders)."""
     fields = {
         "status": PaymentStatus.VERIFIED,
         "payer": transfer.payer,
         "amount_base_units": transfer.amount,
         "verified_at": timezone.now(),
     }
-    if payment is None:
-        try:
-            with transaction.atomic():
+    claim = order.payments.filter(chain=chain, tx_hash=transfer.tx_hash, status=PaymentStatus.PENDING).first()
+    try:
+        with transaction.atomic():
+            if claim is None:
                 payment = Payment.objects.create(order=order, chain=chain, tx_hash=transfer.tx_hash, **fields)
-        except IntegrityError:
-            raise Conflict("This transaction already pays another order.", code="tx_hash_used") from None
-    else:
-        for name, value in fields.items():
-            setattr(payment, name, value)
-        payment.save(update_fields=list(fields))
+            else:
+                payment = claim
+                for name, value in fields.items():
+                    setattr(payment, name, value)
+                payment.save(update_fields=list(fields))
+    except IntegrityError:
+        raise Conflict("This transaction already pays another order.", code="tx_hash_used") from None
     ledger.escrow_in(order, chain, transfer.amount)
     return payment
 
 
-def pending_payment(order: Order) -> Payment | None:
-    return order.payments.filter(status=PaymentStatus.PENDING).first()
+def record_unapplied(
+    *, order: Order | None, chain: str, transfer: chains.VerifiedTransfer, reason: str, due: int = 0
+) -> tuple[Payment, bool]:
+    """Inside the caller's transaction: a final transfer in escrow that pays no order is accounted
+    for (a row, its journal) and its return to the sender is queued with it. Idempotent: a transfer
+    accounted for already returns its row unchanged. Returns (row, created)."""
+    existing = accounted(chain, transfer.tx_hash)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            payment = Payment.objects.create(
+                order=order,
+                chain=chain,
+                tx_hash=transfer.tx_hash,
+                status=PaymentStatus.UNAPPLIED,
+                reason=reason,
+                payer=transfer.payer,
+                amount_base_units=transfer.amount,
+                due_base_units=due,
+                verified_at=timezone.now(),
+            )
+    except IntegrityError:  # accounted for by a racing request meanwhile
+        return Payment.objects.get(chain=chain, tx_hash=transfer.tx_hash, status__in=ACCOUNTED), False
+    if order is not None:
+        order.payments.filter(chain=chain, tx_hash=transfer.tx_hash, status=PaymentStatus.PENDING).delete()
+    ledger.unapplied_in(payment)
+    payment_return(payment)
+    return payment, True
+
+
+def payment_return(payment: Payment) -> OutgoingTransfer | None:
+    """Queue the return of an unapplied transfer to its sender (once, ever). Inside a transaction."""
+    existing = OutgoingTransfer.objects.filter(payment=payment).first()
+    if existing is not None:
+        return existing
+    transfer = OutgoingTransfer.objects.create(
+        order=payment.order,
+        payment=payment,
+        kind=TransferKind.RETURN,
+        chain=payment.chain,
+        to_address=payment.payer,
+        amount_base_units=payment.amount_base_units,
+    )
+    _schedule(transfer)
+    return transfer
+
+
+UNAPPLIED_WHY = {
+    UnappliedReason.UNDERPAID: "it was less than the price, and one transaction must carry the whole price",
+    UnappliedReason.ORDER_NOT_PAYABLE: "the order could no longer be paid (cancelled, or paid by another transaction)",
+    UnappliedReason.NO_REFERENCE: "it carried no payment reference (memo), so it names no order",
+    UnappliedReason.UNKNOWN_REFERENCE: "its payment reference (memo) names no order",
+    UnappliedReason.INTENT_EXPIRED: "it landed after the x402 payment requirements had expired",
+    UnappliedReason.UNCLAIMED: "no order claimed it with a proof from the sending wallet in time",
+    UnappliedReason.TOO_OLD: "it is older than the order it names",
+}
+
+
+def unapplied_message(payment: Payment) -> str:
+    text = f"{_usdc(payment.amount_base_units)} arrived in escrow ({payment.tx_hash}) but paid nothing: "
+    text += UNAPPLIED_WHY.get(UnappliedReason(payment.reason), payment.reason)
+    if payment.reason == UnappliedReason.UNDERPAID and payment.due_base_units:
+        missing = payment.due_base_units - payment.amount_base_units
+        text += f" ({_usdc(payment.due_base_units)} due, {_usdc(missing)} missing)"
+    return text + f". It is returned to {payment.payer}."
+
+
+def unapplied_to_dict(payment: Payment) -> dict[str, object]:
+    returned = getattr(payment, "return_transfer", None)
+    return {
+        "tx_hash": payment.tx_hash,
+        "chain": payment.chain,
+        "amount_base_units": payment.amount_base_units,
+        "reason": payment.reason,
+        "due_base_units": payment.due_base_units or None,
+        "missing_base_units": (payment.due_base_units - payment.amount_base_units)
+        if payment.reason == UnappliedReason.UNDERPAID and payment.due_base_units
+        else None,
+        "message": unapplied_message(payment),
+        "returned_to": payment.payer,
+        "return_status": returned.status if returned is not None else None,
+        "return_tx_hash": (returned.tx_hash or None) if returned is not None else None,
+    }
 
 
 # --- Settlement: called by orders.transitions inside the transition's transaction ---------------

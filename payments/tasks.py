@@ -29,6 +29,8 @@ RECHECK_CAP = timedelta(minutes=10)
 
 
 def _event(transfer: OutgoingTransfer, action: str, **data: object) -> None:
+    if transfer.order is None:
+        return  # the return of a transfer that named no order: its row is the record
     events.record(
         transfer.order,
         action,
@@ -72,7 +74,7 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
         if transfer.raw_tx:
             return transfer  # signed before (maybe sent, maybe not): re-send the same bytes
         if not transfer.to_address:
-            whose = "agent has no payout wallet" if transfer.kind == TransferKind.PAYOUT else "no refund address"
+            whose = "agent has no payout wallet" if transfer.kind == TransferKind.PAYOUT else "no address to send it to"
             _fail(transfer, f"Cannot send: the {whose} on {transfer.chain}.")
             return None
         client = chains.client(transfer.chain)
@@ -82,7 +84,7 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
                 signed = client.sign_transfer(
                     to=transfer.to_address,
                     amount=transfer.amount_base_units,
-                    memo=f"atelier:{transfer.kind}:{transfer.order_id}",
+                    memo=f"atelier:{transfer.kind}:{transfer.order_id or transfer.payment_id}",
                     nonce=nonce,
                 )
         except chains.ChainUnavailable as exc:
@@ -114,12 +116,16 @@ def _record(transfer_id: int, state: chains.TransferState) -> TransferStatus:
             transfer.confirmed_at = timezone.now()
             transfer.last_error = ""
             transfer.save(update_fields=["status", "confirmed_at", "last_error", "updated_at"])
-            ledger.transfer_out(
-                transfer.order,
-                payout=transfer.kind == TransferKind.PAYOUT,
-                chain=transfer.chain,
-                amount=transfer.amount_base_units,
-            )
+            # A database constraint: a return names its payment, a payout or refund its order.
+            if transfer.kind == TransferKind.RETURN and transfer.payment is not None:
+                ledger.return_out(transfer.payment, transfer.amount_base_units)
+            elif transfer.order is not None:
+                ledger.transfer_out(
+                    transfer.order,
+                    payout=transfer.kind == TransferKind.PAYOUT,
+                    chain=transfer.chain,
+                    amount=transfer.amount_base_units,
+                )
             _event(transfer, f"{transfer.kind}_sent", tx_hash=transfer.tx_hash)
         elif state == "expired":
             # Its blockhash expired and it never landed: it never can, so signing anew is safe.

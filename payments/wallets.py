@@ -90,3 +90,14 @@ def verify_signature(chain: str, address: str, message: str, signature: str) -> 
     except Exception:  # eth-account raises several unrelated types for malformed signatures
         return False
     return bool(recovered == to_checksum_address(address))
+
+
+def recover_evm_signer(message: str, signature: str) -> str | None:
+    """The checksummed address whose key made the EIP-191 `signature` over `message`; None if malformed."""
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+        if len(raw) != 65:
+            return None
+        return str(Account.recover_message(encode_defunct(text=message), signature=raw))
+    except Exception:  # eth-account raises several unrelated types for malformed signatures
+        return None

@@ -31,10 +31,15 @@ class PaymentPending(ChainError):
 
 
 class PaymentRejected(ChainError):
-    def __init__(self, code: str, message: str) -> None:
+    """The transaction can never pay this order. `transfer` is set when USDC did arrive in escrow
+    bound to the order (its memo, or its proven payer) but cannot pay it (underpaid, too old): that
+    money is the order's to account for and return, not to ignore."""
+
+    def __init__(self, code: str, message: str, *, transfer: VerifiedTransfer | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.transfer = transfer
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,19 @@ class VerifiedTransfer:
     payer: str  # the buyer wallet that signed (Solana) or sent (Base) the transfer
     amount: int  # base units that arrived in the escrow's own token account
     block_time: int  # unix seconds of the block
+    final: bool = True  # False: seen at `confirmed` (Solana) or under the confirmation depth (Base)
+
+
+@dataclass(frozen=True)
+class InboundTransfer:
+    """A final transfer of USDC into the escrow's own token account, as the escrow scan finds it."""
+
+    tx_hash: str
+    sender: str  # the wallet the USDC came from (Solana: the source token account's owner)
+    amount: int
+    memos: tuple[str, ...]  # Solana: the transaction's memos; Base: none
+    block_time: int
+    position: str  # the scan cursor once this transfer (and all before it) is decided
 
 
 @dataclass(frozen=True)
@@ -74,11 +92,26 @@ class ChainClient(Protocol):
     def payment_instructions(self) -> PaymentInstructions: ...
 
     def verify_payment(
-        self, tx_hash: str, *, buyer: str, min_amount: int, reference: str, not_before: int
+        self,
+        tx_hash: str,
+        *,
+        payer: str | None,
+        min_amount: int,
+        reference: str,
+        not_before: int,
+        final: bool = True,
     ) -> VerifiedTransfer:
-        """Check, at finality, a successful transfer of the right token into the escrow's own token account,
-        of at least `min_amount`, signed/sent by `buyer`, in a block not older than `not_before` (unix s),
-        carrying `reference` as its memo (Solana). Raises PaymentPending / PaymentRejected / ChainUnavailable."""
+        """Check a successful transfer of the right token into the escrow's own token account, bound
+        to the order (Solana: exactly one memo, `reference`; Base: sent by `payer`, the proven payer,
+        which is required there), of at least `min_amount`, in a block not older than `not_before`
+        (unix s). With `final`, only at finality; otherwise a transfer seen but not final yet is
+        checked all the same and returned with `final=False`. Raises PaymentPending (not seen) /
+        PaymentRejected / ChainUnavailable."""
+        ...
+
+    def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
+        """Final transfers into the escrow's token account after the cursor `after`, oldest first,
+        and the cursor at the end of what was scanned."""
         ...
 
     def token_balance(self, owner: str) -> int:

@@ -24,6 +24,7 @@ from web3.types import BlockData, LogReceipt, Nonce, TxParams, TxReceipt, Wei
 
 from payments.chains import (
     ChainUnavailable,
+    InboundTransfer,
     PaymentInstructions,
     PaymentPending,
     PaymentRejected,
@@ -102,19 +103,27 @@ class EvmClient:
         )
 
     def verify_payment(
-        self, tx_hash: str, *, buyer: str, min_amount: int, reference: str, not_before: int
+        self,
+        tx_hash: str,
+        *,
+        payer: str | None,
+        min_amount: int,
+        reference: str,
+        not_before: int,
+        final: bool = True,
     ) -> VerifiedTransfer:
+        """Base transfers carry no reference: the proven `payer` (a signature by the sending key, or
+        a wallet session of it) binds the transaction to the order, so it is required."""
         tx_hash = self.normalize_tx_hash(tx_hash)
-        if not is_address(buyer):
-            raise PaymentRejected("buyer_not_sender", "the buyer is not an EVM address")
-        buyer_address = to_checksum_address(buyer)
-        receipt, block = self._final_receipt(tx_hash)
+        if payer is None or not is_address(payer):
+            raise PaymentRejected("buyer_not_sender", "a Base payment needs the proven address of its sender")
+        payer_address = to_checksum_address(payer)
+        receipt, block, is_final = self._receipt(tx_hash, final=final)
         with _rpc():  # a malformed answer is the node's fault, never a decision
-            # Everything below is decided at finality only, so a rejection is never undone by a reorg.
             if receipt["status"] != 1:
                 raise PaymentRejected("tx_failed", "the transaction reverted")
-            if to_checksum_address(receipt["from"]) != buyer_address:
-                raise PaymentRejected("buyer_not_sender", "the transaction was not sent by the buyer's wallet")
+            if to_checksum_address(receipt["from"]) != payer_address:
+                raise PaymentRejected("buyer_not_sender", "the transaction was not sent by the payer's wallet")
             transfers = [log for log in receipt["logs"] if self._is_transfer(log)]
             usdc = [log for log in transfers if to_checksum_address(log["address"]) == self.usdc]
             if not usdc:
@@ -123,21 +132,25 @@ class EvmClient:
             if not to_escrow:
                 raise PaymentRejected("not_to_escrow", "no USDC transfer to the escrow address")
             amount = sum(
-                int.from_bytes(log["data"], "big") for log in to_escrow if _address(log["topics"][1]) == buyer_address
+                int.from_bytes(log["data"], "big") for log in to_escrow if _address(log["topics"][1]) == payer_address
             )
             if amount == 0:
                 raise PaymentRejected(
-                    "buyer_not_sender", "the USDC sent to escrow did not come from the buyer's wallet"
+                    "buyer_not_sender", "the USDC sent to escrow did not come from the payer's wallet"
                 )
-            if amount < min_amount:
-                raise PaymentRejected("underpaid", f"received {amount} base units, {min_amount} due")
             timestamp = int(block["timestamp"])
+            transfer = VerifiedTransfer(
+                tx_hash=tx_hash, payer=payer_address, amount=amount, block_time=timestamp, final=is_final
+            )
             if timestamp < not_before:
-                raise PaymentRejected("tx_too_old", "the transaction is older than the order")
-            return VerifiedTransfer(tx_hash=tx_hash, payer=buyer_address, amount=amount, block_time=timestamp)
+                raise PaymentRejected("tx_too_old", "the transaction is older than the order", transfer=transfer)
+            if amount < min_amount:
+                raise PaymentRejected("underpaid", f"received {amount} base units, {min_amount} due", transfer=transfer)
+            return transfer
 
-    def _final_receipt(self, tx_hash: str) -> tuple[TxReceipt, BlockData]:
-        """The receipt and its block, once `confirmations` deep on the canonical chain; else PaymentPending."""
+    def _receipt(self, tx_hash: str, *, final: bool) -> tuple[TxReceipt, BlockData, bool]:
+        """The receipt, its block and whether it is `confirmations` deep on the canonical chain.
+        PaymentPending when not mined (or, with `final`, not deep enough yet)."""
         with _rpc():
             chain_id = self.w3.eth.chain_id
             if chain_id != self.config.chain_id:
@@ -148,12 +161,52 @@ class EvmClient:
                 raise PaymentPending("not mined yet (or unknown, or reorged out)") from None
             head = self.w3.eth.block_number
             depth = head - receipt["blockNumber"] + 1
-            if depth < self.confirmations:
+            if final and depth < self.confirmations:
                 raise PaymentPending(f"{depth} of {self.confirmations} confirmations")
             block = self.w3.eth.get_block(receipt["blockNumber"])
             if block["hash"] != receipt["blockHash"]:
                 raise PaymentPending("the receipt's block is no longer canonical (reorg)")
-        return receipt, block
+        return receipt, block, depth >= self.confirmations
+
+    def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
+        """USDC Transfer logs into the escrow in final blocks after block `after`, grouped per transaction."""
+        with _rpc():
+            head = self.w3.eth.block_number
+            last_final = head - self.confirmations + 1
+            first = int(after) + 1 if after else 0
+            if last_final < first:
+                return [], after
+            logs = self.w3.eth.get_logs(
+                {
+                    "address": self.usdc,
+                    "fromBlock": BlockNumber(first),
+                    "toBlock": BlockNumber(last_final),
+                    "topics": [TRANSFER_TOPIC, None, HexBytes(abi_encode(["address"], [self.escrow]))],
+                }
+            )
+            grouped: dict[str, list[LogReceipt]] = {}
+            for log in logs:
+                if self._is_transfer(log) and not log.get("removed"):
+                    grouped.setdefault("0x" + bytes(log["transactionHash"]).hex(), []).append(log)
+            found: list[InboundTransfer] = []
+            times: dict[int, int] = {}
+            items = list(grouped.items())
+            for position, (tx_hash, tx_logs) in enumerate(items):
+                number = int(tx_logs[0]["blockNumber"])
+                if number not in times:
+                    times[number] = int(self.w3.eth.get_block(BlockNumber(number))["timestamp"])
+                last_in_block = position == len(items) - 1 or int(items[position + 1][1][0]["blockNumber"]) != number
+                found.append(
+                    InboundTransfer(
+                        tx_hash=tx_hash,
+                        sender=_address(tx_logs[0]["topics"][1]),
+                        amount=sum(int.from_bytes(log["data"], "big") for log in tx_logs),
+                        memos=(),
+                        block_time=times[number],
+                        position=str(number if last_in_block else number - 1),
+                    )
+                )
+        return found, str(last_final)
 
     @staticmethod
     def _is_transfer(log: LogReceipt) -> bool:

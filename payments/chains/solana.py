@@ -37,6 +37,7 @@ from spl.token.models import TransferCheckedParams
 
 from payments.chains import (
     ChainUnavailable,
+    InboundTransfer,
     PaymentInstructions,
     PaymentPending,
     PaymentRejected,
@@ -130,21 +131,38 @@ class SolanaClient:
         )
 
     def verify_payment(
-        self, tx_hash: str, *, buyer: str, min_amount: int, reference: str, not_before: int
+        self,
+        tx_hash: str,
+        *,
+        payer: str | None,
+        min_amount: int,
+        reference: str,
+        not_before: int,
+        final: bool = True,
     ) -> VerifiedTransfer:
         signature = self.normalize_tx_hash(tx_hash)
         tx = self._get_transaction(signature, "finalized")
+        is_final = tx is not None
         if tx is None:
-            if self._get_transaction(signature, "confirmed") is not None:
+            tx = self._get_transaction(signature, "confirmed")
+            if tx is None:
+                raise PaymentPending("the transaction is not on chain (yet)")
+            if final:
                 raise PaymentPending("the transaction is confirmed but not finalized yet")
-            raise PaymentPending("the transaction is not on chain (yet)")
         try:
-            return self._check_payment(tx, signature, buyer, min_amount, reference, not_before)
+            return self._check_payment(tx, signature, payer, min_amount, reference, not_before, is_final)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
 
     def _check_payment(
-        self, tx: dict[str, Any], signature: str, buyer: str, min_amount: int, reference: str, not_before: int
+        self,
+        tx: dict[str, Any],
+        signature: str,
+        payer: str | None,
+        min_amount: int,
+        reference: str,
+        not_before: int,
+        is_final: bool,
     ) -> VerifiedTransfer:
         meta = tx["meta"]
         if meta is None:
@@ -153,12 +171,33 @@ class SolanaClient:
             raise ChainUnavailable("Solana RPC returned a different transaction")
         if meta["err"] is not None:
             raise PaymentRejected("tx_failed", f"the transaction failed on chain: {meta['err']}")
+        received, sender, memos = self._inflow(tx)
+        # The memo binds the transfer to its order, whoever signed it: checked before anything else
+        # is said about the transfer, so a stranger learns nothing about another order's payment.
+        if memos != [reference]:
+            raise PaymentRejected("memo_mismatch", "the transaction must carry exactly one memo: the payment reference")
+        message = tx["transaction"]["message"]
+        signers = {key["pubkey"] for key in message["accountKeys"] if key["signer"]}
+        if payer is not None and payer not in signers:
+            raise PaymentRejected("buyer_not_signer", "the transaction was not signed by the payer's wallet")
+        block_time = tx.get("blockTime")
+        if block_time is None:
+            raise ChainUnavailable("Solana RPC returned the transaction without its block time")
+        transfer = VerifiedTransfer(
+            tx_hash=signature, payer=sender, amount=received, block_time=int(block_time), final=is_final
+        )
+        if block_time < not_before:
+            raise PaymentRejected("tx_too_old", "the transaction is older than the order", transfer=transfer)
+        if received < min_amount:
+            raise PaymentRejected("underpaid", f"received {received} base units, {min_amount} due", transfer=transfer)
+        return transfer
+
+    def _inflow(self, tx: dict[str, Any]) -> tuple[int, str, list[str]]:
+        """What a successful transaction moved into the escrow's own USDC account: (base units, the
+        owner of the USDC account it came from, the memos). PaymentRejected when nothing arrived."""
+        meta = tx["meta"]
         message = tx["transaction"]["message"]
         keys = [key["pubkey"] for key in message["accountKeys"]]
-        signers = {key["pubkey"] for key in message["accountKeys"] if key["signer"]}
-        if buyer not in signers:
-            raise PaymentRejected("buyer_not_signer", "the transaction was not signed by the buyer's wallet")
-
         mint, escrow, escrow_account = str(self.mint), str(self.escrow.pubkey()), str(self.escrow_token_account)
         pre, post = meta.get("preTokenBalances") or [], meta.get("postTokenBalances") or []
         if not any(balance["mint"] == mint for balance in pre + post):
@@ -167,29 +206,64 @@ class SolanaClient:
             raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
         index = keys.index(escrow_account)
 
-        def amount(balances: list[dict[str, Any]]) -> int:
-            total = 0
+        def amounts(balances: list[dict[str, Any]]) -> dict[int, tuple[str, int]]:
+            found: dict[int, tuple[str, int]] = {}
             for balance in balances:
-                if balance["accountIndex"] != index:
+                if balance["mint"] != mint:
                     continue
-                if balance["mint"] != mint or balance["owner"] != escrow:
+                if balance["accountIndex"] == index and balance["owner"] != escrow:
                     raise PaymentRejected("not_to_escrow", "the escrow's USDC account is not what it should be")
-                total += int(balance["uiTokenAmount"]["amount"])
-            return total
+                found[balance["accountIndex"]] = (balance["owner"], int(balance["uiTokenAmount"]["amount"]))
+            return found
 
-        received = amount(post) - amount(pre)
+        before, after = amounts(pre), amounts(post)
+        received = after.get(index, ("", 0))[1] - before.get(index, ("", 0))[1]
         if received <= 0:
             raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
-        if received < min_amount:
-            raise PaymentRejected("underpaid", f"received {received} base units, {min_amount} due")
-
+        # The sender is the owner of the USDC account that lost the most: where a return goes.
+        losses = {owner: amount - after.get(i, (owner, 0))[1] for i, (owner, amount) in before.items() if i != index}
+        sender = max(losses, key=lambda owner: losses[owner]) if losses else keys[0]
         memos = [ix.get("parsed") for ix in message["instructions"] if ix.get("programId") in MEMO_PROGRAMS]
-        if memos != [reference]:
-            raise PaymentRejected("memo_mismatch", "the transaction must carry exactly one memo: the payment reference")
-        block_time = tx.get("blockTime")
-        if block_time is None or block_time < not_before:
-            raise PaymentRejected("tx_too_old", "the transaction is older than the order")
-        return VerifiedTransfer(tx_hash=signature, payer=buyer, amount=received, block_time=int(block_time))
+        return received, sender, [str(memo) for memo in memos]
+
+    def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
+        """Walks `getSignaturesForAddress` of the escrow's USDC account back to `after`, then reads each
+        successful transaction that raised its balance."""
+        signatures: list[dict[str, Any]] = []
+        before: str | None = None
+        while True:
+            config: dict[str, Any] = {"limit": 1000, "commitment": "finalized"}
+            if after:
+                config["until"] = after
+            if before:
+                config["before"] = before
+            page = self._rpc("getSignaturesForAddress", [str(self.escrow_token_account), config])
+            if not isinstance(page, list):
+                raise ChainUnavailable("Solana RPC answered getSignaturesForAddress with garbage")
+            signatures.extend(page)
+            if len(page) < 1000:
+                break
+            before = page[-1]["signature"]
+        found: list[InboundTransfer] = []
+        for entry in reversed(signatures):  # oldest first
+            signature = entry["signature"]
+            if entry.get("err") is not None:
+                found.append(InboundTransfer(signature, "", 0, (), 0, signature))  # nothing arrived
+                continue
+            tx = self._get_transaction(signature, "finalized")
+            if tx is None or tx.get("meta") is None or tx["meta"].get("err") is not None:
+                found.append(InboundTransfer(signature, "", 0, (), 0, signature))
+                continue
+            try:
+                received, sender, memos = self._inflow(tx)
+            except PaymentRejected:  # a payout or anything else that did not raise the balance
+                received, sender, memos = 0, "", []
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
+            found.append(
+                InboundTransfer(signature, sender, received, tuple(memos), int(tx.get("blockTime") or 0), signature)
+            )
+        return found, found[-1].position if found else after
 
     def _get_transaction(self, signature: str, commitment: str) -> dict[str, Any] | None:
         config = {"encoding": "jsonParsed", "commitment": commitment, "maxSupportedTransactionVersion": 0}

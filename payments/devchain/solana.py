@@ -165,6 +165,7 @@ class SolanaDevchain:
             "sendTransaction": self._rpc_send_transaction,
             "getTransaction": self._rpc_get_transaction,
             "getSignatureStatuses": self._rpc_get_signature_statuses,
+            "getSignaturesForAddress": self._rpc_get_signatures_for_address,
             "getBalance": self._rpc_get_balance,
             "getTokenAccountBalance": self._rpc_get_token_account_balance,
             "getAccountInfo": self._rpc_get_account_info,
@@ -603,6 +604,50 @@ class SolanaDevchain:
 
     def _rpc_get_slot(self, params: list[Any]) -> Any:
         return self._commitment_slot(_config(params, 0))
+
+    def _rpc_get_signatures_for_address(self, params: list[Any]) -> Any:
+        """Newest first, as the real node answers: transactions that name the address, down to (not
+        including) `until`, starting below `before`, at most `limit` (1,000)."""
+        address = _pubkey(_arg(params, 0, str))
+        config = _config(params, 1)
+        limit = config.get("limit", 1000)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise RpcError(INVALID_PARAMS, "Invalid params: limit must be 1 to 1000")
+        before, until = config.get("before"), config.get("until")
+        visible = self._commitment_slot(config)
+        found: list[dict[str, Any]] = []
+        started = before is None
+        for signature, landed in reversed(list(self._txs.items())):
+            if signature == until:
+                break
+            if not started:
+                started = signature == before
+                continue
+            if landed.slot > visible or address not in landed.keys:
+                continue
+            memos = [
+                data.decode(errors="replace")
+                for program, data in self._instructions(landed)
+                if program in MEMO_PROGRAMS
+            ]
+            found.append(
+                {
+                    "signature": signature,
+                    "slot": landed.slot,
+                    "err": landed.err,
+                    "memo": "; ".join(f"[{len(memo)}] {memo}" for memo in memos) or None,
+                    "blockTime": landed.block_time,
+                    "confirmationStatus": "finalized" if landed.slot <= self.finalized_slot else "confirmed",
+                }
+            )
+            if len(found) == limit:
+                break
+        return found
+
+    @staticmethod
+    def _instructions(landed: _Landed) -> list[tuple[Pubkey, bytes]]:
+        keys = landed.keys
+        return [(keys[ix.program_id_index], bytes(ix.data)) for ix in landed.tx.message.instructions]
 
 
 # --- rendering ---------------------------------------------------------------------------------

@@ -87,6 +87,20 @@ def send_tx(
 ) -> str:
     """Sign and send an EIP-1559 transaction with an explicit gas limit (so a reverting one still
     lands and fails on-chain). Returns the lowercase hash; eth-tester mines it at once."""
+    raw, _tx_hash = sign_tx(url, account, to=to, data=data, gas=gas, nonce=nonce)
+    return send_raw(url, raw)
+
+
+def send_raw(url: str, raw: bytes) -> str:
+    sent: str = rpc(url, "eth_sendRawTransaction", "0x" + raw.hex())
+    return sent.lower()
+
+
+def sign_tx(
+    url: str, account: LocalAccount, *, to: str | None, data: bytes, gas: int = GAS, nonce: int | None = None
+) -> tuple[bytes, str]:
+    """A signed EIP-1559 transaction, not sent: its raw bytes and its (lowercase) hash, which anyone
+    watching a mempool learns before the transaction is mined."""
     chain_id = int(rpc(url, "eth_chainId"), 16)
     if nonce is None:
         nonce = int(rpc(url, "eth_getTransactionCount", account.address, "pending"), 16)
@@ -104,8 +118,7 @@ def send_tx(
     if to is not None:
         tx["to"] = to_checksum_address(to)
     signed = account.sign_transaction(tx)
-    sent: str = rpc(url, "eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
-    return sent.lower()
+    return bytes(signed.raw_transaction), "0x" + bytes(signed.hash).hex()
 
 
 def transfer_token(url: str, account: LocalAccount, token: str, to: str, amount: int, **kwargs: Any) -> str:
@@ -121,6 +134,14 @@ def pay_order(url: str, buyer: LocalAccount, instructions: PaymentInstructions |
     else:
         token, escrow = instructions["token"], instructions["escrow_address"]
     return transfer_token(url, buyer, token, escrow, amount)
+
+
+def sign_payment(url: str, buyer: LocalAccount, instructions: Mapping[str, Any], amount: int) -> tuple[bytes, str]:
+    """The buyer's payment signed but not sent: (raw bytes, hash)."""
+    data = TRANSFER_SELECTOR + abi_encode(
+        ["address", "uint256"], [to_checksum_address(instructions["escrow_address"]), amount]
+    )
+    return sign_tx(url, buyer, to=instructions["token"], data=data)
 
 
 def receipt(url: str, tx_hash: str) -> dict[str, Any] | None:

@@ -58,7 +58,7 @@ def buyer(dev: Devchain) -> Any:
 
 def verify(base: EvmClient, tx_hash: str, buyer: str, **overrides: Any) -> chains.VerifiedTransfer:
     kwargs: dict[str, Any] = {
-        "buyer": buyer,
+        "payer": buyer,
         "min_amount": PRICE,
         "reference": "ignored-on-evm",
         "not_before": int(time.time()) - 60,

@@ -155,7 +155,13 @@ def test_an_agent_pays_another_agent_from_its_own_base_wallet_and_delivery_pays_
     assert (order["buyer_kind"], order["payment_chain"]) == ("agent", "base")
     tx = evm_helpers.pay_order(url, wallet, order["payment"], 40 * USDC)
     evm_helpers.mine(url, 2)
-    paid = other_agent.api.patch(f"/api/orders/{order['id']}", {"action": "pay", "escrow_tx_hash": tx})
+    # Its declared payout address proves nothing: the sending key signs the order's reference.
+    unproven = other_agent.api.patch(f"/api/orders/{order['id']}", {"action": "pay", "escrow_tx_hash": tx})
+    assert (unproven.status_code, unproven.body["code"]) == (400, "payer_proof_required")
+    proof = "0x" + wallet.sign_message(encode_defunct(text=order["payment"]["payer_proof_message"])).signature.hex()
+    paid = other_agent.api.patch(
+        f"/api/orders/{order['id']}", {"action": "pay", "escrow_tx_hash": tx, "payer_signature": proof}
+    )
     assert paid.body["data"]["status"] == "paid", paid.body
 
     with measured("POST /api/orders/{id}/deliver (agent buyer: deliver + release)", max_queries=30):
@@ -343,10 +349,19 @@ def test_x402_an_underpaid_hash_is_402_with_the_requirements_again(x402_world):
     payer = funded_solana_payer(x402_world.url)
     tx = pay_solana(x402_world.url, accepted, payer, amount=int(accepted["amount"]) - 1)
 
-    refused = nothing_made(lambda: x402_world.retry(x402_header(accepted, tx, str(payer.pubkey()))), 402, "underpaid")
-
+    refused = x402_world.retry(x402_header(accepted, tx, str(payer.pubkey())))
+    assert (refused.status_code, refused.body["code"]) == (402, "underpaid"), refused.body
     assert refused.body["accepts"][0]["extra"]["reference"] == accepted["extra"]["reference"]
     assert X402Intent.objects.get(pk=accepted["extra"]["reference"]).order_id is None
+    assert Order.objects.count() == 0
+    # The USDC is in escrow all the same: accounted for, and on its way back to the payer.
+    unapplied = Payment.objects.get(tx_hash=tx)
+    assert (unapplied.status, unapplied.reason, unapplied.order_id) == ("unapplied", "underpaid", None)
+    assert unapplied.return_transfer.to_address == str(payer.pubkey())
+    assert "returned to" in refused.body["error"]
+    again = x402_world.retry(x402_header(accepted, tx, str(payer.pubkey())))
+    assert (again.status_code, again.body["code"]) == (402, "underpaid")
+    assert Payment.objects.filter(tx_hash=tx).count() == 1
 
 
 def test_x402_a_payment_without_the_reference_memo_is_402(x402_world):

@@ -15,7 +15,7 @@ from django_tasks_db.models import DBTaskResult
 from solders.keypair import Keypair
 
 from orders.models import Order, OrderEvent, Status
-from orders.services import payment_recheck
+from orders.paying import payment_recheck
 from payments import chains
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, TransferStatus
 from payments.tasks import process_transfer
@@ -272,9 +272,44 @@ def refused(chain: Solana | Base, order: dict[str, Any], tx: str, status: int, c
     assert not Payment.objects.filter(order_id=order["id"], tx_hash=tx).exists()
 
 
-def test_an_underpayment_is_refused(chain: Solana | Base, agent: Any) -> None:
+def test_an_underpayment_is_refused_recorded_and_returned(chain: Solana | Base, agent: Any) -> None:
+    """The buyer is told what arrived and what is missing; the money does not sit in escrow unowned."""
     order = order_for(chain, agent)
-    refused(chain, order, chain.pay(order, amount=PRICE_UNITS - 1), 400, "underpaid")
+    before = balance(chain.chain, chain.buyer.wallet)
+    tx = chain.pay(order, amount=PRICE_UNITS - 5_000_000)
+    response = pay(chain, order, tx)
+    assert (response.status_code, response.body["code"]) == (400, "underpaid"), response.body
+    details = response.body["details"]
+    assert (details["received_base_units"], details["due_base_units"], details["missing_base_units"]) == (
+        PRICE_UNITS - 5_000_000,
+        PRICE_UNITS,
+        5_000_000,
+    )
+    assert "Received 20 USDC of 25 USDC due (5 USDC missing)" in response.body["error"]
+    assert Order.objects.get(pk=order["id"]).status == "quoted"
+
+    view = chain.buyer.api.get(f"/api/orders/{order['id']}").body["data"]
+    [unapplied] = view["unapplied_transfers"]
+    assert (unapplied["reason"], unapplied["missing_base_units"], unapplied["returned_to"]) == (
+        "underpaid",
+        5_000_000,
+        chain.buyer.wallet,
+    )
+    agent_view = agent.api.get(f"/api/orders/{order['id']}").body["data"]
+    assert agent_view["unapplied_transfers"] == view["unapplied_transfers"]
+
+    again = pay(chain, order, tx)  # the same answer again, nothing more written
+    assert (again.status_code, again.body["code"]) == (400, "underpaid")
+    returned = OutgoingTransfer.objects.get(payment__tx_hash=tx)
+    assert (returned.kind, returned.amount_base_units) == ("return", PRICE_UNITS - 5_000_000)
+    process_transfer(returned.pk)
+    chain.settle()
+    assert process_transfer(returned.pk) == TransferStatus.CONFIRMED
+    assert balance(chain.chain, chain.buyer.wallet) == before
+    journals = LedgerEntry.objects.filter(payment__tx_hash=tx).values("journal").annotate(total=Sum("amount"))
+    assert len(journals) == 2 and all(row["total"] == 0 for row in journals)
+    # Paying the full price still works.
+    assert pay(chain, order, chain.pay(order)).status_code == 200
 
 
 def test_a_malformed_hash_is_refused(chain: Solana | Base, agent: Any) -> None:
@@ -302,7 +337,7 @@ def test_a_hash_from_another_buyer_is_refused(chains_up: Any, buyer: Any, other_
     tx = victim.pay(order)
     thief = Solana(chains_up, other_buyer, agent)
     stolen = order_for(thief, agent)
-    refused(thief, stolen, tx, 400, "buyer_not_signer")
+    refused(thief, stolen, tx, 400, "memo_mismatch")  # its memo binds it to the victim's order
     assert pay(victim, order, tx).status_code == 200  # the rightful buyer can still use it
 
 
@@ -316,7 +351,11 @@ def test_paying_an_order_already_paid_is_a_conflict(chain: Solana | Base, agent:
     response = pay(chain, order, second)
     assert response.status_code == 409
     assert response.body["code"] == "invalid_transition"
-    assert Payment.objects.filter(order_id=order["id"]).count() == 1
+    # The second transfer is in escrow all the same: recorded against the order and returned.
+    assert response.body["details"]["unapplied"]["reason"] == "order_not_payable"
+    assert Payment.objects.filter(order_id=order["id"], status="verified").count() == 1
+    unapplied = Payment.objects.get(order_id=order["id"], status="unapplied")
+    assert (unapplied.tx_hash, unapplied.return_transfer.amount_base_units) == (second, PRICE_UNITS)
 
 
 def test_the_chain_being_down_is_a_503_and_changes_nothing(chain: Solana | Base, agent: Any, settings: Any) -> None:

@@ -88,7 +88,7 @@ def verify(
     client: chains.ChainClient, signature: str, buyer: Keypair | str, **overrides: Any
 ) -> chains.VerifiedTransfer:
     wallet = buyer if isinstance(buyer, str) else str(buyer.pubkey())
-    args: dict[str, Any] = {"buyer": wallet, "min_amount": PRICE, "reference": REF, "not_before": now() - 60}
+    args: dict[str, Any] = {"payer": wallet, "min_amount": PRICE, "reference": REF, "not_before": now() - 60}
     return client.verify_payment(signature, **(args | overrides))
 
 

@@ -1,0 +1,302 @@
+"""Paying an order: a buyer's claim of a transfer, its re-checks, and the escrow scan.
+
+Every path ends in the same place (`_apply`): with the order row locked, a final transfer bound to
+the order pays it through the `pay` transition, or, when the order can no longer take it, is
+recorded as unapplied and returned to its sender. Claims of transfers that are not final yet hold
+nothing (payments.services explains the binding rule), so nobody can lock another buyer's transfer
+out of its order, and every transfer that lands in escrow is accounted for once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from atelier.auth import SYSTEM, Principal
+from atelier.lib.errors import AtelierError, Conflict, NotFound
+from atelier.lib.tasks import enqueue
+from orders import effects, events
+from orders.models import Order, Status, X402Intent
+from orders.tasks import recheck_payment
+from orders.transitions import Role, check, role_of, transition
+from payments import chains, wallets
+from payments import services as payment_services
+from payments.models import Payment, PaymentStatus, ScanCursor, UnappliedReason
+
+PAYABLE = (Status.QUOTED, Status.ACCEPTED)
+# How long a Base transfer nobody claimed waits for a claim with a proof before it is returned.
+UNCLAIMED_GRACE = timedelta(hours=1)
+REJECTION_REASONS = {"underpaid": UnappliedReason.UNDERPAID, "tx_too_old": UnappliedReason.TOO_OLD}
+
+
+def buyer_of(order: Order) -> Principal:
+    """The order's buyer, for payments the system applies on its behalf (re-checks, the scan)."""
+    if order.buyer_agent_id is not None:
+        return Principal(agent=order.buyer_agent)
+    return Principal(wallet=order.buyer_wallet, chain=order.buyer_chain)
+
+
+def order_pay(*, order_id: str, actor: Principal, tx_hash: str, chain: str, payer_signature: str = "") -> Order:
+    """The buyer says `tx_hash` pays the order. Checked on-chain as far as the chain can tell now
+    (outside any transaction): final and bound, it pays the order (`_apply`); seen or not yet on
+    chain, it waits as a claim that holds nothing, re-checked by a task; bound but unable to pay
+    (underpaid, the order no longer payable), it is recorded and returned, and the answer says so."""
+    tx_hash = payment_services.normalize_tx_hash(chain, tx_hash)
+    order = Order.objects.select_related("service", "agent", "buyer_agent").filter(pk=order_id).first()
+    if order is None or role_of(order, actor) is None:
+        raise NotFound("No such order.", code="order_not_found")
+    if order.escrow_tx_hash == tx_hash:
+        return order  # the same payment again: a no-op
+    try:
+        check(order, "pay", actor)  # a wrong role is refused before anything else
+        late = False
+    except Conflict:
+        late = True  # said once the transfer is looked at: money bound to this order is returned
+    payer = payment_services.proven_payer(
+        chain=chain,
+        reference=order.payment_reference,
+        signature=payer_signature,
+        caller_wallet=actor.wallet,
+        caller_chain=actor.chain,
+    )
+    payment_services.ensure_hash_unused(order, chain=chain, tx_hash=tx_hash)
+    order.payment_chain = chain  # the buyer may pay on either chain; `pay` records the one it was paid on
+    if late:
+        _refuse_late(order, actor, chain, tx_hash, payer)
+    try:
+        transfer = payment_services.payment_verify(order, chain=chain, tx_hash=tx_hash, payer=payer)
+    except payment_services.Unapplicable as exc:
+        record_unapplied(order, chain, exc.transfer, REJECTION_REASONS[exc.code])
+        raise
+    if transfer is None or not transfer.final:
+        _claim(order, actor, chain, tx_hash, payer)
+        return order
+    return _apply(order.id, actor, chain, transfer)
+
+
+def _refuse_late(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str | None) -> None:
+    """A transfer submitted for an order that can no longer be paid: if it is final and bound to this
+    order it is recorded and returned, then the 409 the table gives says so."""
+    try:
+        transfer = payment_services.payment_verify(order, chain=chain, tx_hash=tx_hash, payer=payer, final=True)
+    except payment_services.Unapplicable as exc:
+        transfer = exc.transfer
+    except AtelierError:
+        transfer = None
+    unapplied = record_unapplied(order, chain, transfer, UnappliedReason.ORDER_NOT_PAYABLE) if transfer else None
+    try:
+        check(order, "pay", actor)
+    except Conflict as exc:
+        if unapplied is not None:
+            exc.message += " " + payment_services.unapplied_message(unapplied)
+            exc.details["unapplied"] = payment_services.unapplied_to_dict(unapplied)
+        raise
+
+
+def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str | None) -> None:
+    with transaction.atomic():
+        _claim_row, created = payment_services.payment_claim(order, chain=chain, tx_hash=tx_hash, payer=payer)
+        if created:
+            event = events.record(
+                order,
+                "payment_pending",
+                actor_kind=Role.BUYER,
+                actor_id=actor.id,
+                data={"tx_hash": tx_hash, "chain": chain},
+            )
+            transaction.on_commit(partial(effects.order_changed, event))
+            enqueue(recheck_payment, order.id)
+
+
+def _apply(order_id: str, actor: Principal, chain: str, transfer: chains.VerifiedTransfer) -> Order:
+    """Pay the order with a final transfer bound to it. The order row is locked first, so concurrent
+    submits of one transfer queue here and all but the first find it paid: the documented no-op."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).select_related("service").get(pk=order_id)
+        if order.escrow_tx_hash == transfer.tx_hash:
+            return order
+        if order.status in PAYABLE:
+            payment = payment_services.payment_record(order, chain=chain, transfer=transfer)
+            return transition(order.id, "pay", actor, payment=payment)
+        unapplied = record_unapplied(order, chain, transfer, UnappliedReason.ORDER_NOT_PAYABLE)
+    raise Conflict(
+        f"Cannot pay an order that is {order.status}. {payment_services.unapplied_message(unapplied)}",
+        code="invalid_transition",
+        details={"status": order.status, "unapplied": payment_services.unapplied_to_dict(unapplied)},
+    )
+
+
+def record_unapplied(
+    order: Order | None, chain: str, transfer: chains.VerifiedTransfer, reason: str, *, due: int | None = None
+) -> Payment:
+    """Account for a final transfer that pays nothing, queue its return, and tell the order it named."""
+    if due is None:
+        due = payment_services.price_base_units(order) if order is not None else 0
+    with transaction.atomic():
+        payment, created = payment_services.record_unapplied(
+            order=order, chain=chain, transfer=transfer, reason=reason, due=due
+        )
+        if created and order is not None:
+            event = events.record(
+                order,
+                "payment_unapplied",
+                actor_kind=Role.SYSTEM,
+                actor_id=SYSTEM.id,
+                data={
+                    "tx_hash": transfer.tx_hash,
+                    "chain": chain,
+                    "amount_base_units": transfer.amount,
+                    "reason": reason,
+                    "returned_to": transfer.payer,
+                },
+            )
+            transaction.on_commit(partial(effects.order_changed, event))
+    return payment
+
+
+# --- re-checks ---------------------------------------------------------------------------------
+
+
+def payment_recheck(order_id: str) -> str:
+    """Look again at every claim waiting on the order: pay it, keep waiting, or drop it when it can
+    never pay the order or has waited a day. Returns "paid", "pending", "chain unavailable",
+    "rejected", "expired" or "nothing to check" (the first that applies, in that order)."""
+    order = Order.objects.select_related("service", "agent", "buyer_agent").get(pk=order_id)
+    claims = payment_services.pending_claims(order)
+    if not claims:
+        return "nothing to check"
+    outcomes = {_recheck(order, claim) for claim in claims}
+    for outcome in ("paid", "pending", "chain unavailable", "rejected", "expired"):
+        if outcome in outcomes:
+            return outcome
+    return "nothing to check"
+
+
+def _recheck(order: Order, claim: Payment) -> str:
+    if payment_services.claim_expired(claim):
+        _drop(order, claim, "payment_expired", code="claim_expired", error="Not final within a day; claim it again.")
+        return "expired"
+    order.payment_chain = claim.chain
+    try:
+        transfer = payment_services.payment_verify(
+            order, chain=claim.chain, tx_hash=claim.tx_hash, payer=claim.payer or None, final=True
+        )
+    except payment_services.Unapplicable as exc:
+        record_unapplied(order, claim.chain, exc.transfer, REJECTION_REASONS[exc.code])
+        return "rejected"
+    except AtelierError as exc:
+        if exc.status == 503:
+            return "chain unavailable"
+        _drop(order, claim, "payment_rejected", code=exc.code, error=exc.message)
+        return "rejected"
+    if transfer is None:
+        Payment.objects.filter(pk=claim.pk).update(checks=F("checks") + 1)
+        return "pending"
+    existing = payment_services.accounted(claim.chain, transfer.tx_hash)
+    if existing is not None and existing.order_id != order.id:
+        _drop(order, claim, "payment_rejected", code="tx_hash_used", error="This transaction pays another order.")
+        return "rejected"
+    try:
+        paid = _apply(order.id, buyer_of(order), claim.chain, transfer)
+    except Conflict:
+        return "rejected"
+    return "paid" if paid.status not in PAYABLE else "pending"
+
+
+def _drop(order: Order, claim: Payment, action: str, *, code: str, error: str) -> None:
+    with transaction.atomic():
+        payment_services.payment_release_claim(claim)
+        event = events.record(
+            order,
+            action,
+            actor_kind=Role.SYSTEM,
+            actor_id=SYSTEM.id,
+            data={"tx_hash": claim.tx_hash, "code": code, "error": error},
+        )
+        transaction.on_commit(partial(effects.order_changed, event))
+
+
+# --- the escrow scan ---------------------------------------------------------------------------
+
+
+def escrow_scan(chain: str) -> list[chains.InboundTransfer]:
+    """Decide every final transfer into escrow since the chain's cursor: apply it to the order its
+    memo names, or record it as unapplied and return it. Returns the transfers still undecided (a
+    Base transfer within its grace for a claim, an x402 payment whose offer is still open), which
+    are in escrow but not in the ledger yet. Network I/O; each decision is its own transaction."""
+    client = chains.client(chain)
+    cursor, _ = ScanCursor.objects.get_or_create(chain=chain)
+    found, end = client.inbound_transfers(cursor.position)
+    position, contiguous = cursor.position, True
+    undecided = []
+    for item in found:
+        if _decide(chain, item):
+            if contiguous:
+                position = item.position
+        else:
+            contiguous = False
+            undecided.append(item)
+    if contiguous:
+        position = end
+    if position != cursor.position:
+        cursor.position = position
+        cursor.save(update_fields=["position", "updated_at"])
+    return undecided
+
+
+def _decide(chain: str, item: chains.InboundTransfer) -> bool:
+    if item.amount <= 0 or payment_services.accounted(chain, item.tx_hash) is not None:
+        return True
+    transfer = chains.VerifiedTransfer(item.tx_hash, item.sender, item.amount, item.block_time)
+    if chain == wallets.SOLANA:
+        return _decide_by_memo(chain, item, transfer)
+    # Base carries no reference: a claim with a proven payer pays it; unclaimed, it goes back.
+    for claim in Payment.objects.filter(chain=chain, tx_hash=item.tx_hash, status=PaymentStatus.PENDING):
+        if claim.order_id is not None and claim.payer == item.sender:
+            payment_recheck(claim.order_id)
+    if payment_services.accounted(chain, item.tx_hash) is not None:
+        return True
+    if timezone.now().timestamp() < item.block_time + _grace().total_seconds():
+        return False
+    record_unapplied(None, chain, transfer, UnappliedReason.UNCLAIMED)
+    return True
+
+
+def _decide_by_memo(chain: str, item: chains.InboundTransfer, transfer: chains.VerifiedTransfer) -> bool:
+    if len(item.memos) != 1:
+        record_unapplied(None, chain, transfer, UnappliedReason.NO_REFERENCE)
+        return True
+    reference = item.memos[0]
+    order = Order.objects.select_related("service", "agent", "buyer_agent").filter(payment_reference=reference).first()
+    if order is None:
+        intent = X402Intent.objects.filter(pk=reference, order__isnull=True).first()
+        if intent is not None:
+            due = payment_services.price_base_units(Order(quoted_price_usd=intent.price_usd))
+            if timezone.now() < intent.expires_at + _grace():
+                return False  # the payer's x402 retry may still come for it
+            record_unapplied(None, chain, transfer, UnappliedReason.INTENT_EXPIRED, due=due)
+            return True
+        record_unapplied(None, chain, transfer, UnappliedReason.UNKNOWN_REFERENCE)
+        return True
+    slack = payment_services.PAYMENT_CLOCK_SLACK_SECONDS
+    if item.block_time < order.created_at.timestamp() - slack:
+        record_unapplied(order, chain, transfer, UnappliedReason.TOO_OLD)
+    elif order.status not in PAYABLE:
+        record_unapplied(order, chain, transfer, UnappliedReason.ORDER_NOT_PAYABLE)
+    elif item.amount < payment_services.price_base_units(order):
+        record_unapplied(order, chain, transfer, UnappliedReason.UNDERPAID)
+    else:
+        # A Conflict: recorded as unapplied, or accounted for by a racing request. Decided either way.
+        with contextlib.suppress(Conflict):
+            _apply(order.id, buyer_of(order), chain, transfer)
+    return True
+
+
+def _grace() -> timedelta:
+    return timedelta(seconds=getattr(settings, "UNCLAIMED_TRANSFER_GRACE_SECONDS", UNCLAIMED_GRACE.total_seconds()))
