@@ -307,7 +307,8 @@ def test_an_underpayment_is_refused_recorded_and_returned(chain: Solana | Base, 
     assert process_transfer(returned.pk) == TransferStatus.CONFIRMED
     assert balance(chain.chain, chain.buyer.wallet) == before
     journals = LedgerEntry.objects.filter(payment__tx_hash=tx).values("journal").annotate(total=Sum("amount"))
-    assert len(journals) == 2 and all(row["total"] == 0 for row in journals)
+    assert len(journals) == 2
+    assert all(row["total"] == 0 for row in journals)
     # Paying the full price still works.
     assert pay(chain, order, chain.pay(order)).status_code == 200
 
