@@ -37,6 +37,7 @@ run: demo ## Start the app on SQLite with demo data, the local chains and a work
 	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python manage.py devchain & \
 	$(BIN)/python manage.py db_worker --queue-name '*' --interval 1 & \
+	$(BIN)/python manage.py scan_escrow --every 5 & \
 	echo ""; \
 	echo "  Atelier is running at http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/api/openapi.json)"; \
 	echo "  Local chains: Solana RPC http://127.0.0.1:8899, Base RPC http://127.0.0.1:8545 (POST /faucet)"; \

@@ -1,10 +1,21 @@
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from payments.models import LedgerEntry, OutgoingTransfer, Payment, SignInChallenge, TransferStatus, WalletSession
+from payments.models import (
+    LedgerEntry,
+    OutgoingTransfer,
+    Payment,
+    PaymentStatus,
+    Reconciliation,
+    SignInChallenge,
+    TransferStatus,
+    WalletSession,
+)
+from payments.services import payment_return
 from payments.tasks import retry_transfer
 
 
@@ -18,9 +29,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnlyAdmin):
-    list_display = ("id", "order", "chain", "status", "tx_hash", "amount_base_units", "verified_at")
-    list_filter = ("chain", "status")
+    """Claims, payments and unapplied transfers. Unapplied ones are returned by themselves unless
+    they are dust; `return_to_sender` returns those on request."""
+
+    list_display = ("id", "order", "chain", "status", "reason", "tx_hash", "payer", "amount_base_units", "verified_at")
+    list_filter = ("chain", "status", "reason")
     search_fields = ("tx_hash", "order__id", "payer")
+    actions = ("return_to_sender",)
+
+    def has_return_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("payments.return_payment")
+
+    @admin.action(description="Return the selected unapplied transfers to their senders", permissions=["return"])
+    def return_to_sender(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        returned = 0
+        with transaction.atomic():
+            for payment in queryset.filter(status=PaymentStatus.UNAPPLIED, return_transfer__isnull=True):
+                payment_return(payment)
+                returned += 1
+        self.message_user(request, f"{returned} return(s) queued.", messages.SUCCESS)
 
 
 @admin.register(WalletSession)
@@ -73,3 +100,16 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ("journal", "order", "kind", "account", "chain", "amount", "created_at")
     list_filter = ("kind", "account", "chain")
     search_fields = ("order__id", "journal")
+
+
+@admin.register(Reconciliation)
+class ReconciliationAdmin(ReadOnlyAdmin):
+    """`manage.py reconcile` runs: on-chain escrow against the ledger, the newest first."""
+
+    list_display = ("ran_at", "chain", "on_chain", "ledger", "unexplained", "is_clean")
+    list_filter = ("chain",)
+    ordering = ("-ran_at",)
+
+    @admin.display(boolean=True, description="clean")
+    def is_clean(self, obj: Reconciliation) -> bool:
+        return obj.is_clean

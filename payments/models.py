@@ -108,6 +108,7 @@ class Payment(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["status", "created_at"], name="payment_status_idx")]
+        permissions = [("return_payment", "Can return an unapplied transfer to its sender")]
 
     def __str__(self) -> str:
         return f"{self.chain}:{self.tx_hash}"

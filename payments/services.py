@@ -42,6 +42,9 @@ PAYMENT_CLOCK_SLACK_SECONDS = 60
 # A claim of a transfer not final yet is looked at for a day, then dropped; an order waits on a few at most.
 PAYMENT_CLAIM_TTL = timedelta(hours=24)
 MAX_PENDING_CLAIMS = 5
+# Below this an unapplied transfer is recorded but not returned by itself: returning dust costs the
+# escrow more in fees than it sends, which a griefer could repeat at will. Staff can return it.
+MIN_AUTO_RETURN_BASE_UNITS = 10_000  # 0.01 USDC
 
 
 @dataclass(frozen=True)
@@ -389,11 +392,12 @@ def record_unapplied(
     if order is not None:
         order.payments.filter(chain=chain, tx_hash=transfer.tx_hash, status=PaymentStatus.PENDING).delete()
     ledger.unapplied_in(payment)
-    payment_return(payment)
+    if payment.amount_base_units >= MIN_AUTO_RETURN_BASE_UNITS:
+        payment_return(payment)
     return payment, True
 
 
-def payment_return(payment: Payment) -> OutgoingTransfer | None:
+def payment_return(payment: Payment) -> OutgoingTransfer:
     """Queue the return of an unapplied transfer to its sender (once, ever). Inside a transaction."""
     existing = OutgoingTransfer.objects.filter(payment=payment).first()
     if existing is not None:
@@ -427,6 +431,8 @@ def unapplied_message(payment: Payment) -> str:
     if payment.reason == UnappliedReason.UNDERPAID and payment.due_base_units:
         missing = payment.due_base_units - payment.amount_base_units
         text += f" ({_usdc(payment.due_base_units)} due, {_usdc(missing)} missing)"
+    if payment.amount_base_units < MIN_AUTO_RETURN_BASE_UNITS:
+        return text + ". It is too small to return by itself; support can return it on request."
     return text + f". It is returned to {payment.payer}."
 
 

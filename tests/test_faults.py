@@ -53,7 +53,7 @@ from payments import services as payment_services
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, TransferStatus
 from payments.tasks import process_transfer
 from tests.conftest import make_agent, make_buyer, make_order
-from tests.payments.conftest import chains_up, devchains  # noqa: F401  (fixtures)
+from tests.payments.conftest import chains_up, devchains, reconciled  # noqa: F401  (fixtures)
 from tests.payments.test_order_payments import (
     AGENT_SHARE,
     Base,
@@ -63,6 +63,9 @@ from tests.payments.test_order_payments import (
     order_for,
     pay,
 )
+
+# Every test ends with the escrow on chain matching the ledger (payments.reconcile).
+pytestmark = pytest.mark.usefixtures("reconciled")
 
 BASE_DIR = Path(django_settings.BASE_DIR)
 RPC_TIMEOUT = 0.5  # seconds; the proxy's "slow" is three times that

@@ -10,10 +10,10 @@ has some left), disputes resolved by a staff actor through `transition` (release
 send back), cancels by either party, and races: the buyer's cancel against the agent's start on a
 paid order, and a double-clicked approve.
 
-Paying skips the chain: the soak runs, in one transaction, what `orders.services.order_pay` runs
-once a transfer is verified on-chain: `payments.services.payment_record` (the payment row and its
-escrow journal) and `transition("pay", payment=...)`, the same transition. Settlement runs in full
-(payout and refund rows, their journals, their queued tasks); the tasks themselves are not run.
+Paying is real: each buyer's wallet signs a USDC transfer carrying the order's memo on a Solana
+devchain of the soak's own, and the buyer submits it with `PATCH action=pay`, verified on chain as
+any payment. Settlement runs in full (payout and refund rows, their journals, their queued tasks);
+the tasks themselves are not run, so their USDC is still in escrow, as the ledger says.
 
 Afterwards, for every order:
 - every ledger journal sums to zero, each kind is posted once, and the order's escrow account is
@@ -22,7 +22,8 @@ Afterwards, for every order:
   that was paid exactly one refund, and one that was not, none; each transfer has one queued task;
 - its OrderEvent chain, replayed from its creation through the transition TABLE, only ever takes
   steps the table allows and ends in the order's status; no event is there twice;
-- each agent's `completed_orders` counts exactly its completed orders.
+- each agent's `completed_orders` counts exactly its completed orders;
+- `manage.py reconcile` finds the escrow wallet's USDC on chain equal to the ledger.
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.core.management import call_command
+from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
@@ -50,10 +54,10 @@ from atelier.auth import Principal
 from orders.models import Order, OrderEvent, Status
 from orders.transitions import TABLE, transition
 from payments import chains
-from payments import services as payment_services
 from payments.ledger import usd_to_base_units
 from payments.models import LedgerEntry, OutgoingTransfer, Payment
 from tests.conftest import WalletBuyer, make_agent, make_buyer, make_service
+from tests.payments import solana_helpers
 
 ORDERS = int(os.environ.get("SOAK_ORDERS", "1000"))
 CLIENTS = 16
@@ -132,16 +136,12 @@ def race(*calls: Any) -> list[dict[str, Any]]:
     return replies
 
 
-def pay(order_id: str, buyer: WalletBuyer) -> None:
-    """What `order_pay` does once the chain has verified the transfer (see the module docstring)."""
-    order = Order.objects.select_related("service", "agent", "buyer_agent").get(pk=order_id)
-    amount = usd_to_base_units(order.quoted_price_usd or Decimal(0))
-    transfer = chains.VerifiedTransfer(
-        tx_hash=f"soak-{order_id}", payer=buyer.wallet, amount=amount, block_time=int(time.time())
-    )
-    with transaction.atomic():
-        payment = payment_services.payment_record(order, chain=order.payment_chain, transfer=transfer)
-        transition(order_id, "pay", buyer.principal, payment=payment)
+def pay(buyer: Caller, url: str, order: dict[str, Any], persona: WalletBuyer) -> str:
+    """Sign and send the transfer from the buyer's own wallet, then submit it as the buyer would."""
+    instructions = chains.client("solana").payment_instructions()
+    amount = usd_to_base_units(Decimal(order["quoted_price_usd"]))
+    signature = solana_helpers.pay_order(solana_url(), persona.secret, instructions, amount, order["payment_reference"])
+    return str(buyer.call("PATCH", url, {"action": "pay", "escrow_tx_hash": signature})["data"]["status"])
 
 
 def drive(world: World, number: int) -> str:
@@ -184,7 +184,8 @@ def _drive(world: World, number: int, rng: random.Random) -> str:
         status = buyer_act("accept")["data"]["status"]
 
     # Paying, then the race between the buyer walking away and the agent starting.
-    pay(order_id, buyer_persona)
+    status = pay(buyer, url, buyer.call("GET", url)["data"], buyer_persona)
+    assert status == Status.PAID, status
     if rng.random() < 0.08:
         world.count("race: cancel vs start")
         cancelled, started = race(
@@ -240,8 +241,15 @@ def _drive(world: World, number: int, rng: random.Random) -> str:
     raise AssertionError("unreachable: the last round approves")
 
 
+SOLANA: dict[str, str] = {}
+
+
+def solana_url() -> str:
+    return SOLANA["url"]
+
+
 @pytest.fixture
-def world(settings: Any, django_user_model: Any) -> World:
+def world(settings: Any, django_user_model: Any) -> Iterator[World]:
     # Rate-limit counters in this process's memory: the database cache would add a row write to
     # every request of 16 threads. The limits themselves stay on.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -251,7 +259,13 @@ def world(settings: Any, django_user_model: Any) -> World:
         services.append(make_service(persona.agent, price_type="quote", price="0.00", max_revisions=2))
         services.append(make_service(persona.agent, price_type="fixed", price="49.99", max_revisions=1))
     user = django_user_model.objects.create_user("soak-staff", password="correct horse battery", is_staff=True)
-    return World(agents, [make_buyer("solana") for _ in range(CLIENTS * 2)], services, Principal(staff_user_id=user.pk))
+    buyers = [make_buyer("solana") for _ in range(CLIENTS * 2)]
+    with solana_helpers.running_devchain() as devchain:  # the soak's own: its escrow starts empty
+        solana_helpers.use_devchain(settings, devchain)
+        SOLANA["url"] = devchain.url
+        for persona in buyers:
+            solana_helpers.fund_wallet(devchain.url, persona.wallet, sol=10**9, usdc=50_000 * 10**6)
+        yield World(agents, buyers, services, Principal(staff_user_id=user.pk))
 
 
 def test_soak(world: World) -> None:
@@ -267,6 +281,9 @@ def test_soak(world: World) -> None:
     assert Counter(finals) == statuses
 
     checked = [check_ledger(orders), check_transfers(orders), check_events(orders), check_agents()]
+    out = StringIO()
+    call_command("reconcile", "--chain", "solana", stdout=out)  # raises on an unexplained difference
+    print("\n" + out.getvalue())
     print(  # the soak's numbers, for the record (`pytest -s` shows them)
         f"\nsoak: {ORDERS} orders by {CLIENTS} clients in {took:.1f} s ({ORDERS / took:.1f} orders/s); "
         f"{dict(statuses)}; {dict(world.outcomes)}; checked: {'; '.join(checked)}"

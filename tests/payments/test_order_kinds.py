@@ -36,6 +36,9 @@ from tests.payments import evm_helpers, solana_helpers
 from tests.payments.test_order_payments import assert_ledger_balanced, balance, ledger_snapshot
 from tests.test_openapi import Contract
 
+# Every test ends with the escrow on chain matching the ledger (payments.reconcile).
+pytestmark = pytest.mark.usefixtures("reconciled")
+
 USDC = 10**6
 BRIEF = "Three logo directions for a fox-themed bakery, transparent PNG."
 IMAGE = {"deliverable_url": "https://cdn.example.com/logo.png", "deliverable_media_type": "image"}

@@ -22,6 +22,9 @@ from payments.tasks import process_transfer
 from tests.conftest import make_service
 from tests.payments import evm_helpers, solana_helpers
 
+# Every test ends with the escrow on chain matching the ledger (payments.reconcile).
+pytestmark = pytest.mark.usefixtures("reconciled")
+
 PRICE = Decimal("25.00")
 PRICE_UNITS = 25_000_000
 AGENT_SHARE = 22_500_000

@@ -25,6 +25,9 @@ from tests.conftest import make_service
 from tests.payments import evm_helpers
 from tests.payments.test_order_payments import PRICE, PRICE_UNITS, Base, Solana, order_for, pay
 
+# Every test ends with the escrow on chain matching the ledger (payments.reconcile).
+pytestmark = pytest.mark.usefixtures("reconciled")
+
 
 @pytest.fixture(params=["solana", "base"])
 def either_chain(request: Any, chains_up: Any, buyer: Any, base_buyer: Any, agent: Any) -> Solana | Base:
@@ -224,3 +227,28 @@ def test_concurrent_submits_of_one_valid_payment_are_all_the_same_no_op(
     assert Payment.objects.filter(tx_hash=tx, status=PaymentStatus.VERIFIED).count() == 1
     assert LedgerEntry.objects.filter(order_id=order["id"], kind="escrow_in").count() == 2  # one journal
     assert Order.objects.get(pk=order["id"]).status == Status.PAID
+
+
+@pytest.mark.parametrize(
+    ("chain_name", "signature", "code"),
+    [
+        ("base", "0x1234", "invalid_payer_signature"),
+        ("base", "not hex at all", "invalid_payer_signature"),
+        ("base", "0x" + "zz" * 65, "invalid_payer_signature"),
+        ("solana", "0x" + "ab" * 65, "validation_error"),
+    ],
+)
+def test_a_malformed_payer_signature_is_a_400_and_writes_nothing(
+    chains_up: Any, base_buyer: Any, agent: Any, chain_name: str, signature: str, code: str
+) -> None:
+    chain = Base(chains_up, base_buyer, agent)
+    order = order_for(chain, agent)
+    tx = "0x" + "ef" * 32 if chain_name == "base" else "5" * 88
+    response = base_buyer.api.patch(
+        f"/api/orders/{order['id']}",
+        {"action": "pay", "escrow_tx_hash": tx, "payment_chain": chain_name, "payer_signature": signature},
+    )
+    assert response.status_code == 400, response.body
+    assert response.body["code"] == code
+    assert "payer_signature" in response.body["details"]
+    assert not Payment.objects.exists()

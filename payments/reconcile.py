@@ -1,0 +1,63 @@
+"""Reconciliation: the escrow wallet's USDC on chain against the ledger, per chain.
+
+The ledger's `escrow_wallet` account says what the escrow should hold. The chain may differ only
+by transfers in flight, each of which is named: inbound transfers the escrow scan has not decided
+yet (in escrow, not in the ledger), and payouts, refunds and returns the chain has confirmed but the
+worker has not recorded yet (out of escrow, still in the ledger). Anything else is unexplained.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Sum
+
+from payments import chains
+from payments.models import LedgerAccount, LedgerEntry, OutgoingTransfer, Reconciliation, TransferStatus
+
+
+def reconcile(chain: str, *, inbound_in_flight: list[chains.InboundTransfer], opening: int = 0) -> Reconciliation:
+    """Compare and store the result. `inbound_in_flight`: what the escrow scan left undecided;
+    `opening`: what the escrow held before the ledger began (a shared test chain, a funded float).
+    Network I/O (balance and transfer status reads); raises ChainUnavailable if the chain cannot answer."""
+    client = chains.client(chain)
+    on_chain = client.token_balance(client.payment_instructions().escrow_address) - opening
+    booked = (
+        LedgerEntry.objects.filter(chain=chain, account=LedgerAccount.ESCROW_WALLET).aggregate(total=Sum("amount"))[
+            "total"
+        ]
+        or 0
+    )
+    explained: list[dict[str, object]] = [
+        {"tx_hash": item.tx_hash, "amount": item.amount, "why": "received, not decided yet (waiting for a claim)"}
+        for item in inbound_in_flight
+    ]
+    for transfer in OutgoingTransfer.objects.filter(chain=chain, status=TransferStatus.SIGNED).order_by("pk"):
+        signed = chains.SignedTransfer(
+            tx_hash=transfer.tx_hash, raw=b"", valid_until=transfer.valid_until, nonce=transfer.nonce
+        )
+        if client.transfer_status(signed) == "confirmed":
+            explained.append(
+                {
+                    "tx_hash": transfer.tx_hash,
+                    "amount": -transfer.amount_base_units,
+                    "why": f"{transfer.kind} sent, not recorded yet",
+                }
+            )
+    unexplained = on_chain - booked - sum(int(str(line["amount"])) for line in explained)
+    return Reconciliation.objects.create(
+        chain=chain, on_chain=on_chain, ledger=booked, explained=explained, unexplained=unexplained
+    )
+
+
+def report(result: Reconciliation) -> list[str]:
+    """The result as lines a person reads."""
+
+    def usdc(amount: int) -> str:
+        return f"{amount / 10**6:,.6f} USDC"
+
+    lines = [
+        f"{result.chain}: on chain {usdc(result.on_chain)}, ledger {usdc(result.ledger)}, "
+        f"difference {usdc(result.on_chain - result.ledger)}"
+    ]
+    lines += [f"  {usdc(int(str(line['amount']))):>20}  {line['tx_hash']}  {line['why']}" for line in result.explained]
+    lines.append("  clean" if result.is_clean else f"  UNEXPLAINED: {usdc(result.unexplained)}")
+    return lines
