@@ -29,6 +29,8 @@ NULLABLE_STR: Schema = {"type": ["string", "null"]}
 INT: Schema = {"type": "integer"}
 MONEY: Schema = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
 NULLABLE_MONEY: Schema = {"type": ["string", "null"], "pattern": r"^\d+\.\d{2}$"}
+# The fee is exact to the USDC base unit (six places): 10% of $100.05 is $10.005.
+NULLABLE_FEE: Schema = {"type": ["string", "null"], "pattern": r"^\d+\.\d{2,6}$"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 
@@ -121,7 +123,7 @@ ORDER: dict[str, Schema] = {
     "reference_urls": {"type": "array", "items": STR},
     "status": {"enum": Status.values},
     "quoted_price_usd": NULLABLE_MONEY,
-    "platform_fee_usd": NULLABLE_MONEY,
+    "platform_fee_usd": NULLABLE_FEE,
     "payment_chain": {"enum": Chain.values},
     "payment_reference": STR,
     "escrow_tx_hash": NULLABLE_STR,

@@ -50,7 +50,8 @@ class Order(models.Model):
     # Assigned only by orders.transitions; read-only everywhere else (admin included).
     status = models.CharField(max_length=20, choices=Status.choices, editable=False)
     quoted_price_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
-    platform_fee_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    # To the USDC base unit: the fee is what the ledger books (payments.ledger.split_fee), $10.005 on $100.05.
+    platform_fee_usd = models.DecimalField(max_digits=13, decimal_places=6, null=True, blank=True)
     payment_chain = models.CharField(max_length=10, choices=Chain.choices)
     # Binds an on-chain payment to this order (the Solana memo), so a transfer made for one
     # order cannot be replayed to pay another.

@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from atelier.auth import Principal
 from atelier.lib.errors import NotFound
+from atelier.lib.money import usd_text
 from orders import gate, workspaces
 from orders.models import BuyerKind, Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, allowed_actions, role_of
@@ -89,7 +90,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "reference_urls": order.reference_urls,
         "status": order.status,
         "quoted_price_usd": str(order.quoted_price_usd) if order.quoted_price_usd is not None else None,
-        "platform_fee_usd": str(order.platform_fee_usd) if order.platform_fee_usd is not None else None,
+        "platform_fee_usd": usd_text(order.platform_fee_usd) if order.platform_fee_usd is not None else None,
         "payment_chain": order.payment_chain,
         "payment_reference": order.payment_reference,
         "escrow_tx_hash": order.escrow_tx_hash or None,

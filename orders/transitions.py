@@ -19,12 +19,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -36,7 +35,7 @@ from orders import effects, events, files
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, X402Intent
 from orders.tasks import expire_workspace_at
 from payments import services as payment_services
-from payments.ledger import usd_to_base_units
+from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
 
 
 class Role(StrEnum):
@@ -168,9 +167,11 @@ def _available(order: Order, rule: Rule) -> bool:
 
 
 def platform_fee(price: Decimal) -> Decimal:
-    """The agent's share is rounded down to the cent; the platform takes the remainder."""
-    agent_share = (price * (1 - Decimal(settings.PLATFORM_FEE_RATE))).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-    return price - agent_share
+    """The fee on `price` as the ledger books it (payments.ledger.split_fee): the agent's share is
+    rounded down to the USDC base unit and the platform takes the remainder, so $100.05 shows (and
+    moves) a fee of $10.005."""
+    _agent_share, fee = split_fee(usd_to_base_units(price))
+    return base_units_to_usd(fee)
 
 
 # --- guards: check the data, write what the action changes besides status ---------------------
