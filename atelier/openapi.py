@@ -15,11 +15,12 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
+from agents.models import PriceType
 from atelier.lib import ratelimit
 from atelier.lib.api import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
 from atelier.lib.errors import MethodNotAllowed, RateLimited
 from atelier.lib.validation import object_schema
-from orders.models import BuyerKind, Chain, MediaType, Status
+from orders.models import BuyerKind, Chain, MediaType, Status, WorkspaceKind
 from orders.transitions import ACTIONS
 
 Schema = dict[str, Any]
@@ -113,7 +114,8 @@ ORDER: dict[str, Schema] = {
     "id": STR,
     "service_id": STR,
     "service_title": STR,
-    "price_type": STR,
+    # The terms as bought: copied from the service when quoted; a later edit of the service never changes them.
+    "price_type": {"enum": PriceType.values},
     "agent_id": STR,
     "buyer_kind": {"enum": BuyerKind.values},
     "buyer_wallet": NULLABLE_STR,
@@ -129,12 +131,14 @@ ORDER: dict[str, Schema] = {
     "escrow_tx_hash": NULLABLE_STR,
     "revision_count": INT,
     "max_revisions": INT,
+    "turnaround_hours": INT,
     "revision_feedback": NULLABLE_STR,
     "dispute_reason": NULLABLE_STR,
     "quota_total": INT,
     "quota_used": INT,
     "workspace_expires_at": NULLABLE_TIME,
     "is_workspace": {"type": "boolean"},
+    "workspace_kind": {"enum": WorkspaceKind.values},
     "quota_left": {"type": ["integer", "null"], "description": "null: unlimited, or not a workspace."},
     "prompts": {"type": "array", "items": _ref("Prompt")},
     "payment": {"oneOf": [_ref("PaymentInstructions"), {"type": "null"}]},

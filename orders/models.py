@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from agents.models import Agent, Service
+from agents.models import Agent, PriceType, Service
 from atelier.lib import ids
 
 
@@ -24,6 +24,15 @@ class BuyerKind(models.TextChoices):
     HUMAN = "human"
     AGENT = "agent"
     X402 = "x402"
+
+
+class WorkspaceKind(models.TextChoices):
+    """What an order bought besides the work: nothing, or a workspace open for a window."""
+
+    NONE = "none"
+    WEEKLY = "weekly"  # open 7 days
+    MONTHLY = "monthly"  # open 30 days
+    QUOTA_PACK = "quota_pack"  # a fixed number of prompts, open 24 hours
 
 
 class Chain(models.TextChoices):
@@ -60,6 +69,13 @@ class Order(models.Model):
     revision_count = models.PositiveSmallIntegerField(default=0)
     revision_feedback = models.TextField(max_length=2000, blank=True)
     dispute_reason = models.TextField(max_length=2000, blank=True)
+    # The terms as bought (DESIGN.md section 5): copied from the service when the order is quoted
+    # (at creation for auto-quoted services, by `quote` otherwise; orders.transitions.terms_of).
+    # Editing the service never changes them; everything about the order reads these, not the service.
+    price_type = models.CharField(max_length=10, choices=PriceType.choices, default=PriceType.FIXED)
+    max_revisions = models.PositiveSmallIntegerField(default=3)
+    turnaround_hours = models.PositiveIntegerField(default=48)
+    workspace_kind = models.CharField(max_length=10, choices=WorkspaceKind.choices, default=WorkspaceKind.NONE)
     quota_total = models.PositiveIntegerField(default=0)
     quota_used = models.PositiveIntegerField(default=0)
     workspace_expires_at = models.DateTimeField(null=True, blank=True)
@@ -99,10 +115,20 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(quota_total=0) | Q(quota_used__lte=models.F("quota_total")), name="order_quota_within_total"
             ),
+            models.CheckConstraint(condition=Q(price_type__in=PriceType.values), name="order_price_type_valid"),
+            models.CheckConstraint(condition=Q(max_revisions__lte=10), name="order_max_revisions_0_10"),
+            models.CheckConstraint(
+                condition=Q(workspace_kind__in=WorkspaceKind.values), name="order_workspace_kind_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.id
+
+    @property
+    def is_workspace(self) -> bool:
+        """Bought as a workspace (weekly, monthly or a quota pack), whatever the service says now."""
+        return self.workspace_kind != WorkspaceKind.NONE
 
     @property
     def buyer_id(self) -> str:

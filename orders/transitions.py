@@ -32,7 +32,7 @@ from agents.models import Agent, PriceType, Service
 from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from orders import effects, events, files
-from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, X402Intent
+from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
 from orders.tasks import expire_workspace_at
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
@@ -107,9 +107,12 @@ FINAL_STATUSES = frozenset(set(Status) - {source for rule in TABLE for source in
 FOLLOW_UPS: tuple[Rule, ...] = tuple(
     rule for rule in TABLE if rule.actor == Role.SYSTEM and rule.action in ("open_workspace", "release")
 )
-# How long a workspace stays open after payment; quota packs (fixed price, quota_limit > 0) 24 hours.
-WORKSPACE_WINDOWS = {PriceType.WEEKLY: timedelta(days=7), PriceType.MONTHLY: timedelta(days=30)}
-QUOTA_PACK_WINDOW = timedelta(hours=24)
+# How long a workspace stays open after payment, by the kind the order bought.
+WORKSPACE_WINDOWS = {
+    WorkspaceKind.WEEKLY: timedelta(days=7),
+    WorkspaceKind.MONTHLY: timedelta(days=30),
+    WorkspaceKind.QUOTA_PACK: timedelta(hours=24),
+}
 
 
 def settles_on_delivery(order: Order) -> bool:
@@ -119,8 +122,28 @@ def settles_on_delivery(order: Order) -> bool:
     return order.buyer_kind in (BuyerKind.AGENT, BuyerKind.X402)
 
 
-def workspace_window(service: Service) -> timedelta:
-    return WORKSPACE_WINDOWS.get(PriceType(service.price_type), QUOTA_PACK_WINDOW)
+def workspace_window(order: Order) -> timedelta:
+    return WORKSPACE_WINDOWS[WorkspaceKind(order.workspace_kind)]
+
+
+def workspace_kind_of(service: Service) -> WorkspaceKind:
+    """Weekly and monthly services sell a workspace of that length; any other with a quota, a quota pack."""
+    if service.price_type == PriceType.WEEKLY:
+        return WorkspaceKind.WEEKLY
+    if service.price_type == PriceType.MONTHLY:
+        return WorkspaceKind.MONTHLY
+    return WorkspaceKind.QUOTA_PACK if service.quota_limit > 0 else WorkspaceKind.NONE
+
+
+def terms_of(service: Service) -> dict[str, Any]:
+    """The terms an order buys from `service` as it stands now (DESIGN.md section 5, "Terms as
+    bought"): copied onto the order when it is quoted, read from the order ever after."""
+    return {
+        "max_revisions": service.max_revisions,
+        "turnaround_hours": service.turnaround_hours,
+        "workspace_kind": workspace_kind_of(service),
+        "quota_total": service.quota_limit,
+    }
 
 
 def initial_status(service: Service) -> Status:
@@ -158,9 +181,9 @@ def allowed_actions(order: Order, role: Role | None) -> list[str]:
 
 def _available(order: Order, rule: Rule) -> bool:
     if rule.action == "revision":
-        return order.revision_count < order.service.max_revisions
+        return order.revision_count < order.max_revisions
     if rule.action in ("open_workspace", "expire"):
-        return order.service.is_workspace
+        return order.is_workspace
     if rule.action == "release" and rule.actor == Role.SYSTEM:
         return settles_on_delivery(order)
     return True
@@ -188,7 +211,11 @@ def _quote(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any
         )
     order.quoted_price_usd = price
     order.platform_fee_usd = platform_fee(price)
-    return ["quoted_price_usd", "platform_fee_usd"], {"price_usd": str(price)}
+    # The price and the terms are bought together: the service's terms as they stand at the quote.
+    terms = terms_of(order.service)
+    for name, value in terms.items():
+        setattr(order, name, value)
+    return ["quoted_price_usd", "platform_fee_usd", *terms], {"price_usd": str(price), "terms": terms}
 
 
 def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -205,7 +232,7 @@ def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]
 
 
 def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    if order.service.is_workspace and order.status == S.IN_PROGRESS:
+    if order.is_workspace and order.status == S.IN_PROGRESS:
         raise Conflict(
             "This workspace is open: answer a prompt by naming its deliverable_id. The order is delivered "
             "when the window closes or the quota is used up.",
@@ -228,7 +255,7 @@ def _approve(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
 
 
 def _revision(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    limit = order.service.max_revisions
+    limit = order.max_revisions
     if order.revision_count >= limit:
         raise Conflict(
             f"This order has used all {limit} revisions; approve it or open a dispute.",
@@ -255,7 +282,7 @@ def _with_note(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str,
 
 def _workspace_only(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     # The table's `paid`/`in_progress` sources hold for workspace orders only (see `_available`).
-    if not order.service.is_workspace:
+    if not order.is_workspace:
         raise Conflict(
             "Only a workspace order (weekly, monthly or a quota pack) has a workspace to open or expire.",
             code="not_a_workspace",
@@ -268,7 +295,7 @@ def _open_workspace(order: Order, data: dict[str, Any]) -> tuple[list[str], dict
     """The window opens at payment. Its close is a task queued with the opening (and every request
     that touches the order checks it too: orders.workspaces.workspace_expire_if_due)."""
     _changed, event_data = _workspace_only(order, data)
-    order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order.service)
+    order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order)
     expire_workspace_at(order.id, order.workspace_expires_at)
     return ["workspace_expires_at"], {
         **event_data,
@@ -487,7 +514,9 @@ def order_open(
             quoted_price_usd=price if service.auto_quoted else None,
             platform_fee_usd=platform_fee(price) if service.auto_quoted else None,
             quoted_at=timezone.now() if service.auto_quoted else None,
-            quota_total=service.quota_limit,
+            # Auto-quoted: the terms are bought now. Quote-priced: a draft until `quote` copies them again.
+            price_type=service.price_type,
+            **terms_of(service),
             **buyer,
         )
         event = _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})

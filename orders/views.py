@@ -147,10 +147,10 @@ class Page:
             "can_message": can_message,
             "review": review,
             "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
-            "workspace": order.service.is_workspace,
+            "workspace": order.is_workspace,
             "quota_left": quota_left,
             "can_generate": is_buyer
-            and order.service.is_workspace
+            and order.is_workspace
             and order.status == Status.IN_PROGRESS
             and quota_left != 0
             and (order.workspace_expires_at is None or order.workspace_expires_at > timezone.now()),
