@@ -132,6 +132,16 @@ ORDER: dict[str, Schema] = {
     "revision_count": INT,
     "max_revisions": INT,
     "turnaround_hours": INT,
+    "due_at": {
+        **NULLABLE_TIME,
+        "description": "When the agent's turnaround runs out: turnaround_hours after payment, or after the "
+        "latest revision request. null before payment and for workspaces (their window closes them).",
+    },
+    "overdue": {
+        "type": "boolean",
+        "description": "due_at has passed and no delivery is waiting for the buyer (paid, in_progress or "
+        "revision_requested): the buyer may dispute, or cancel for a full refund while still paid.",
+    },
     "revision_feedback": NULLABLE_STR,
     "dispute_reason": NULLABLE_STR,
     "quota_total": INT,
@@ -149,7 +159,16 @@ ORDER: dict[str, Schema] = {
     "viewer_role": {"enum": ["buyer", "agent", "staff", None]},
     **{
         f"{stage}_at": NULLABLE_TIME
-        for stage in ("quoted", "accepted", "paid", "started", "delivered", "completed", "cancelled")
+        for stage in (
+            "quoted",
+            "accepted",
+            "paid",
+            "started",
+            "delivered",
+            "revision_requested",
+            "completed",
+            "cancelled",
+        )
     },
     "created_at": TIME,
 }

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from agents.models import Agent, PriceType, Service
 from atelier.lib import ids
@@ -39,6 +42,10 @@ class Chain(models.TextChoices):
     SOLANA = "solana", "Solana"
     BASE = "base", "Base"
 
+
+# Where the agent owes a delivery: paid or started and not delivered yet, or sent back for a revision.
+# An order resting here past its due time is overdue (`Order.overdue`), and its buyer may dispute it.
+AWAITING_DELIVERY = frozenset({Status.PAID, Status.IN_PROGRESS, Status.REVISION_REQUESTED})
 
 # Both parties may talk on an order once it has been paid for (the product's rule).
 MESSAGING_STATUSES = frozenset(
@@ -86,6 +93,9 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The latest revision request (the buyer's, or staff sending a dispute back): the agent's
+    # turnaround runs again from here (`due_at`).
+    revision_requested_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
@@ -129,6 +139,23 @@ class Order(models.Model):
     def is_workspace(self) -> bool:
         """Bought as a workspace (weekly, monthly or a quota pack), whatever the service says now."""
         return self.workspace_kind != WorkspaceKind.NONE
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the agent's committed turnaround runs out: `turnaround_hours` after payment, or after
+        the latest revision request (each gives the agent a fresh turnaround, as the first delivery
+        had). None before payment, and for workspaces: their window closes them instead."""
+        if self.paid_at is None or self.is_workspace:
+            return None
+        start = max(self.paid_at, self.revision_requested_at or self.paid_at)
+        return start + timedelta(hours=self.turnaround_hours)
+
+    @property
+    def overdue(self) -> bool:
+        """The turnaround has passed and the agent owes a delivery: the buyer may dispute
+        (orders.transitions, the `overdue` rows), and cancel for a full refund if still `paid`."""
+        due = self.due_at
+        return self.status in AWAITING_DELIVERY and due is not None and due <= timezone.now()
 
     @property
     def buyer_id(self) -> str:

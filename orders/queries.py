@@ -97,6 +97,8 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "revision_count": order.revision_count,
         "max_revisions": order.max_revisions,
         "turnaround_hours": order.turnaround_hours,
+        "due_at": _iso(order.due_at),
+        "overdue": order.overdue,
         "revision_feedback": order.revision_feedback or None,
         "dispute_reason": order.dispute_reason or None,
         "quota_total": order.quota_total,
@@ -119,6 +121,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "paid_at": _iso(order.paid_at),
         "started_at": _iso(order.started_at),
         "delivered_at": _iso(order.delivered_at),
+        "revision_requested_at": _iso(order.revision_requested_at),
         "completed_at": _iso(order.completed_at),
         "cancelled_at": _iso(order.cancelled_at),
     }

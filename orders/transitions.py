@@ -52,10 +52,15 @@ class Rule:
     sources: frozenset[Status]
     target: Status
     stamp: str | None = None  # the Order timestamp field set on arrival
+    # A condition on the order besides its status (a key of WHEN); "" for none. An action may have
+    # several rows for one actor, from different sources, each with its own condition.
+    when: str = ""
 
 
-def _rule(action: str, actor: Role, sources: set[Status], target: Status, stamp: str | None = None) -> Rule:
-    return Rule(action, actor, frozenset(sources), target, stamp)
+def _rule(
+    action: str, actor: Role, sources: set[Status], target: Status, stamp: str | None = None, *, when: str = ""
+) -> Rule:
+    return Rule(action, actor, frozenset(sources), target, stamp, when)
 
 
 S = Status
@@ -77,9 +82,14 @@ TABLE: tuple[Rule, ...] = (
         "delivered_at",
     ),
     _rule("approve", Role.BUYER, {S.DELIVERED}, S.COMPLETED, "completed_at"),
-    _rule("revision", Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED),
+    _rule("revision", Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED, "revision_requested_at"),
     _rule("dispute", Role.BUYER, {S.DELIVERED}, S.DISPUTED),
-    # Once the agent has started, the buyer can no longer walk away; the agent still can.
+    # No delivery within the agent's committed turnaround (`Order.due_at`: after payment, or after
+    # the latest revision request) is a reason to dispute before anything is delivered. Workspaces
+    # are never overdue: their window closes them.
+    _rule("dispute", Role.BUYER, {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED}, S.DISPUTED, when="overdue"),
+    # Once the agent has started, the buyer can no longer walk away (an overdue order can be
+    # disputed instead); the agent still can. Cancelling a paid order refunds it in full.
     _rule("cancel", Role.BUYER, {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID}, S.CANCELLED, "cancelled_at"),
     _rule(
         "cancel",
@@ -92,7 +102,7 @@ TABLE: tuple[Rule, ...] = (
     _rule("release", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
     _rule("refund", Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
     _rule("split", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
-    _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED),
+    _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED, "revision_requested_at"),
     # A workspace's window closed or its quota is used up (orders.workspaces; a task and every request).
     _rule("expire", Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
     # A follow-up of `deliver` and `expire` for orders with no approval step: see FOLLOW_UPS.
@@ -171,6 +181,12 @@ def role_of(order: Order, actor: Principal) -> Role | None:
     return None
 
 
+# The conditions a row may name (`Rule.when`): each a test of the order and the refusal when it fails.
+WHEN: dict[str, tuple[Callable[[Order], bool], str]] = {
+    "overdue": (lambda order: order.overdue, "not_overdue"),
+}
+
+
 def allowed_actions(order: Order, role: Role | None) -> list[str]:
     """What `role` may do to `order` now: the table, narrowed by guards that already know the answer."""
     actions = [
@@ -180,6 +196,8 @@ def allowed_actions(order: Order, role: Role | None) -> list[str]:
 
 
 def _available(order: Order, rule: Rule) -> bool:
+    if rule.when and not WHEN[rule.when][0](order):
+        return False
     if rule.action == "revision":
         return order.revision_count < order.max_revisions
     if rule.action in ("open_workspace", "expire"):
@@ -408,11 +426,12 @@ def _rule_for(order: Order, action: str, actor: Principal) -> tuple[Role, Rule]:
     role = role_of(order, actor)
     if role is None:
         raise NotFound("No such order.", code="order_not_found")
-    rule = next((rule for rule in rules if rule.actor == role), None)
-    if rule is None:
+    mine = [rule for rule in rules if rule.actor == role]
+    if not mine:
         details = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
         raise Forbidden(f"The {role} of an order cannot {action} it.", code="wrong_role", details=details)
-    return role, rule
+    # The row for the order's status, if any; otherwise the first, whose sources the refusal names.
+    return role, next((rule for rule in mine if order.status in rule.sources), mine[0])
 
 
 def _check_source(order: Order, rule: Rule, role: Role) -> None:
@@ -423,11 +442,28 @@ def _check_source(order: Order, rule: Rule, role: Role) -> None:
         )
 
 
+def _check_when(order: Order, rule: Rule, role: Role) -> None:
+    if not rule.when or WHEN[rule.when][0](order):
+        return
+    details: dict[str, Any] = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
+    due = order.due_at
+    if rule.when == "overdue" and due is not None:
+        details["due_at"] = due.isoformat()
+        message = (
+            f"The agent has until {due:%Y-%m-%d %H:%M} UTC to deliver; until then this order can be "
+            f"disputed only once something is delivered."
+        )
+    else:
+        message = f"This order cannot be {rule.action}d while it is {order.status}."
+    raise Conflict(message, code=WHEN[rule.when][1], details=details)
+
+
 def check(order: Order, action: str, actor: Principal) -> Role:
     """Raise what `transition` would raise for this action now, without locking or writing.
     For actions that must do slow work (an on-chain check) before the real transition."""
     role, rule = _rule_for(order, action, actor)
     _check_source(order, rule, role)
+    _check_when(order, rule, role)
     return role
 
 
@@ -439,6 +475,7 @@ def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Ord
         if _is_repeat(order, rule, actor, data):
             return order
         _check_source(order, rule, role)
+        _check_when(order, rule, role)
         if action == "pay" and order.status == Status.QUOTED:
             _move(order, "accept", Role.BUYER, actor, Status.ACCEPTED, "accepted_at", {})
         guard = GUARDS.get(action, _with_note)

@@ -86,9 +86,11 @@ def test_changing_price_type_and_turnaround_after_payment_changes_nothing_on_the
     edit(agent, service, price_type="weekly", turnaround_hours=1, max_revisions=0)
 
     after = view(buyer, order)
-    keep = ("price_type", "turnaround_hours", "is_workspace", "workspace_kind", "max_revisions")
+    keep = ("price_type", "turnaround_hours", "due_at", "overdue", "is_workspace", "workspace_kind", "max_revisions")
     assert {key: after[key] for key in keep} == {key: before[key] for key in keep}
     assert (after["price_type"], after["turnaround_hours"], after["is_workspace"]) == ("fixed", 48, False)
+    assert after["due_at"] is not None
+    assert after["overdue"] is False
     started = agent.api.post(f"/api/orders/{order.id}/start")
     assert started.status_code == 200, started.body
     assert started.body["data"]["status"] == "in_progress"
