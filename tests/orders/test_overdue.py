@@ -125,6 +125,29 @@ def test_after_the_turnaround_the_buyer_disputes_and_staff_refund_in_full(buyer,
     }
 
 
+def test_a_repeated_overdue_dispute_is_a_no_op(buyer, agent):
+    order = ordinary(buyer, agent, S.IN_PROGRESS)
+    age(order, TURNAROUND + 1)
+    assert buyer.api.patch(f"/api/orders/{order.id}", DISPUTE).status_code == 200
+    events = OrderEvent.objects.filter(order=order).count()
+
+    again = buyer.api.patch(f"/api/orders/{order.id}", DISPUTE)
+
+    assert again.status_code == 200, again.body
+    assert again.body["data"]["status"] == "disputed"
+    assert OrderEvent.objects.filter(order=order).count() == events
+
+
+def test_my_orders_marks_an_overdue_order(buyer, agent):
+    order = ordinary(buyer, agent, S.IN_PROGRESS)
+    client = browser_of(buyer)
+    assert "status-overdue" not in client.get("/orders/").content.decode()
+
+    age(order, TURNAROUND + 1)
+
+    assert "status-overdue" in client.get("/orders/").content.decode()
+
+
 def test_an_overdue_paid_order_can_still_be_cancelled_for_a_full_refund(buyer, agent):
     order = ordinary(buyer, agent, S.PAID)
     age(order, TURNAROUND + 1)
