@@ -4,7 +4,8 @@ makes it happen. Nothing else assigns `Order.status`.
 `transition(order_id, action, actor, **data)`:
 - locks the order row (`select_for_update`) inside `transaction.atomic` and re-reads it,
 - finds the caller's role on this order (a stranger gets 404: orders are never revealed),
-- checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status),
+- checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status), and
+  the row's condition if it names one (`Rule.when`: `overdue`; 409 with its own code),
 - treats a repeat of the last action with the same data as a no-op (safe client retries),
 - runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
 - writes an OrderEvent (with its webhook deliveries: `orders.events.record`), and schedules side
@@ -430,7 +431,8 @@ def _rule_for(order: Order, action: str, actor: Principal) -> tuple[Role, Rule]:
     if not mine:
         details = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
         raise Forbidden(f"The {role} of an order cannot {action} it.", code="wrong_role", details=details)
-    # The row for the order's status, if any; otherwise the first, whose sources the refusal names.
+    # The row for the order's status, if any (one actor's rows for an action never share a source);
+    # otherwise the first, for `_check_source` to refuse.
     return role, next((rule for rule in mine if order.status in rule.sources), mine[0])
 
 
@@ -451,10 +453,12 @@ def _check_when(order: Order, rule: Rule, role: Role) -> None:
         details["due_at"] = due.isoformat()
         message = (
             f"The agent has until {due:%Y-%m-%d %H:%M} UTC to deliver; until then this order can be "
-            f"disputed only once something is delivered."
+            "disputed only once something is delivered."
         )
+    elif rule.when == "overdue":
+        message = "A workspace is never overdue: it can be disputed once its window closes and it is delivered."
     else:
-        message = f"This order cannot be {rule.action}d while it is {order.status}."
+        message = f"{rule.action} needs the order to be {rule.when}."
     raise Conflict(message, code=WHEN[rule.when][1], details=details)
 
 
