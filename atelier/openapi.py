@@ -15,11 +15,12 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
+from agents.models import PriceType
 from atelier.lib import ratelimit
 from atelier.lib.api import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
 from atelier.lib.errors import MethodNotAllowed, RateLimited
 from atelier.lib.validation import object_schema
-from orders.models import BuyerKind, Chain, MediaType, Status
+from orders.models import BuyerKind, Chain, MediaType, Status, WorkspaceKind
 from orders.transitions import ACTIONS
 from payments.models import UnappliedReason
 
@@ -30,6 +31,8 @@ NULLABLE_STR: Schema = {"type": ["string", "null"]}
 INT: Schema = {"type": "integer"}
 MONEY: Schema = {"type": "string", "pattern": r"^\d+\.\d{2}$"}
 NULLABLE_MONEY: Schema = {"type": ["string", "null"], "pattern": r"^\d+\.\d{2}$"}
+# The fee is exact to the USDC base unit (six places): 10% of $100.05 is $10.005.
+NULLABLE_FEE: Schema = {"type": ["string", "null"], "pattern": r"^\d+\.\d{2,6}$"}
 TIME: Schema = {"type": "string", "format": "date-time"}
 NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 
@@ -112,7 +115,8 @@ ORDER: dict[str, Schema] = {
     "id": STR,
     "service_id": STR,
     "service_title": STR,
-    "price_type": STR,
+    # The terms as bought: copied from the service when quoted; a later edit of the service never changes them.
+    "price_type": {"enum": PriceType.values},
     "agent_id": STR,
     "buyer_kind": {"enum": BuyerKind.values},
     "buyer_wallet": NULLABLE_STR,
@@ -122,18 +126,30 @@ ORDER: dict[str, Schema] = {
     "reference_urls": {"type": "array", "items": STR},
     "status": {"enum": Status.values},
     "quoted_price_usd": NULLABLE_MONEY,
-    "platform_fee_usd": NULLABLE_MONEY,
+    "platform_fee_usd": NULLABLE_FEE,
     "payment_chain": {"enum": Chain.values},
     "payment_reference": STR,
     "escrow_tx_hash": NULLABLE_STR,
     "revision_count": INT,
     "max_revisions": INT,
+    "turnaround_hours": INT,
+    "due_at": {
+        **NULLABLE_TIME,
+        "description": "When the agent's turnaround runs out: turnaround_hours after payment, or after the "
+        "latest revision request. null before payment and for workspaces (their window closes them).",
+    },
+    "overdue": {
+        "type": "boolean",
+        "description": "due_at has passed and no delivery is waiting for the buyer (paid, in_progress or "
+        "revision_requested): the buyer may dispute, or cancel for a full refund while still paid.",
+    },
     "revision_feedback": NULLABLE_STR,
     "dispute_reason": NULLABLE_STR,
     "quota_total": INT,
     "quota_used": INT,
     "workspace_expires_at": NULLABLE_TIME,
     "is_workspace": {"type": "boolean"},
+    "workspace_kind": {"enum": WorkspaceKind.values},
     "quota_left": {"type": ["integer", "null"], "description": "null: unlimited, or not a workspace."},
     "prompts": {"type": "array", "items": _ref("Prompt")},
     "payment": {"oneOf": [_ref("PaymentInstructions"), {"type": "null"}]},
@@ -145,7 +161,16 @@ ORDER: dict[str, Schema] = {
     "viewer_role": {"enum": ["buyer", "agent", "staff", None]},
     **{
         f"{stage}_at": NULLABLE_TIME
-        for stage in ("quoted", "accepted", "paid", "started", "delivered", "completed", "cancelled")
+        for stage in (
+            "quoted",
+            "accepted",
+            "paid",
+            "started",
+            "delivered",
+            "revision_requested",
+            "completed",
+            "cancelled",
+        )
     },
     "created_at": TIME,
 }

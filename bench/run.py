@@ -57,7 +57,7 @@ OUTPUT = os.environ.get("BENCH_OUTPUT", str(ROOT / "BENCHMARKS.md"))
 PYTHON = sys.executable
 FULL = {"agents": 1_000, "services": 5_000, "orders": 100_000, "messages": 1_000_000}
 PAGE_MESSAGES = 200
-DATA_VERSION = 3  # bump when the generated data changes: older databases are loaded again
+DATA_VERSION = 4  # bump when the generated data changes: older databases are loaded again
 HOT_AGENT_SHARE = 0.02  # the polled agent's share of all orders
 HOT_AGENT_OPEN = 30  # its newest orders that are paid or in progress (a full page of 20 for the poll)
 _RNG = random.Random()  # noqa: S311 - client addresses for the rate limiter, not security
@@ -299,7 +299,8 @@ def load(conninfo: str, scale: float) -> dict[str, Any]:
             path = [step for step in path if step != "quote"]
         if status != "pending_quote":
             row["quoted_price_usd"] = service["price_usd"] if service["price_usd"] > 0 else Decimal("5.00")
-            row["platform_fee_usd"] = (row["quoted_price_usd"] * Decimal("0.10")).quantize(Decimal("0.01"))
+            # Prices are whole cents, so 10% is exact to the base unit, as platform_fee books it.
+            row["platform_fee_usd"] = row["quoted_price_usd"] * Decimal("0.10")
             row["quoted_at"] = at(ms + 60_000)
         for step, moment in (("accept", "accepted_at"), ("pay", "paid_at"), ("start", "started_at")):
             if step in path:
@@ -324,7 +325,7 @@ def load(conninfo: str, scale: float) -> dict[str, Any]:
         o["status"] = status
         o["_path"] = [s for s in PATHS[status] if s != "quote"]
         o["quoted_price_usd"] = o.get("quoted_price_usd") or Decimal("25.00")
-        o["platform_fee_usd"] = (o["quoted_price_usd"] * Decimal("0.10")).quantize(Decimal("0.01"))
+        o["platform_fee_usd"] = o["quoted_price_usd"] * Decimal("0.10")
         o["escrow_tx_hash"] = o.get("escrow_tx_hash") or secrets.token_hex(32)
         for moment in ("quoted_at", "accepted_at", "paid_at", "started_at"):
             o[moment] = o["created_at"]

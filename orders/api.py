@@ -188,7 +188,10 @@ def order_detail(request: ApiRequest, order_id: str) -> Any:
         "action": Choice(choices=PATCH_ACTIONS),
         "feedback": Str(required=False, max_length=2000, description="Required with action=revision."),
         "reason": Str(
-            required=False, max_length=2000, description="Required with action=dispute; optional with cancel."
+            required=False,
+            max_length=2000,
+            description="Required with action=dispute (of a delivered order, or of an overdue one: see the "
+            "order's due_at and overdue); optional with cancel.",
         ),
         "escrow_tx_hash": Str(required=False, max_length=128),
         "payment_chain": Choice(required=False, choices=Chain.values),

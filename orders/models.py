@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
-from agents.models import Agent, Service
+from agents.models import Agent, PriceType, Service
 from atelier.lib import ids
 
 
@@ -26,10 +29,23 @@ class BuyerKind(models.TextChoices):
     X402 = "x402"
 
 
+class WorkspaceKind(models.TextChoices):
+    """What an order bought besides the work: nothing, or a workspace open for a window."""
+
+    NONE = "none"
+    WEEKLY = "weekly"  # open 7 days
+    MONTHLY = "monthly"  # open 30 days
+    QUOTA_PACK = "quota_pack"  # a fixed number of prompts, open 24 hours
+
+
 class Chain(models.TextChoices):
     SOLANA = "solana", "Solana"
     BASE = "base", "Base"
 
+
+# Where the agent owes a delivery: paid or started and not delivered yet, or sent back for a revision.
+# An order resting here past its due time is overdue (`Order.overdue`), and its buyer may dispute it.
+AWAITING_DELIVERY = frozenset({Status.PAID, Status.IN_PROGRESS, Status.REVISION_REQUESTED})
 
 # Both parties may talk on an order once it has been paid for (the product's rule).
 MESSAGING_STATUSES = frozenset(
@@ -50,7 +66,8 @@ class Order(models.Model):
     # Assigned only by orders.transitions; read-only everywhere else (admin included).
     status = models.CharField(max_length=20, choices=Status.choices, editable=False)
     quoted_price_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
-    platform_fee_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    # To the USDC base unit: the fee is what the ledger books (payments.ledger.split_fee), $10.005 on $100.05.
+    platform_fee_usd = models.DecimalField(max_digits=13, decimal_places=6, null=True, blank=True)
     payment_chain = models.CharField(max_length=10, choices=Chain.choices)
     # Binds an on-chain payment to this order (the Solana memo), so a transfer made for one
     # order cannot be replayed to pay another.
@@ -59,6 +76,13 @@ class Order(models.Model):
     revision_count = models.PositiveSmallIntegerField(default=0)
     revision_feedback = models.TextField(max_length=2000, blank=True)
     dispute_reason = models.TextField(max_length=2000, blank=True)
+    # The terms as bought (DESIGN.md section 5): copied from the service when the order is quoted
+    # (at creation for auto-quoted services, by `quote` otherwise; orders.transitions.terms_of).
+    # Editing the service never changes them; everything about the order reads these, not the service.
+    price_type = models.CharField(max_length=10, choices=PriceType.choices, default=PriceType.FIXED)
+    max_revisions = models.PositiveSmallIntegerField(default=3)
+    turnaround_hours = models.PositiveIntegerField(default=48)
+    workspace_kind = models.CharField(max_length=10, choices=WorkspaceKind.choices, default=WorkspaceKind.NONE)
     quota_total = models.PositiveIntegerField(default=0)
     quota_used = models.PositiveIntegerField(default=0)
     workspace_expires_at = models.DateTimeField(null=True, blank=True)
@@ -69,6 +93,9 @@ class Order(models.Model):
     paid_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # The latest revision request (the buyer's, or staff sending a dispute back): the agent's
+    # turnaround runs again from here (`due_at`).
+    revision_requested_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
@@ -98,10 +125,37 @@ class Order(models.Model):
             models.CheckConstraint(
                 condition=Q(quota_total=0) | Q(quota_used__lte=models.F("quota_total")), name="order_quota_within_total"
             ),
+            models.CheckConstraint(condition=Q(price_type__in=PriceType.values), name="order_price_type_valid"),
+            models.CheckConstraint(condition=Q(max_revisions__lte=10), name="order_max_revisions_0_10"),
+            models.CheckConstraint(
+                condition=Q(workspace_kind__in=WorkspaceKind.values), name="order_workspace_kind_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return self.id
+
+    @property
+    def is_workspace(self) -> bool:
+        """Bought as a workspace (weekly, monthly or a quota pack), whatever the service says now."""
+        return self.workspace_kind != WorkspaceKind.NONE
+
+    @property
+    def due_at(self) -> datetime | None:
+        """When the agent's committed turnaround runs out: `turnaround_hours` after payment, or after
+        the latest revision request (each gives the agent a fresh turnaround, as the first delivery
+        had). None before payment, and for workspaces: their window closes them instead."""
+        if self.paid_at is None or self.is_workspace:
+            return None
+        start = max(self.paid_at, self.revision_requested_at or self.paid_at)
+        return start + timedelta(hours=self.turnaround_hours)
+
+    @property
+    def overdue(self) -> bool:
+        """The turnaround has passed and the agent owes a delivery: the buyer may dispute
+        (orders.transitions, the `overdue` rows), and cancel for a full refund if still `paid`."""
+        due = self.due_at
+        return self.status in AWAITING_DELIVERY and due is not None and due <= timezone.now()
 
     @property
     def buyer_id(self) -> str:

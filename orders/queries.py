@@ -12,6 +12,7 @@ from django.db.models import Prefetch, Q, QuerySet
 
 from atelier.auth import Principal
 from atelier.lib.errors import NotFound
+from atelier.lib.money import usd_text
 from orders import gate, workspaces
 from orders.models import BuyerKind, Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, allowed_actions, role_of
@@ -84,7 +85,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "id": order.id,
         "service_id": order.service_id,
         "service_title": order.service.title,
-        "price_type": order.service.price_type,
+        "price_type": order.price_type,
         "agent_id": order.agent_id,
         "buyer_kind": order.buyer_kind,
         "buyer_wallet": order.buyer_wallet or None,
@@ -94,18 +95,22 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "reference_urls": order.reference_urls,
         "status": order.status,
         "quoted_price_usd": str(order.quoted_price_usd) if order.quoted_price_usd is not None else None,
-        "platform_fee_usd": str(order.platform_fee_usd) if order.platform_fee_usd is not None else None,
+        "platform_fee_usd": usd_text(order.platform_fee_usd) if order.platform_fee_usd is not None else None,
         "payment_chain": order.payment_chain,
         "payment_reference": order.payment_reference,
         "escrow_tx_hash": order.escrow_tx_hash or None,
         "revision_count": order.revision_count,
-        "max_revisions": order.service.max_revisions,
+        "max_revisions": order.max_revisions,
+        "turnaround_hours": order.turnaround_hours,
+        "due_at": _iso(order.due_at),
+        "overdue": order.overdue,
         "revision_feedback": order.revision_feedback or None,
         "dispute_reason": order.dispute_reason or None,
         "quota_total": order.quota_total,
         "quota_used": order.quota_used,
         "workspace_expires_at": _iso(order.workspace_expires_at),
-        "is_workspace": order.service.is_workspace,
+        "is_workspace": order.is_workspace,
+        "workspace_kind": order.workspace_kind,
         "quota_left": workspaces.quota_left(order),
         "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
         "payment_pending": payment_pending(order),
@@ -122,6 +127,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "paid_at": _iso(order.paid_at),
         "started_at": _iso(order.started_at),
         "delivered_at": _iso(order.delivered_at),
+        "revision_requested_at": _iso(order.revision_requested_at),
         "completed_at": _iso(order.completed_at),
         "cancelled_at": _iso(order.cancelled_at),
     }

@@ -4,7 +4,8 @@ makes it happen. Nothing else assigns `Order.status`.
 `transition(order_id, action, actor, **data)`:
 - locks the order row (`select_for_update`) inside `transaction.atomic` and re-reads it,
 - finds the caller's role on this order (a stranger gets 404: orders are never revealed),
-- checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status),
+- checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status), and
+  the row's condition if it names one (`Rule.when`: `overdue`; 409 with its own code),
 - treats a repeat of the last action with the same data as a no-op (safe client retries),
 - runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
 - writes an OrderEvent (with its webhook deliveries: `orders.events.record`), and schedules side
@@ -19,12 +20,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,10 +33,10 @@ from agents.models import Agent, PriceType, Service
 from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from orders import effects, events, files
-from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, X402Intent
+from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
 from orders.tasks import expire_workspace_at
 from payments import services as payment_services
-from payments.ledger import usd_to_base_units
+from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
 
 
 class Role(StrEnum):
@@ -53,10 +53,15 @@ class Rule:
     sources: frozenset[Status]
     target: Status
     stamp: str | None = None  # the Order timestamp field set on arrival
+    # A condition on the order besides its status (a key of WHEN); "" for none. An action may have
+    # several rows for one actor, from different sources, each with its own condition.
+    when: str = ""
 
 
-def _rule(action: str, actor: Role, sources: set[Status], target: Status, stamp: str | None = None) -> Rule:
-    return Rule(action, actor, frozenset(sources), target, stamp)
+def _rule(
+    action: str, actor: Role, sources: set[Status], target: Status, stamp: str | None = None, *, when: str = ""
+) -> Rule:
+    return Rule(action, actor, frozenset(sources), target, stamp, when)
 
 
 S = Status
@@ -78,9 +83,14 @@ TABLE: tuple[Rule, ...] = (
         "delivered_at",
     ),
     _rule("approve", Role.BUYER, {S.DELIVERED}, S.COMPLETED, "completed_at"),
-    _rule("revision", Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED),
+    _rule("revision", Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED, "revision_requested_at"),
     _rule("dispute", Role.BUYER, {S.DELIVERED}, S.DISPUTED),
-    # Once the agent has started, the buyer can no longer walk away; the agent still can.
+    # No delivery within the agent's committed turnaround (`Order.due_at`: after payment, or after
+    # the latest revision request) is a reason to dispute before anything is delivered. Workspaces
+    # are never overdue: their window closes them.
+    _rule("dispute", Role.BUYER, {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED}, S.DISPUTED, when="overdue"),
+    # Once the agent has started, the buyer can no longer walk away (an overdue order can be
+    # disputed instead); the agent still can. Cancelling a paid order refunds it in full.
     _rule("cancel", Role.BUYER, {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID}, S.CANCELLED, "cancelled_at"),
     _rule(
         "cancel",
@@ -93,7 +103,7 @@ TABLE: tuple[Rule, ...] = (
     _rule("release", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
     _rule("refund", Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
     _rule("split", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
-    _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED),
+    _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED, "revision_requested_at"),
     # A workspace's window closed or its quota is used up (orders.workspaces; a task and every request).
     _rule("expire", Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
     # A follow-up of `deliver` and `expire` for orders with no approval step: see FOLLOW_UPS.
@@ -108,9 +118,12 @@ FINAL_STATUSES = frozenset(set(Status) - {source for rule in TABLE for source in
 FOLLOW_UPS: tuple[Rule, ...] = tuple(
     rule for rule in TABLE if rule.actor == Role.SYSTEM and rule.action in ("open_workspace", "release")
 )
-# How long a workspace stays open after payment; quota packs (fixed price, quota_limit > 0) 24 hours.
-WORKSPACE_WINDOWS = {PriceType.WEEKLY: timedelta(days=7), PriceType.MONTHLY: timedelta(days=30)}
-QUOTA_PACK_WINDOW = timedelta(hours=24)
+# How long a workspace stays open after payment, by the kind the order bought.
+WORKSPACE_WINDOWS = {
+    WorkspaceKind.WEEKLY: timedelta(days=7),
+    WorkspaceKind.MONTHLY: timedelta(days=30),
+    WorkspaceKind.QUOTA_PACK: timedelta(hours=24),
+}
 
 
 def settles_on_delivery(order: Order) -> bool:
@@ -120,8 +133,28 @@ def settles_on_delivery(order: Order) -> bool:
     return order.buyer_kind in (BuyerKind.AGENT, BuyerKind.X402)
 
 
-def workspace_window(service: Service) -> timedelta:
-    return WORKSPACE_WINDOWS.get(PriceType(service.price_type), QUOTA_PACK_WINDOW)
+def workspace_window(order: Order) -> timedelta:
+    return WORKSPACE_WINDOWS[WorkspaceKind(order.workspace_kind)]
+
+
+def workspace_kind_of(service: Service) -> WorkspaceKind:
+    """Weekly and monthly services sell a workspace of that length; any other with a quota, a quota pack."""
+    if service.price_type == PriceType.WEEKLY:
+        return WorkspaceKind.WEEKLY
+    if service.price_type == PriceType.MONTHLY:
+        return WorkspaceKind.MONTHLY
+    return WorkspaceKind.QUOTA_PACK if service.quota_limit > 0 else WorkspaceKind.NONE
+
+
+def terms_of(service: Service) -> dict[str, Any]:
+    """The terms an order buys from `service` as it stands now (DESIGN.md section 5, "Terms as
+    bought"): copied onto the order when it is quoted, read from the order ever after."""
+    return {
+        "max_revisions": service.max_revisions,
+        "turnaround_hours": service.turnaround_hours,
+        "workspace_kind": workspace_kind_of(service),
+        "quota_total": service.quota_limit,
+    }
 
 
 def initial_status(service: Service) -> Status:
@@ -149,6 +182,12 @@ def role_of(order: Order, actor: Principal) -> Role | None:
     return None
 
 
+# The conditions a row may name (`Rule.when`): each a test of the order and the refusal when it fails.
+WHEN: dict[str, tuple[Callable[[Order], bool], str]] = {
+    "overdue": (lambda order: order.overdue, "not_overdue"),
+}
+
+
 def allowed_actions(order: Order, role: Role | None) -> list[str]:
     """What `role` may do to `order` now: the table, narrowed by guards that already know the answer."""
     actions = [
@@ -158,19 +197,23 @@ def allowed_actions(order: Order, role: Role | None) -> list[str]:
 
 
 def _available(order: Order, rule: Rule) -> bool:
+    if rule.when and not WHEN[rule.when][0](order):
+        return False
     if rule.action == "revision":
-        return order.revision_count < order.service.max_revisions
+        return order.revision_count < order.max_revisions
     if rule.action in ("open_workspace", "expire"):
-        return order.service.is_workspace
+        return order.is_workspace
     if rule.action == "release" and rule.actor == Role.SYSTEM:
         return settles_on_delivery(order)
     return True
 
 
 def platform_fee(price: Decimal) -> Decimal:
-    """The agent's share is rounded down to the cent; the platform takes the remainder."""
-    agent_share = (price * (1 - Decimal(settings.PLATFORM_FEE_RATE))).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
-    return price - agent_share
+    """The fee on `price` as the ledger books it (payments.ledger.split_fee): the agent's share is
+    rounded down to the USDC base unit and the platform takes the remainder, so $100.05 shows (and
+    moves) a fee of $10.005."""
+    _agent_share, fee = split_fee(usd_to_base_units(price))
+    return base_units_to_usd(fee)
 
 
 # --- guards: check the data, write what the action changes besides status ---------------------
@@ -187,7 +230,11 @@ def _quote(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any
         )
     order.quoted_price_usd = price
     order.platform_fee_usd = platform_fee(price)
-    return ["quoted_price_usd", "platform_fee_usd"], {"price_usd": str(price)}
+    # The price and the terms are bought together: the service's terms as they stand at the quote.
+    terms = terms_of(order.service)
+    for name, value in terms.items():
+        setattr(order, name, value)
+    return ["quoted_price_usd", "platform_fee_usd", *terms], {"price_usd": str(price), "terms": terms}
 
 
 def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -204,7 +251,7 @@ def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]
 
 
 def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    if order.service.is_workspace and order.status == S.IN_PROGRESS:
+    if order.is_workspace and order.status == S.IN_PROGRESS:
         raise Conflict(
             "This workspace is open: answer a prompt by naming its deliverable_id. The order is delivered "
             "when the window closes or the quota is used up.",
@@ -227,7 +274,7 @@ def _approve(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
 
 
 def _revision(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    limit = order.service.max_revisions
+    limit = order.max_revisions
     if order.revision_count >= limit:
         raise Conflict(
             f"This order has used all {limit} revisions; approve it or open a dispute.",
@@ -254,7 +301,7 @@ def _with_note(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str,
 
 def _workspace_only(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     # The table's `paid`/`in_progress` sources hold for workspace orders only (see `_available`).
-    if not order.service.is_workspace:
+    if not order.is_workspace:
         raise Conflict(
             "Only a workspace order (weekly, monthly or a quota pack) has a workspace to open or expire.",
             code="not_a_workspace",
@@ -267,7 +314,7 @@ def _open_workspace(order: Order, data: dict[str, Any]) -> tuple[list[str], dict
     """The window opens at payment. Its close is a task queued with the opening (and every request
     that touches the order checks it too: orders.workspaces.workspace_expire_if_due)."""
     _changed, event_data = _workspace_only(order, data)
-    order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order.service)
+    order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order)
     expire_workspace_at(order.id, order.workspace_expires_at)
     return ["workspace_expires_at"], {
         **event_data,
@@ -380,11 +427,13 @@ def _rule_for(order: Order, action: str, actor: Principal) -> tuple[Role, Rule]:
     role = role_of(order, actor)
     if role is None:
         raise NotFound("No such order.", code="order_not_found")
-    rule = next((rule for rule in rules if rule.actor == role), None)
-    if rule is None:
+    mine = [rule for rule in rules if rule.actor == role]
+    if not mine:
         details = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
         raise Forbidden(f"The {role} of an order cannot {action} it.", code="wrong_role", details=details)
-    return role, rule
+    # The row for the order's status, if any (one actor's rows for an action never share a source);
+    # otherwise the first, for `_check_source` to refuse.
+    return role, next((rule for rule in mine if order.status in rule.sources), mine[0])
 
 
 def _check_source(order: Order, rule: Rule, role: Role) -> None:
@@ -395,11 +444,30 @@ def _check_source(order: Order, rule: Rule, role: Role) -> None:
         )
 
 
+def _check_when(order: Order, rule: Rule, role: Role) -> None:
+    if not rule.when or WHEN[rule.when][0](order):
+        return
+    details: dict[str, Any] = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
+    due = order.due_at
+    if rule.when == "overdue" and due is not None:
+        details["due_at"] = due.isoformat()
+        message = (
+            f"The agent has until {due:%Y-%m-%d %H:%M} UTC to deliver; until then this order can be "
+            "disputed only once something is delivered."
+        )
+    elif rule.when == "overdue":
+        message = "A workspace is never overdue: it can be disputed once its window closes and it is delivered."
+    else:
+        message = f"{rule.action} needs the order to be {rule.when}."
+    raise Conflict(message, code=WHEN[rule.when][1], details=details)
+
+
 def check(order: Order, action: str, actor: Principal) -> Role:
     """Raise what `transition` would raise for this action now, without locking or writing.
     For actions that must do slow work (an on-chain check) before the real transition."""
     role, rule = _rule_for(order, action, actor)
     _check_source(order, rule, role)
+    _check_when(order, rule, role)
     return role
 
 
@@ -411,6 +479,7 @@ def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Ord
         if _is_repeat(order, rule, actor, data):
             return order
         _check_source(order, rule, role)
+        _check_when(order, rule, role)
         if action == "pay" and order.status == Status.QUOTED:
             _move(order, "accept", Role.BUYER, actor, Status.ACCEPTED, "accepted_at", {})
         guard = GUARDS.get(action, _with_note)
@@ -486,7 +555,9 @@ def order_open(
             quoted_price_usd=price if service.auto_quoted else None,
             platform_fee_usd=platform_fee(price) if service.auto_quoted else None,
             quoted_at=timezone.now() if service.auto_quoted else None,
-            quota_total=service.quota_limit,
+            # Auto-quoted: the terms are bought now. Quote-priced: a draft until `quote` copies them again.
+            price_type=service.price_type,
+            **terms_of(service),
             **buyer,
         )
         event = _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})

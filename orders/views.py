@@ -33,7 +33,7 @@ from atelier.lib import ratelimit
 from atelier.lib.errors import AtelierError, Forbidden, NotFound
 from orders import forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
-from orders.models import MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
+from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
 from orders.rendering import deliverable_items, timeline
 from orders.transitions import Role, allowed_actions, order_open, transition
 from payments import demo_wallet
@@ -153,10 +153,12 @@ class Page:
             "can_message": can_message,
             "review": review,
             "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
-            "workspace": order.service.is_workspace,
+            "workspace": order.is_workspace,
+            # While the agent owes a delivery: when it is due (a workspace has its window instead).
+            "due_at": order.due_at if order.status in AWAITING_DELIVERY else None,
             "quota_left": quota_left,
             "can_generate": is_buyer
-            and order.service.is_workspace
+            and order.is_workspace
             and order.status == Status.IN_PROGRESS
             and quota_left != 0
             and (order.workspace_expires_at is None or order.workspace_expires_at > timezone.now()),

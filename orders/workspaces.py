@@ -1,6 +1,6 @@
 """Subscription workspaces: the buyer's prompts, the agent's answers, and the close.
 
-A workspace order (weekly or monthly, or a fixed-price quota pack: `Service.is_workspace`) opens
+A workspace order (weekly or monthly, or a quota pack: `Order.workspace_kind`, as bought) opens
 when it is paid: `open_workspace` is a follow-up of `pay` in the same transaction
 (orders.transitions), `in_progress` with `workspace_expires_at` 7 days, 30 days or 24 hours on.
 
@@ -42,7 +42,7 @@ NOT_OPEN_YET = frozenset({Status.PENDING_QUOTE, Status.QUOTED, Status.ACCEPTED, 
 
 def quota_left(order: Order) -> int | None:
     """Prompts the buyer may still send; None when unlimited (quota 0) or not a workspace."""
-    if not order.service.is_workspace or order.quota_total == 0:
+    if not order.is_workspace or order.quota_total == 0:
         return None
     return max(order.quota_total - order.quota_used, 0)
 
@@ -65,11 +65,11 @@ def _party(order: Order, actor: Principal, expected: Role, doing: str) -> Role:
 
 
 def _require_workspace(order: Order) -> None:
-    if not order.service.is_workspace:
+    if not order.is_workspace:
         raise Conflict(
             "This order is not a workspace (a weekly or monthly service, or a quota pack).",
             code="not_a_workspace",
-            details={"status": order.status, "price_type": order.service.price_type},
+            details={"status": order.status, "price_type": order.price_type, "workspace_kind": order.workspace_kind},
         )
 
 

@@ -344,7 +344,10 @@ def check_transfers(orders: dict[str, Order]) -> str:
 
 
 def check_events(orders: dict[str, Order]) -> str:
-    by_rule = {(rule.action, rule.actor.value): rule for rule in TABLE}
+    # An action may have several rows for one actor, from different sources (`Rule.when`).
+    by_rule: dict[tuple[str, str], list[Any]] = {}
+    for rule in TABLE:
+        by_rule.setdefault((rule.action, rule.actor.value), []).append(rule)
     events: dict[str, list[OrderEvent]] = {order_id: [] for order_id in orders}
     for event in OrderEvent.objects.order_by("id"):
         events[event.order_id].append(event)
@@ -355,8 +358,9 @@ def check_events(orders: dict[str, Order]) -> str:
         assert first.to_status in (Status.PENDING_QUOTE, Status.QUOTED)
         status = first.to_status
         for event in steps:
-            rule = by_rule.get((event.action, event.actor_kind))
-            assert rule is not None, (order_id, event.action, event.actor_kind)
+            rules = by_rule.get((event.action, event.actor_kind))
+            assert rules, (order_id, event.action, event.actor_kind)
+            rule = next((rule for rule in rules if status in rule.sources), rules[0])
             assert event.from_status == status, (order_id, event.action, event.from_status, status)
             assert status in rule.sources, (order_id, event.action, status)
             assert event.to_status == rule.target, (order_id, event.action, event.to_status)

@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from django import template
 
+from atelier.lib.money import usd_text
+
 register = template.Library()
 
 
@@ -17,7 +19,13 @@ def status_label(value: str) -> str:
 
 @register.filter
 def usdc(base_units: int | None) -> str:
-    """USDC base units (6 decimals) as a plain amount: 25000000 -> 25.00."""
+    """USDC base units (6 decimals) as a plain amount, exact: 25000000 -> 25.00, 90045000 -> 90.045."""
     if base_units is None:
         return ""
-    return f"{Decimal(base_units) / Decimal(10**6):,.2f}"
+    return usd_text(Decimal(base_units) / Decimal(10**6), grouped=True)
+
+
+@register.filter
+def usd(amount: Decimal | None) -> str:
+    """A USD amount with its cents and any finer digit it has: 2.500000 -> 2.50, 10.005000 -> 10.005."""
+    return "" if amount is None else usd_text(amount)

@@ -47,7 +47,7 @@ def walk(api: Api, path: str, limit: int, cursor_param: str = "before") -> tuple
 
 
 @pytest.mark.parametrize(
-    ("price", "fee"), [("25.00", "2.50"), ("19.99", "2.00"), ("0.01", "0.01"), ("100.05", "10.01")]
+    ("price", "fee"), [("25.00", "2.50"), ("19.99", "1.999"), ("0.01", "0.001"), ("100.05", "10.005")]
 )
 def test_a_fixed_price_order_is_auto_quoted_at_the_listed_price(buyer, agent, price, fee):
     service = make_service(agent.agent, price_type="fixed", price=price)
@@ -63,9 +63,9 @@ def test_a_fixed_price_order_is_auto_quoted_at_the_listed_price(buyer, agent, pr
     assert order.status == Status.QUOTED
     assert order.quoted_price_usd == Decimal(price)
     assert order.platform_fee_usd == Decimal(fee)
-    # The agent's share is 90% rounded down to the cent; the fee is the rest.
+    # The agent's share is 90% rounded down to the USDC base unit; the fee is the rest.
     assert order.quoted_price_usd - order.platform_fee_usd == (Decimal(price) * Decimal("0.9")).quantize(
-        Decimal("0.01"), rounding="ROUND_DOWN"
+        Decimal("0.000001"), rounding="ROUND_DOWN"
     )
     assert order.quoted_at is not None
     assert (order.agent_id, order.service_id, order.reference_urls) == (

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import F
 
 from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound
@@ -59,23 +61,50 @@ CONDITIONAL: dict[tuple[str, str], str] = {
     ("release", "system"): "approval_required",
 }
 WORKSPACE_ONLY = ("open_workspace", "expire")
+# Rows with a condition on the order besides its status (`Rule.when`), by hand: (action, actor) ->
+# (from statuses, to status, condition, the code a failed condition is refused with). The buyer may
+# dispute an order the agent has not delivered within its turnaround (seeds: "no delivery at all
+# within the agent's committed turnaround"). `make_order`'s orders are never overdue (48 h turnaround).
+WHEN: dict[tuple[str, str], tuple[frozenset[Status], Status, str, str]] = {
+    ("dispute", "buyer"): (
+        frozenset({S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED}),
+        S.DISPUTED,
+        "overdue",
+        "not_overdue",
+    ),
+}
 
 
 def _actor(role: str, buyer: Any, agent: Any, staff: Principal) -> Principal:
     return {"buyer": buyer.principal, "agent": agent.principal, "staff": staff, "system": SYSTEM}[role]
 
 
-def _expected_allowed(status: str, role: str, *, workspace: bool = False, no_approval: bool = False) -> set[str]:
+def _expected_allowed(
+    status: str, role: str, *, workspace: bool = False, no_approval: bool = False, overdue: bool = False
+) -> set[str]:
     applies = {
         ("open_workspace", "system"): workspace,
         ("expire", "system"): workspace,
         ("release", "system"): no_approval,
     }
-    return {
+    unconditional = {
         action
         for (action, actor), (sources, _target) in EXPECTED.items()
         if actor == role and status in sources and applies.get((action, actor), True)
     }
+    when = {action for (action, actor), (sources, *_rest) in WHEN.items() if actor == role and status in sources}
+    return unconditional | (when if overdue else set())
+
+
+def _make_overdue(order: Order) -> Order:
+    """As if the order's turnaround had passed since payment and since its latest revision request."""
+    shift = timedelta(hours=order.turnaround_hours + 1)
+    Order.objects.filter(pk=order.pk).update(paid_at=F("paid_at") - shift)
+    Order.objects.filter(pk=order.pk, revision_requested_at__isnull=False).update(
+        revision_requested_at=F("revision_requested_at") - shift
+    )
+    order.refresh_from_db()
+    return order
 
 
 def _is_repeat_cell(action: str, status: str, role: str) -> bool:
@@ -105,13 +134,20 @@ def _fast_password_hashing(settings: Any) -> None:
 
 
 def test_expected_table_is_what_the_code_table_says():
-    code = {}
+    code, code_when = {}, {}
     for rule in TABLE:
         key = (rule.action, rule.actor.value)
-        assert key not in code, f"two rules for {key}"
-        code[key] = (frozenset(rule.sources), rule.target)
+        rows = code_when if rule.when else code
+        assert key not in rows, f"two rules for {key}"
+        rows[key] = (
+            (frozenset(rule.sources), rule.target, rule.when) if rule.when else (frozenset(rule.sources), rule.target)
+        )
 
     assert code == EXPECTED
+    assert code_when == {key: (sources, target, when) for key, (sources, target, when, _code) in WHEN.items()}
+    # One action, one actor: the rows' sources never overlap, so the order's status picks the row.
+    for key, (sources, _target, _when) in code_when.items():
+        assert not sources & code.get(key, (frozenset(), None))[0]
     assert set(ACTIONS) == {action for action, _role in EXPECTED}
 
 
@@ -131,6 +167,9 @@ def test_each_action_status_role_cell_moves_refuses_or_repeats_as_designed(actio
     events_before = _events(order.id)
     rule = EXPECTED.get((action, role))
     repeat = rule is not None and _is_repeat_cell(action, status, role)
+    when = WHEN.get((action, role))
+    # A conditional row's cell: its condition (overdue) does not hold for make_order's orders.
+    only_when = when is not None and status in when[0]
 
     if rule is not None and status in rule[0] and (action, role) not in CONDITIONAL and not repeat:
         result = transition(order.id, action, actor, **data)
@@ -147,7 +186,7 @@ def test_each_action_status_role_cell_moves_refuses_or_repeats_as_designed(actio
         ]
         return
 
-    if rule is None:
+    if rule is None and when is None:
         with pytest.raises(Forbidden) as refused:
             transition(order.id, action, actor, **data)
         assert (refused.value.status, refused.value.code) == (403, "wrong_role")
@@ -158,7 +197,12 @@ def test_each_action_status_role_cell_moves_refuses_or_repeats_as_designed(actio
     else:
         with pytest.raises(Conflict) as refused:
             transition(order.id, action, actor, **data)
-        expected_code = CONDITIONAL[(action, role)] if status in rule[0] else "invalid_transition"
+        if rule is not None and status in rule[0]:
+            expected_code = CONDITIONAL[(action, role)]
+        elif only_when:
+            expected_code = when[3]
+        else:
+            expected_code = "invalid_transition"
         assert (refused.value.status, refused.value.code) == (409, expected_code)
         assert refused.value.details["status"] == status
         assert set(refused.value.details["allowed_actions"]) == _expected_allowed(status, role)
@@ -196,6 +240,37 @@ def test_workspace_actions_move_workspace_orders_by_the_table(action, status, bu
         assert set(refused.value.details["allowed_actions"]) == _expected_allowed(status, "system", workspace=True)
         assert _row(order.id) == row_before
         assert _events(order.id) == events_before
+
+
+@pytest.mark.parametrize("status", Status.values)
+@pytest.mark.parametrize(("action", "role"), list(WHEN))
+def test_conditional_rows_move_an_order_once_their_condition_holds(action, role, status, buyer, agent, staff):
+    order = _make_overdue(make_order(buyer, agent, status))
+    actor = _actor(role, buyer, agent, staff)
+    sources, target, _when, _code = WHEN[(action, role)]
+    assert order.overdue == (status in sources)
+    assert set(allowed_actions(order, role_of(order, actor))) == _expected_allowed(status, role, overdue=True)
+    if status not in sources:
+        return  # the unconditional rows and the whole-table test cover the other statuses
+
+    result = transition(order.id, action, actor, **sample_data(action, order))
+
+    assert result.status == target
+    new = _events(order.id)[-1]
+    assert (new.action, new.from_status, new.to_status, new.actor_kind) == (action, status, target, role)
+
+
+@pytest.mark.parametrize("status", sorted(WHEN[("dispute", "buyer")][0]))
+def test_a_workspace_order_is_never_overdue_so_never_disputed_before_delivery(status, buyer, agent):
+    service = make_service(agent.agent, price_type="weekly", price="25.00")
+    if status == S.PAID:
+        pytest.skip("a workspace order never rests in paid: paying opens it")
+    order = _make_overdue(make_order(buyer, agent, status, service=service))
+
+    assert (order.due_at, order.overdue) == (None, False)
+    with pytest.raises(Conflict) as refused:
+        transition(order.id, "dispute", buyer.principal, reason="Nothing yet.")
+    assert refused.value.code == "not_overdue"
 
 
 @pytest.mark.parametrize("status", Status.values)

@@ -11,7 +11,7 @@ class Command(BaseCommand):
     help = "Print the order transition table (orders/transitions.py) as Markdown."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.stdout.write("| action | actor | from | to |\n|---|---|---|---|")
+        self.stdout.write("| action | actor | from | to | when |\n|---|---|---|---|---|")
         for rule in TABLE:
             sources = ", ".join(sorted(rule.sources))
-            self.stdout.write(f"| {rule.action} | {rule.actor} | {sources} | {rule.target} |")
+            self.stdout.write(f"| {rule.action} | {rule.actor} | {sources} | {rule.target} | {rule.when} |")
