@@ -5,6 +5,7 @@ order is completed, through every door: the API's order view, the file views, a 
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from orders import files, gate
 from orders.models import BuyerKind, Deliverable, FetchStatus, Order, Status
 from orders.transitions import Role, transition
 from tests.conftest import make_order
+from tests.lib.ssrf_cases import EMBEDDED_NON_PUBLIC, PUBLIC_IPV6
 from tests.orders.files_support import CAMERA, image_server, picture, png_header_only, use_private_tmp
 
 ORIGINAL = picture(2000, 1500)
@@ -393,6 +395,41 @@ def test_private_and_link_local_addresses_are_refused(
     settings.SAFEHTTP_ALLOW_LOOPBACK = False
     deliverable, _, _ = refused(buyer, agent, url, django_capture_on_commit_callbacks)
     assert deliverable.fetch_error.startswith(("Refused to fetch the image", "Could not fetch the image"))
+
+
+@pytest.mark.parametrize("address", EMBEDDED_NON_PUBLIC)
+def test_an_ipv6_url_embedding_a_non_public_ipv4_address_is_refused_before_connecting(
+    address, buyer, agent, private_root, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    connects = record_connects(monkeypatch)
+    deliverable, _, _ = refused(buyer, agent, f"http://[{address}]/a.png", django_capture_on_commit_callbacks)
+    assert deliverable.fetch_error.startswith("Refused to fetch the image")
+    assert "not a public address" in deliverable.fetch_error
+    assert connects == []
+
+
+@pytest.mark.parametrize("address", PUBLIC_IPV6)
+def test_a_public_ipv6_url_passes_the_check(
+    address, buyer, agent, private_root, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    connects = record_connects(monkeypatch)
+    deliverable, _, _ = refused(buyer, agent, f"http://[{address}]/a.png", django_capture_on_commit_callbacks)
+    assert deliverable.fetch_error.startswith("Could not fetch the image")  # the connect, not the check
+    assert [call[0] for call in connects] == [address]
+
+
+def record_connects(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Records every outgoing connect() and fails it, as an unreachable host would (no network in tests)."""
+    calls: list[Any] = []
+
+    def connect(self: socket.socket, address: Any) -> None:
+        calls.append(address)
+        raise ConnectionRefusedError("test: no network")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return calls
 
 
 def test_a_redirect_is_not_followed(buyer, agent, private_root, server, django_capture_on_commit_callbacks):
