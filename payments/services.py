@@ -169,8 +169,9 @@ def wallet_signature_authenticate(
         raise Unauthorized("The wallet signature does not match.", code="invalid_signature")
     # Burnt only once verified, so a forgery cannot use up someone's real signature. Keyed by the
     # signed message, not the signature bytes: an ECDSA signature has a second valid form.
+    # Remembered a little past the window: other app servers' clocks may run behind this one's.
     remaining = signed_at + settings.WALLET_SIGNATURE_WINDOW_SECONDS - now
-    _burn_signed_message(chain, message, ttl=math.ceil(remaining) + 1)
+    _burn_signed_message(chain, message, ttl=max(0, math.ceil(remaining)) + WALLET_SIGNATURE_FUTURE_SKEW_SECONDS)
     return WalletIdentity(wallet_normalized, chain)
 
 

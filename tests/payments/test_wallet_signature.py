@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from eth_account import Account
@@ -263,6 +264,42 @@ def test_a_refused_signature_is_not_burned(service):
     created = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
 
     assert created.status_code == 201, created.body
+
+
+@pytest.mark.parametrize(("offset_seconds", "at_least"), [(-290, 10), (0, 300), (20, 320)])
+def test_a_used_signature_is_remembered_until_its_window_closes(service, monkeypatch, offset_seconds, at_least):
+    timeouts: list[int] = []
+
+    class Recording:
+        def add(self, key: str, value: Any, timeout: int) -> bool:
+            timeouts.append(timeout)
+            return bool(cache.add(key, value, timeout))
+
+    monkeypatch.setattr(payment_services, "cache", Recording())
+    credentials = signed(new_wallet("solana"), ts=now_s() + offset_seconds)
+
+    response = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
+
+    assert response.status_code == 201, response.body
+    (timeout,) = timeouts
+    assert at_least <= timeout <= at_least + 60
+
+
+def test_without_the_shared_cache_a_signature_is_refused_with_503(service, monkeypatch):
+    """A replay check that could not run is no check: fail closed (a session token still works)."""
+
+    class Down:
+        def add(self, key: str, value: Any, timeout: int) -> bool:
+            raise ConnectionError("cache down")
+
+    monkeypatch.setattr(payment_services, "cache", Down())
+    credentials = signed(new_wallet("base"), ts=now_ms())
+
+    response = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
+
+    assert response.status_code == 503, response.body
+    assert response.body["code"] == "signature_check_unavailable"
+    assert not Order.objects.exists()
 
 
 # --- the query string carries a signature for GET only -------------------------------------------
