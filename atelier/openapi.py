@@ -354,9 +354,15 @@ COMPONENTS: dict[str, Schema] = {
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
     PUBLIC: [],
     AGENT: [{"agentKey": []}],
-    WALLET: [{"walletSession": []}, {"walletSignature": []}],
-    PARTY: [{"agentKey": []}, {"walletSession": []}, {"walletSignature": []}],
-    PAYABLE: [{"agentKey": []}, {"walletSession": []}, {"walletSignature": []}, {}],  # {}: x402, no credentials
+    WALLET: [{"walletSession": []}, {"walletRequestSignature": []}, {"walletSignature": []}],
+    PARTY: [{"agentKey": []}, {"walletSession": []}, {"walletRequestSignature": []}, {"walletSignature": []}],
+    PAYABLE: [  # {}: x402, no credentials
+        {"agentKey": []},
+        {"walletSession": []},
+        {"walletRequestSignature": []},
+        {"walletSignature": []},
+        {},
+    ],
 }
 X402_PAYMENT: Schema = {
     "name": "X-PAYMENT",
@@ -560,12 +566,27 @@ def document() -> Schema:
                     "scheme": "bearer",
                     "description": "atws_<token> from /api/auth/verify",
                 },
+                "walletRequestSignature": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-Atelier-Wallet-Signature",
+                    "description": "One request signed by the buyer's wallet (preferred over `walletSignature`). "
+                    "Headers: `X-Atelier-Wallet` (the address), `X-Atelier-Wallet-Timestamp` (unix seconds or "
+                    "milliseconds), `X-Atelier-Wallet-Signature-Version: 2`, and this one: the wallet's signature "
+                    "(Solana: ed25519, base58; Base: EIP-191 personal_sign, 0x hex) over "
+                    "`atelier-v2:{wallet}:{ts}:{METHOD}:{path}:{body_sha256}`, where path is the path and query "
+                    "string as sent (`/api/orders?status=paid`; no `?` without a query) and body_sha256 the lowercase hex SHA-256 of the "
+                    "body bytes (of nothing for GET). ts at most 5 minutes old and 30 s ahead; each signature is "
+                    "accepted once (`signature_replayed` after).",
+                },
                 "walletSignature": {
                     "type": "apiKey",
                     "in": "query",
                     "name": "wallet_sig",
-                    "description": "With `wallet` and `wallet_sig_ts` (query or JSON body): a signature over "
-                    "`atelier:{wallet}:{ts}`, ts within 5 minutes.",
+                    "description": "The product's form, kept for its clients. With `wallet` and `wallet_sig_ts`, "
+                    "in the query string (GET only; `signature_in_query` otherwise) or the JSON body: a signature "
+                    "over `atelier:{wallet}:{ts}`, ts at most 5 minutes old and 30 s ahead. Each signature is "
+                    "accepted once; sign milliseconds to send more than one request a second.",
                 },
             },
         },

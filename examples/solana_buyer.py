@@ -1,8 +1,9 @@
-"""A buyer's script against `make run`: a Solana wallet signs in, orders, pays USDC into escrow on
-the local devchain, and approves. It talks to Atelier and the chain only over HTTP, the way a
-wallet or a bot would against public endpoints.
+"""A buyer's script against `make run`: a Solana wallet orders, pays USDC into escrow on the local
+devchain, and approves. It talks to Atelier and the chain only over HTTP, the way a wallet or a bot
+would against public endpoints. Each API call is signed by the wallet (the v2 per-request signature,
+bound to the method, path and body); `--session` signs in once for a session token instead.
 
-    .venv/bin/python examples/solana_buyer.py --service svc_... [--approve ord_...]
+    .venv/bin/python examples/solana_buyer.py --service svc_... [--approve ord_...] [--session]
 
 Step one prints the order and waits for the agent's quote if the service is quote-priced; run it
 again with --pay ord_... once quoted, and with --approve ord_... once delivered.
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +37,28 @@ SOLANA_RPC = "http://127.0.0.1:8899"
 WALLET_FILE = Path("data/example-buyer.json")
 
 
-def api(method: str, path: str, token: str | None = None, body: dict[str, Any] | None = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = requests.request(method, ATELIER + path, json=body, headers=headers, timeout=30)
+def signed_headers(keypair: Keypair, method: str, path: str, body: bytes) -> dict[str, str]:
+    """One request's signature: over the method, the path with its query and the body's SHA-256, with
+    a fresh millisecond timestamp. Atelier accepts it once, within 5 minutes."""
+    wallet, ts = str(keypair.pubkey()), str(time.time_ns() // 1_000_000)
+    message = f"atelier-v2:{wallet}:{ts}:{method}:{path}:{hashlib.sha256(body).hexdigest()}"
+    return {
+        "X-Atelier-Wallet": wallet,
+        "X-Atelier-Wallet-Timestamp": ts,
+        "X-Atelier-Wallet-Signature-Version": "2",
+        "X-Atelier-Wallet-Signature": str(keypair.sign_message(message.encode())),
+    }
+
+
+def api(method: str, path: str, auth: Keypair | str | None = None, body: dict[str, Any] | None = None) -> Any:
+    """Call Atelier as the wallet `auth` (signing this request) or with a session token."""
+    data = json.dumps(body).encode() if body is not None else b""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if isinstance(auth, Keypair):
+        headers |= signed_headers(auth, method, path, data)  # sign the very bytes that are sent
+    elif auth:
+        headers["Authorization"] = f"Bearer {auth}"
+    response = requests.request(method, ATELIER + path, data=data, headers=headers, timeout=30)
     payload = response.json()
     if not payload["success"]:
         raise SystemExit(f"{method} {path} -> {response.status_code} {payload['code']}: {payload['error']}")
@@ -104,9 +126,10 @@ def main() -> None:
     parser.add_argument("--service", help="order this service")
     parser.add_argument("--pay", metavar="ORDER", help="pay this quoted order")
     parser.add_argument("--approve", metavar="ORDER", help="approve this delivered order")
+    parser.add_argument("--session", action="store_true", help="sign in once instead of signing each request")
     args = parser.parse_args()
     keypair = wallet()
-    token = sign_in(keypair)
+    token: Keypair | str = sign_in(keypair) if args.session else keypair
     print("buyer wallet", keypair.pubkey())
     if args.service:
         order = api(

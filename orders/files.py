@@ -4,8 +4,8 @@
   after the deliver transaction commits, so no network I/O happens while the order row is locked),
   through `atelier.lib.safehttp` (public addresses only, checked at connect time, no redirects),
   at most DELIVERABLE_FETCH_MAX_BYTES and DELIVERABLE_MAX_PIXELS. The original is stored as
-  fetched; a preview is made from it: at most 720 px on the long edge, a tiled diagonal
-  "ATELIER PREVIEW" watermark, WebP, no metadata.
+  fetched; a preview is made from it: at most 720 px and 60% of the original on the long edge, a
+  tiled diagonal "ATELIER PREVIEW" watermark laid out differently for each picture, WebP, no metadata.
 - A refused or failed fetch marks the deliverable `failed` with the reason (shown to the agent
   and staff, never to a gated buyer). The delivery itself stands: the order is `delivered`, the
   agent can deliver again (which supersedes the failed row), and a gated buyer sees no image.
@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import math
+import random
 import re
 import warnings
 from collections.abc import Iterable
@@ -33,6 +34,7 @@ import urllib3
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.tasks import task
+from django.utils.crypto import salted_hmac
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from atelier.lib import safehttp
@@ -48,9 +50,11 @@ UPLOAD_SCHEME = "atelier://upload/"
 UPLOAD_URL = re.compile(r"^atelier://upload/(upl_[0-9]{13}_[0-9a-z]{9})$")
 
 PREVIEW_LONG_EDGE = 720
+# Even a small original is scaled down: a preview never shows every pixel of the work.
+PREVIEW_MAX_SCALE = 0.6
 PREVIEW_QUALITY = 80
 WATERMARK_TEXT = "ATELIER PREVIEW"
-WATERMARK_ANGLE = 30  # degrees, counter-clockwise
+WATERMARK_ANGLES = (22.0, 38.0)  # degrees either way, drawn per picture
 FETCH_TIMEOUT_SECONDS = 20.0
 
 # Images we store and preview: what browsers show. Pillow's format name -> MIME type.
@@ -101,34 +105,56 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
-def watermark_layer(size: tuple[int, int]) -> Image.Image:
-    """A transparent layer of `size` with the watermark text tiled along a diagonal."""
+def watermark_layer(size: tuple[int, int], rng: random.Random) -> Image.Image:
+    """A transparent layer of `size` with the watermark text tiled along a diagonal.
+
+    Angle, size, spacing, phase, tint and opacity (per word, too) are drawn from `rng`, seeded per
+    picture: with one fixed overlay per image size, previews of an all-black and an all-white image
+    gave away its alpha and colour per pixel, and every other preview of that size could be inverted.
+    """
     width, height = size
-    font_size = max(12, min(width, height) // 14)
+    font_size = max(10, round(min(width, height) / 14 * rng.uniform(0.85, 1.2)))
     font = _font(font_size)
     left, top, right, bottom = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), WATERMARK_TEXT, font=font)
-    step_x = math.ceil(right - left) + font_size * 2
-    step_y = math.ceil(bottom - top) + font_size * 2
+    step_x = math.ceil(right - left + font_size * rng.uniform(1.4, 2.6))
+    step_y = math.ceil(bottom - top + font_size * rng.uniform(1.4, 2.6))
+    stagger = round(step_x * rng.uniform(0.3, 0.7))
+    phase_x, phase_y = rng.randrange(step_x), rng.randrange(step_y)
+    fill_alpha, stroke_alpha = rng.randint(100, 145), rng.randint(80, 115)
+    tint = 255 - rng.randint(0, 40)
     # Draw on a square as wide as the diagonal, rotate it, and cut the middle out: every part of
     # the image is covered whatever the angle.
     side = math.ceil(math.hypot(width, height)) + 2
     layer = Image.new("RGBA", (side, side), (0, 0, 0, 0))
     draw = ImageDraw.Draw(layer)
     stroke = max(1, font_size // 14)
-    for row, y in enumerate(range(-step_y, side + step_y, step_y)):
-        shift = (row % 2) * step_x // 2
-        for x in range(-step_x + shift, side + step_x, step_x):
+    for row, y in enumerate(range(-2 * step_y + phase_y, side + step_y, step_y)):
+        shift = (row % 2) * stagger
+        for x in range(-2 * step_x + phase_x + shift, side + step_x, step_x):
+            weight = rng.uniform(0.8, 1.2)
             draw.text(
                 (x, y),
                 WATERMARK_TEXT,
                 font=font,
-                fill=(255, 255, 255, 120),
+                fill=(tint, tint, tint, min(255, round(fill_alpha * weight))),
                 stroke_width=stroke,
-                stroke_fill=(0, 0, 0, 100),
+                stroke_fill=(0, 0, 0, min(255, round(stroke_alpha * weight))),
             )
-    layer = layer.rotate(WATERMARK_ANGLE, resample=Image.Resampling.BICUBIC)
+    angle = rng.uniform(WATERMARK_ANGLES[0], WATERMARK_ANGLES[1]) * rng.choice((1, -1))
+    layer = layer.rotate(angle, resample=Image.Resampling.BICUBIC)
     x0, y0 = (side - width) // 2, (side - height) // 2
     return layer.crop((x0, y0, x0 + width, y0 + height))
+
+
+def preview_seed(source: IO[bytes]) -> bytes:
+    """The secret seed of a picture's watermark: the same picture always gets the same overlay (so
+    delivering it again gives nothing new to average over), and no one without SECRET_KEY can predict it."""
+    return salted_hmac("orders.files.preview", sha256_of(source), algorithm="sha256").digest()
+
+
+def preview_long_edge(width: int, height: int) -> int:
+    """At most PREVIEW_LONG_EDGE px, and always smaller than the original."""
+    return max(1, min(PREVIEW_LONG_EDGE, math.floor(max(width, height) * PREVIEW_MAX_SCALE)))
 
 
 def _upright(image: Image.Image) -> Image.Image:
@@ -141,17 +167,20 @@ def _upright(image: Image.Image) -> Image.Image:
         return image
 
 
-def make_preview(image: Image.Image) -> bytes:
-    """At most PREVIEW_LONG_EDGE px on the long edge (never enlarged), watermarked, WebP, and
-    nothing of the original's metadata (EXIF, XMP, ICC, comments): only pixels are copied."""
+def make_preview(image: Image.Image, *, seed: bytes) -> bytes:
+    """At most PREVIEW_LONG_EDGE px and PREVIEW_MAX_SCALE of the original on the long edge,
+    watermarked (the overlay drawn from `seed`), WebP, and nothing of the original's metadata
+    (EXIF, XMP, ICC, comments): only pixels are copied."""
     try:
         image.seek(0)
         image.draft("RGB", (PREVIEW_LONG_EDGE, PREVIEW_LONG_EDGE))  # JPEG: decode at a reduced scale
         frame = _upright(image)
         has_alpha = frame.mode in ("RGBA", "LA", "PA") or (frame.mode == "P" and "transparency" in frame.info)
         frame = frame.convert("RGBA")
-        frame.thumbnail((PREVIEW_LONG_EDGE, PREVIEW_LONG_EDGE), Image.Resampling.LANCZOS)
-        marked = Image.alpha_composite(frame, watermark_layer(frame.size))
+        edge = preview_long_edge(*frame.size)
+        frame.thumbnail((edge, edge), Image.Resampling.LANCZOS)
+        rng = random.Random(seed)  # noqa: S311 (seeded from a secret; the draws only place the overlay)
+        marked = Image.alpha_composite(frame, watermark_layer(frame.size, rng))
         if not has_alpha:
             marked = marked.convert("RGB")
         clean = Image.new(marked.mode, marked.size)
@@ -167,10 +196,11 @@ def make_preview(image: Image.Image) -> bytes:
 
 def store_image(folder: str, source: IO[bytes]) -> Stored:
     """Check an image, store it as it came and its preview beside it; returns the storage names."""
+    seed = preview_seed(source)
     source.seek(0)
     with open_image(source) as image:
         content_type = IMAGE_TYPES[str(image.format)]
-        preview = make_preview(image)
+        preview = make_preview(image, seed=seed)
     source.seek(0)
     storage = private_storage()
     file_path = storage.save(f"{folder}/original", File(source))

@@ -3,7 +3,9 @@ EIP-191); agents hold real API keys; orders reach their statuses through `transi
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -91,6 +93,17 @@ class WalletBuyer:
         if self.chain == "solana":
             return str(self.secret.sign_message(message.encode()))
         return "0x" + Account.sign_message(encode_defunct(text=message), self.secret.key).signature.hex()
+
+    def request_headers(self, method: str, path: str, body: bytes = b"", *, ts: int | None = None) -> dict[str, str]:
+        """The v2 per-request signature of one request: its four headers."""
+        ts = time.time_ns() // 1_000_000 if ts is None else ts
+        message = f"atelier-v2:{self.wallet}:{ts}:{method}:{path}:{hashlib.sha256(body).hexdigest()}"
+        return {
+            "X-Atelier-Wallet": self.wallet,
+            "X-Atelier-Wallet-Signature": self.sign(message),
+            "X-Atelier-Wallet-Timestamp": str(ts),
+            "X-Atelier-Wallet-Signature-Version": "2",
+        }
 
 
 @dataclass

@@ -252,6 +252,8 @@ def test_real_responses_match_the_documented_schemas(doc, buyer, other_agent, an
     sig = buyer.sign(f"atelier:{buyer.wallet}:{ts}")
     by_query = f"/api/orders?wallet={buyer.wallet}&wallet_sig={sig}&wallet_sig_ts={ts}"
     c.call(Api(Client()), "GET", by_query, status=200)
+    # Ours: the v2 headers, bound to the method, path and body.
+    c.call(Api(Client(), buyer.request_headers("GET", "/api/orders?limit=5")), "GET", "/api/orders?limit=5", status=200)
 
     # An agent registers, looks at itself, changes its profile, rotates its webhook secret.
     registered = c.call(
@@ -341,6 +343,8 @@ def test_real_responses_match_the_documented_schemas(doc, buyer, other_agent, an
         c.check(api.get(f"/api/deliverables/{image}/{kind}"), "GET", f"/api/deliverables/{image}/{kind}")
     c.call(buyer.api, "GET", "/api/orders?status=delivered,completed&limit=10", status=200)
     c.call(agent, "GET", "/api/orders", status=200)
+    ts = str(time.time_ns() // 1_000_000)  # a signature is good for one request: sign afresh
+    sig = buyer.sign(f"atelier:{buyer.wallet}:{ts}")
     body_sig = {"wallet": buyer.wallet, "wallet_sig": sig, "wallet_sig_ts": ts, "action": "approve"}
     completed = c.call(Api(Client()), "PATCH", url, body_sig, status=200)["data"]
     assert completed["status"] == "completed"

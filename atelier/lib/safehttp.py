@@ -31,13 +31,42 @@ class TooLarge(Exception):
     """The response body is over the limit."""
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address that a translator reaches for us (RFC 6052
+# NAT64, RFC 6145 IPv4-translated, RFC 4291 IPv4-compatible): that IPv4 address is the real peer.
+_TRAILING_IPV4_NETWORKS = tuple(
+    ipaddress.IPv6Network(network) for network in ("64:ff9b::/96", "::ffff:0:0:0/96", "::/96")
+)
+# Local-use NAT64 (RFC 8215): the IPv4 address may sit anywhere after the /48, and the translator
+# is someone's own network by definition.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return ip.is_global and not ip.is_multicast
+
+
 def address_allowed(address: str) -> bool:
+    """Whether outbound requests may connect to `address`: public, and so is every IPv4 address
+    embedded in it (NAT64, IPv4-compatible or -mapped, 6to4, Teredo), judged by the same rule."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback and getattr(settings, "SAFEHTTP_ALLOW_LOOPBACK", False):
         return True
-    return ip.is_global and not ip.is_multicast
+    if isinstance(ip, ipaddress.IPv4Address):
+        return _public(ip)
+    if ip in _LOCAL_NAT64:
+        return False
+    embedded: list[ipaddress.IPv4Address] = []
+    if any(ip in network for network in _TRAILING_IPV4_NETWORKS):
+        embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip.sixtofour is not None:
+        embedded.append(ip.sixtofour)
+    if ip.teredo is not None:
+        embedded.extend(ip.teredo)  # (server, client)
+    # The IPv6 address itself must be public too: Python counts 2002::/16 and 2001::/32 as not
+    # global (relays choose where the packet goes), so a 6to4 or Teredo peer is refused whatever it embeds.
+    return _public(ip) and all(_public(v4) for v4 in embedded)
 
 
 class _CheckedConnectionMixin:

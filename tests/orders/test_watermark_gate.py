@@ -5,6 +5,7 @@ order is completed, through every door: the API's order view, the file views, a 
 from __future__ import annotations
 
 import io
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from orders import files, gate
 from orders.models import BuyerKind, Deliverable, FetchStatus, Order, Status
 from orders.transitions import Role, transition
 from tests.conftest import make_order
+from tests.lib.ssrf_cases import EMBEDDED_NON_PUBLIC, PUBLIC_IPV6
 from tests.orders.files_support import CAMERA, image_server, picture, png_header_only, use_private_tmp
 
 ORIGINAL = picture(2000, 1500)
@@ -119,12 +121,20 @@ def test_the_image_is_fetched_once_and_previewed_720px_webp_watermarked_without_
 
 @pytest.mark.parametrize(
     ("size", "expected"),
-    [((1500, 2000), (540, 720)), ((400, 300), (400, 300)), ((3000, 600), (720, 144))],
-    ids=["portrait", "small-not-enlarged", "panorama"],
+    [
+        ((1500, 2000), (540, 720)),
+        ((3000, 600), (720, 144)),
+        ((1000, 800), (600, 480)),  # 60% of the long edge is under 720 px
+        ((400, 300), (240, 180)),
+        ((5, 3), (3, 2)),
+        ((1, 1), (1, 1)),
+    ],
+    ids=["portrait", "panorama", "under-1200", "small", "tiny", "one-pixel"],
 )
-def test_the_preview_keeps_the_aspect_and_never_enlarges(size, expected, private_root):
+def test_the_preview_keeps_the_aspect_and_is_always_smaller(size, expected, private_root):
+    """At most 720 px and 60% of the original on the long edge: never every pixel of the work."""
     with files.open_image(io.BytesIO(picture(*size, exif=False))) as image:
-        preview = Image.open(io.BytesIO(files.make_preview(image)))
+        preview = Image.open(io.BytesIO(files.make_preview(image, seed=b"test")))
     assert preview.size == expected
 
 
@@ -132,7 +142,7 @@ def test_a_flat_picture_still_shows_the_watermark(private_root):
     flat = io.BytesIO()
     Image.new("RGB", (1200, 900), (128, 128, 128)).save(flat, "JPEG")
     with files.open_image(flat) as image:
-        preview = Image.open(io.BytesIO(files.make_preview(image))).convert("L")
+        preview = Image.open(io.BytesIO(files.make_preview(image, seed=b"test"))).convert("L")
     low, high = preview.getextrema()
     assert high - low > 60
 
@@ -145,9 +155,9 @@ def test_a_jpeg_with_exif_orientation_is_turned_then_stripped(private_root):
     buffer = io.BytesIO()
     source.save(buffer, "JPEG", exif=tags)
     with files.open_image(buffer) as image:
-        data = files.make_preview(image)
+        data = files.make_preview(image, seed=b"test")
     preview = Image.open(io.BytesIO(data))
-    assert preview.size == (360, 720)
+    assert preview.size == (240, 480)
     assert not dict(preview.getexif())
     assert CAMERA.encode() not in data
 
@@ -393,6 +403,41 @@ def test_private_and_link_local_addresses_are_refused(
     settings.SAFEHTTP_ALLOW_LOOPBACK = False
     deliverable, _, _ = refused(buyer, agent, url, django_capture_on_commit_callbacks)
     assert deliverable.fetch_error.startswith(("Refused to fetch the image", "Could not fetch the image"))
+
+
+@pytest.mark.parametrize("address", EMBEDDED_NON_PUBLIC)
+def test_an_ipv6_url_embedding_a_non_public_ipv4_address_is_refused_before_connecting(
+    address, buyer, agent, private_root, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    connects = record_connects(monkeypatch)
+    deliverable, _, _ = refused(buyer, agent, f"http://[{address}]/a.png", django_capture_on_commit_callbacks)
+    assert deliverable.fetch_error.startswith("Refused to fetch the image")
+    assert "not a public address" in deliverable.fetch_error
+    assert connects == []
+
+
+@pytest.mark.parametrize("address", PUBLIC_IPV6)
+def test_a_public_ipv6_url_passes_the_check(
+    address, buyer, agent, private_root, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    connects = record_connects(monkeypatch)
+    deliverable, _, _ = refused(buyer, agent, f"http://[{address}]/a.png", django_capture_on_commit_callbacks)
+    assert deliverable.fetch_error.startswith("Could not fetch the image")  # the connect, not the check
+    assert [call[0] for call in connects] == [address]
+
+
+def record_connects(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Records every outgoing connect() and fails it, as an unreachable host would (no network in tests)."""
+    calls: list[Any] = []
+
+    def connect(self: socket.socket, address: Any) -> None:
+        calls.append(address)
+        raise ConnectionRefusedError("test: no network")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return calls
 
 
 def test_a_redirect_is_not_followed(buyer, agent, private_root, server, django_capture_on_commit_callbacks):

@@ -1,19 +1,34 @@
-"""The product's per-request wallet signature: `wallet`, `wallet_sig`, `wallet_sig_ts` over
-`atelier:{wallet}:{ts}`, valid for 5 minutes, in the JSON body (writes) or the query string (reads)."""
+"""The per-request wallet signature.
+
+The product's form: `wallet`, `wallet_sig`, `wallet_sig_ts` over `atelier:{wallet}:{ts}`, in the
+JSON body (writes) or the query string (GET only). Ours, bound to the request: the headers
+`X-Atelier-Wallet`, `X-Atelier-Wallet-Signature`, `X-Atelier-Wallet-Timestamp` and
+`X-Atelier-Wallet-Signature-Version: 2` over `atelier-v2:{wallet}:{ts}:{METHOD}:{path}:{sha256(body)}`.
+Both: ts at most 5 minutes old and 30 s ahead, and each signature is accepted once."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import threading
 import time
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
 from django.test import Client
 from eth_account import Account
 from solders.keypair import Keypair
 
 from agents.models import Service
+from atelier.lib.errors import AtelierError
 from orders.models import BuyerKind, Order, Status
+from payments import services as payment_services
 from payments.models import WalletSession
 from tests.conftest import Api, WalletBuyer, make_agent, make_order, make_service
 
@@ -126,16 +141,16 @@ def test_signed_query_string_combines_with_the_status_filter(db):
     assert [order["id"] for order in response.body["data"]] == [quoted.id]
 
 
-# --- the 5 minute window ----------------------------------------------------------------------
+# --- the 5 minute window, 30 s of clock skew ahead ----------------------------------------------
 
 
 @pytest.mark.parametrize(
     "offset_seconds",
-    [-310, -3600, 310, 3600],  # 10 s past the window each way: whole-second ts and request time never blur it
-    ids=["just_over_5_min_old", "an_hour_old", "just_over_5_min_ahead", "an_hour_ahead"],
+    [-310, -3600],  # 10 s past the window: whole-second ts and request time never blur it
+    ids=["just_over_5_min_old", "an_hour_old"],
 )
 @pytest.mark.parametrize("unit", ["seconds", "milliseconds"])
-def test_a_timestamp_outside_5_minutes_is_401_signature_expired(service, offset_seconds, unit):
+def test_a_timestamp_over_5_minutes_old_is_401_signature_expired(service, offset_seconds, unit):
     wallet = new_wallet("solana")
     ts = now_s() + offset_seconds if unit == "seconds" else now_ms() + offset_seconds * 1000
 
@@ -148,8 +163,27 @@ def test_a_timestamp_outside_5_minutes_is_401_signature_expired(service, offset_
     assert not Order.objects.exists()
 
 
-@pytest.mark.parametrize("offset_seconds", [-290, 290], ids=["almost_5_min_old", "almost_5_min_ahead"])
-def test_a_timestamp_inside_5_minutes_is_accepted(service, offset_seconds):
+@pytest.mark.parametrize(
+    "offset_seconds",
+    [40, 290, 310, 3600],  # a signature for later would be a credential kept in reserve
+    ids=["40_s_ahead", "almost_5_min_ahead", "just_over_5_min_ahead", "an_hour_ahead"],
+)
+@pytest.mark.parametrize("unit", ["seconds", "milliseconds"])
+def test_a_timestamp_more_than_30_s_ahead_is_401_signature_in_future(service, offset_seconds, unit):
+    wallet = new_wallet("solana")
+    ts = now_s() + offset_seconds if unit == "seconds" else now_ms() + offset_seconds * 1000
+
+    created = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **signed(wallet, ts=ts)})
+    listed = Api(Client()).get("/api/orders?" + urlencode(signed(wallet, ts=ts)))
+
+    for response in (created, listed):
+        assert response.status_code == 401, response.body
+        assert response.body["code"] == "signature_in_future"
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize("offset_seconds", [-290, 20], ids=["almost_5_min_old", "20_s_ahead"])
+def test_a_timestamp_inside_the_window_is_accepted(service, offset_seconds):
     wallet = new_wallet("base")
 
     response = Api(Client()).post(
@@ -158,6 +192,136 @@ def test_a_timestamp_inside_5_minutes_is_accepted(service, offset_seconds):
 
     assert response.status_code == 201, response.body
     assert Order.objects.get().buyer_wallet == wallet.wallet
+
+
+# --- one signature, one request -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chain", ["solana", "base"])
+def test_a_replayed_body_signature_is_401_signature_replayed(service, chain):
+    wallet = new_wallet(chain)
+    body = {"service_id": service.id, "brief": BRIEF, **signed(wallet, ts=now_ms())}
+
+    first = Api(Client()).post("/api/orders", body)
+    again = Api(Client()).post("/api/orders", body)
+
+    assert first.status_code == 201, first.body
+    assert again.status_code == 401, again.body
+    assert again.body["code"] == "signature_replayed"
+    assert Order.objects.count() == 1
+
+
+@pytest.mark.parametrize("chain", ["solana", "base"])
+def test_a_replayed_query_signature_is_401_even_on_another_path(db, chain):
+    wallet = new_wallet(chain)
+    order = make_order(wallet, make_agent(), Status.PENDING_QUOTE)
+    query = urlencode(signed(wallet, ts=now_ms()))
+
+    first = Api(Client()).get(f"/api/orders?{query}")
+    again = Api(Client()).get(f"/api/orders?{query}")
+    elsewhere = Api(Client()).get(f"/api/orders/{order.id}?{query}")
+
+    assert first.status_code == 200, first.body
+    for response in (again, elsewhere):
+        assert response.status_code == 401, response.body
+        assert response.body["code"] == "signature_replayed"
+
+
+def test_a_signature_used_in_a_query_cannot_then_write_in_a_body(service):
+    wallet = new_wallet("solana")
+    credentials = signed(wallet, ts=now_ms())
+
+    assert Api(Client()).get("/api/orders?" + urlencode(credentials)).status_code == 200
+    created = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
+
+    assert created.status_code == 401, created.body
+    assert created.body["code"] == "signature_replayed"
+    assert not Order.objects.exists()
+
+
+def test_the_same_wallet_signs_each_request_afresh_with_milliseconds(service):
+    wallet = new_wallet("base")
+
+    responses = [
+        Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **signed(wallet, ts=now_ms() + i)})
+        for i in range(3)
+    ]
+
+    assert [response.status_code for response in responses] == [201, 201, 201]
+    assert Order.objects.count() == 3
+
+
+def test_a_refused_signature_is_not_burned(service):
+    """Burning happens only for a signature that verified: a forgery cannot use up a real one."""
+    wallet = new_wallet("solana")
+    credentials = signed(wallet, ts=now_ms())
+    forged = {
+        **credentials,
+        "wallet_sig": new_wallet("solana").sign(f"atelier:{wallet.wallet}:{credentials['wallet_sig_ts']}"),
+    }
+
+    assert Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **forged}).status_code == 401
+    created = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
+
+    assert created.status_code == 201, created.body
+
+
+@pytest.mark.parametrize(("offset_seconds", "at_least"), [(-290, 10), (0, 300), (20, 320)])
+def test_a_used_signature_is_remembered_until_its_window_closes(service, monkeypatch, offset_seconds, at_least):
+    timeouts: list[int] = []
+
+    class Recording:
+        def add(self, key: str, value: Any, timeout: int) -> bool:
+            timeouts.append(timeout)
+            return bool(cache.add(key, value, timeout))
+
+    monkeypatch.setattr(payment_services, "cache", Recording())
+    credentials = signed(new_wallet("solana"), ts=now_s() + offset_seconds)
+
+    response = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
+
+    assert response.status_code == 201, response.body
+    (timeout,) = timeouts
+    assert at_least <= timeout <= at_least + 60
+
+
+def test_without_the_shared_cache_a_signature_is_refused_with_503(service, monkeypatch):
+    """A replay check that could not run is no check: fail closed (a session token still works)."""
+
+    class Down:
+        def add(self, key: str, value: Any, timeout: int) -> bool:
+            raise ConnectionError("cache down")
+
+    monkeypatch.setattr(payment_services, "cache", Down())
+    credentials = signed(new_wallet("base"), ts=now_ms())
+
+    response = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
+
+    assert response.status_code == 503, response.body
+    assert response.body["code"] == "signature_check_unavailable"
+    assert not Order.objects.exists()
+
+
+# --- the query string carries a signature for GET only -------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_query_string_signature_on_a_write_is_401_signature_in_query(service, method):
+    wallet = new_wallet("solana")
+    order = make_order(wallet, make_agent(), Status.QUOTED)
+    query = urlencode(signed(wallet, ts=now_ms()))
+    path, body = {
+        "POST": ("/api/orders", {"service_id": service.id, "brief": BRIEF}),
+        "PATCH": (f"/api/orders/{order.id}", {"action": "cancel"}),
+    }[method]
+
+    response = Api(Client()).call(method, f"{path}?{query}", body)
+
+    assert response.status_code == 401, response.body
+    assert response.body["code"] == "signature_in_query"
+    order.refresh_from_db()
+    assert order.status == Status.QUOTED
+    assert Order.objects.count() == 1
 
 
 def test_a_non_numeric_timestamp_is_401(service):
@@ -280,3 +444,227 @@ def test_an_invalid_wallet_address_is_401_not_500(service):
     assert response.status_code == 401
     assert response.body["code"] == "invalid_wallet"
     assert not Order.objects.exists()
+
+
+# --- v2: headers, bound to the method, path and body -------------------------------------------
+
+V2 = {
+    "wallet": "X-Atelier-Wallet",
+    "signature": "X-Atelier-Wallet-Signature",
+    "timestamp": "X-Atelier-Wallet-Timestamp",
+    "version": "X-Atelier-Wallet-Signature-Version",
+}
+
+
+def v2_headers(
+    wallet: WalletBuyer, method: str, path: str, body: bytes = b"", *, ts: int | None = None
+) -> dict[str, str]:
+    """The four headers, signed over `atelier-v2:{wallet}:{ts}:{METHOD}:{path}:{sha256hex(body)}`."""
+    return wallet.request_headers(method, path, body, ts=ts)
+
+
+def order_body(service: Service, brief: str = BRIEF) -> str:
+    return json.dumps({"service_id": service.id, "brief": brief})
+
+
+@pytest.mark.parametrize("chain", ["solana", "base"])
+def test_v2_headers_create_an_order_and_a_replay_is_401(service, chain):
+    wallet = new_wallet(chain)
+    body = order_body(service)
+    headers = v2_headers(wallet, "POST", "/api/orders", body.encode())
+
+    first = Api(Client()).post("/api/orders", body, **headers)
+    again = Api(Client()).post("/api/orders", body, **headers)
+
+    assert first.status_code == 201, first.body
+    assert (first.body["data"]["buyer_wallet"], first.body["data"]["buyer_chain"]) == (wallet.wallet, chain)
+    assert again.status_code == 401, again.body
+    assert again.body["code"] == "signature_replayed"
+    assert Order.objects.count() == 1
+    assert not WalletSession.objects.exists()
+
+
+@pytest.mark.parametrize("chain", ["solana", "base"])
+def test_v2_signs_the_path_with_its_query(db, chain):
+    wallet = new_wallet(chain)
+    agent = make_agent()
+    make_order(wallet, agent, Status.PENDING_QUOTE)
+    quoted = make_order(wallet, agent, Status.QUOTED)
+
+    listed = Api(Client()).get("/api/orders?status=quoted", **v2_headers(wallet, "GET", "/api/orders?status=quoted"))
+    widened = Api(Client()).get(
+        "/api/orders?status=pending_quote", **v2_headers(wallet, "GET", "/api/orders?status=quoted")
+    )
+
+    assert listed.status_code == 200, listed.body
+    assert [order["id"] for order in listed.body["data"]] == [quoted.id]
+    assert widened.status_code == 401, widened.body
+    assert widened.body["code"] == "invalid_signature"
+
+
+@pytest.mark.parametrize("chain", ["solana", "base"])
+def test_a_v2_signature_for_one_request_does_not_authenticate_another(service, chain):
+    """Each is a fresh, never used signature: the refusal is the binding, not the replay check."""
+    wallet = new_wallet(chain)
+    order = make_order(wallet, make_agent(), Status.QUOTED)
+    url = f"/api/orders/{order.id}"
+    cancel = json.dumps({"action": "cancel"})
+    accept = json.dumps({"action": "accept"})
+
+    other_path = Api(Client()).patch(
+        "/api/orders/ord_1_elsewhere", cancel, **v2_headers(wallet, "PATCH", url, cancel.encode())
+    )
+    other_body = Api(Client()).patch(url, cancel, **v2_headers(wallet, "PATCH", url, accept.encode()))
+    other_method = Api(Client()).post(
+        "/api/orders", order_body(service), **v2_headers(wallet, "PATCH", "/api/orders", order_body(service).encode())
+    )
+    same_json_other_bytes = Api(Client()).patch(
+        url, json.dumps({"action": "cancel"}, indent=1), **v2_headers(wallet, "PATCH", url, cancel.encode())
+    )
+
+    for response in (other_path, other_body, other_method, same_json_other_bytes):
+        assert response.status_code == 401, response.body
+        assert response.body["code"] == "invalid_signature"
+    order.refresh_from_db()
+    assert order.status == Status.QUOTED
+    assert Order.objects.count() == 1
+
+    accepted = Api(Client()).patch(url, accept, **v2_headers(wallet, "PATCH", url, accept.encode()))
+    assert accepted.status_code == 200, accepted.body
+    assert accepted.body["data"]["status"] == Status.ACCEPTED
+
+
+def test_the_v1_message_is_not_a_v2_signature(service):
+    wallet = new_wallet("solana")
+    ts = now_ms()
+    headers = {**v2_headers(wallet, "POST", "/api/orders", order_body(service).encode(), ts=ts)}
+    headers[V2["signature"]] = wallet.sign(f"atelier:{wallet.wallet}:{ts}")
+
+    response = Api(Client()).post("/api/orders", order_body(service), **headers)
+
+    assert response.status_code == 401, response.body
+    assert response.body["code"] == "invalid_signature"
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("offset_seconds", "code"),
+    [(-310, "signature_expired"), (60, "signature_in_future")],
+    ids=["over_5_min_old", "60_s_ahead"],
+)
+def test_v2_has_the_same_window(service, offset_seconds, code):
+    wallet = new_wallet("base")
+    body = order_body(service)
+    headers = v2_headers(wallet, "POST", "/api/orders", body.encode(), ts=now_ms() + offset_seconds * 1000)
+
+    response = Api(Client()).post("/api/orders", body, **headers)
+
+    assert response.status_code == 401, response.body
+    assert response.body["code"] == code
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({V2["version"]: None}, id="no version"),
+        pytest.param({V2["version"]: "1"}, id="version 1"),
+        pytest.param({V2["version"]: "3"}, id="version 3"),
+        pytest.param({V2["signature"]: None}, id="no signature"),
+        pytest.param({V2["timestamp"]: None}, id="no timestamp"),
+        pytest.param({V2["timestamp"]: "soon"}, id="timestamp not a number"),
+        pytest.param({V2["wallet"]: None}, id="no wallet"),
+        pytest.param({V2["wallet"]: "w" * 65}, id="wallet over 64"),
+        pytest.param({V2["signature"]: "s" * 201}, id="signature over 200"),
+    ],
+)
+def test_incomplete_or_malformed_v2_headers_are_401(service, change):
+    wallet = new_wallet("solana")
+    body = order_body(service)
+    headers = {**v2_headers(wallet, "POST", "/api/orders", body.encode()), **change}
+    headers = {name: value for name, value in headers.items() if value is not None}
+
+    response = Api(Client()).post("/api/orders", body, **headers)
+
+    assert response.status_code == 401, response.body
+    assert response.body["code"] in ("invalid_signature", "invalid_wallet")
+    assert not Order.objects.exists()
+
+
+def test_v2_headers_and_body_fields_together_are_401(service):
+    wallet = new_wallet("solana")
+    body = json.dumps({"service_id": service.id, "brief": BRIEF, **signed(wallet, ts=now_ms())})
+
+    response = Api(Client()).post("/api/orders", body, **v2_headers(wallet, "POST", "/api/orders", body.encode()))
+
+    assert response.status_code == 401, response.body
+    assert response.body["code"] == "invalid_signature"
+    assert not Order.objects.exists()
+
+
+def test_the_example_buyer_script_signs_each_call_with_v2(service, monkeypatch):
+    """examples/solana_buyer.py's `api()`, with its HTTP sent to the test client instead."""
+    spec = importlib.util.spec_from_file_location("solana_buyer", Path(settings.BASE_DIR) / "examples/solana_buyer.py")
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    client = Client()
+
+    def request(method: str, url: str, *, data: bytes, headers: dict[str, str], timeout: float) -> Any:
+        content_type = headers.pop("Content-Type", "application/octet-stream")
+        response = client.generic(method, url.removeprefix(example.ATELIER), data, content_type, headers=headers)
+        return SimpleNamespace(status_code=response.status_code, json=response.json)
+
+    monkeypatch.setattr(example.requests, "request", request)
+    keypair = Keypair()
+
+    order = example.api("POST", "/api/orders", keypair, {"service_id": service.id, "brief": BRIEF})
+    shown = example.api("GET", f"/api/orders/{order['id']}", keypair)
+    listed = example.api("GET", "/api/orders?status=quoted", keypair)
+
+    assert (order["buyer_wallet"], shown["id"], [o["id"] for o in listed]) == (
+        str(keypair.pubkey()),
+        order["id"],
+        [order["id"]],
+    )
+
+
+# --- racing replays ---------------------------------------------------------------------------
+
+
+def _authenticate_once(credentials: dict[str, Any], barrier: threading.Barrier, results: list[str]) -> None:
+    try:
+        barrier.wait(timeout=10)
+        payment_services.wallet_signature_authenticate(
+            wallet=credentials["wallet"], signature=credentials["wallet_sig"], timestamp=credentials["wallet_sig_ts"]
+        )
+        results.append("ok")
+    except AtelierError as exc:  # Unauthorized, or 503 if SQLite stays locked
+        results.append(exc.code)
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("chain", ["solana", "base"])
+def test_two_requests_racing_with_one_signature_authenticate_at_most_once(chain):
+    """The shared cache's add() decides; on PostgreSQL exactly one wins (SQLite may lock both out)."""
+    wallet = new_wallet(chain)
+    for _round in range(5):
+        credentials = signed(wallet, ts=now_ms())
+        barrier = threading.Barrier(2)
+        results: list[str] = []
+
+        threads = [threading.Thread(target=_authenticate_once, args=(credentials, barrier, results)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+
+        assert len(results) == 2
+        assert results.count("ok") <= 1
+        assert set(results) <= {"ok", "signature_replayed", "signature_check_unavailable"}
+        if connection.vendor == "postgresql":
+            assert sorted(results) == ["ok", "signature_replayed"]

@@ -18,6 +18,7 @@ from agents.models import Agent
 from orders.models import OrderEvent, Status
 from orders.transitions import transition
 from tests.conftest import AgentPersona, make_agent, make_order, make_payment, make_service, sample_data
+from tests.lib.ssrf_cases import EMBEDDED_NON_PUBLIC, PUBLIC_IPV6
 from tests.webhooks.receiver import Receiver, receiving
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery
@@ -268,6 +269,44 @@ def test_an_endpoint_that_is_not_public_is_refused_and_recorded_as_a_failed_atte
     assert "not a public address" in delivery.last_error
     assert receiver.received == []
     assert no_connect == [], "refused before any connection was made"
+
+
+@pytest.mark.parametrize("address", EMBEDDED_NON_PUBLIC)
+def test_an_ipv6_endpoint_embedding_a_non_public_ipv4_address_is_refused(
+    address, buyer, agent, settings, no_connect, clock
+):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    listen(agent, f"http://[{address}]:8080/hooks")
+    make_order(buyer, agent)
+    assert run_deliveries(clock, limit=1) == ["retrying"]
+    delivery = WebhookDelivery.objects.get(agent=agent.agent)
+    assert delivery.last_error.startswith("Refused: ")
+    assert "not a public address" in delivery.last_error
+    assert no_connect == [], "refused before any connection was made"
+
+
+@pytest.fixture
+def connect_refused(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Records every outgoing connect() and fails it, as an unreachable host would (no network in tests)."""
+    calls: list[Any] = []
+
+    def connect(self: socket.socket, address: Any) -> None:
+        calls.append(address)
+        raise ConnectionRefusedError("test: no network")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return calls
+
+
+@pytest.mark.parametrize("address", PUBLIC_IPV6)
+def test_a_public_ipv6_endpoint_passes_the_check(address, buyer, agent, settings, connect_refused, clock):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    listen(agent, f"http://[{address}]:8080/hooks")
+    make_order(buyer, agent)
+    assert run_deliveries(clock, limit=1) == ["retrying"]
+    delivery = WebhookDelivery.objects.get(agent=agent.agent)
+    assert delivery.last_error.startswith("Connection failed: ")
+    assert [call[0] for call in connect_refused] == [address]
 
 
 # --- which events, for whom, in which transaction ----------------------------------------------------
