@@ -7,13 +7,12 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
+from agents.forms import HireForm
 from agents.models import Agent, Service
 from agents.services import api_key_authenticate
-from atelier import browser
-from atelier.lib import ratelimit
+from agents.sessions import session_principal
+from atelier.lib import ratelimit, sessions
 from atelier.lib.errors import AtelierError
-from orders.forms import HireForm
-from payments.api import SIGNIN_RATE
 
 CATALOGUE_LIMIT = 60
 
@@ -59,9 +58,9 @@ def service_page(
 ) -> HttpResponse:
     """The service with its Hire form; the hire view re-renders it with the form's errors."""
     if form is None:
-        form = HireForm(initial={"payment_chain": request.session.get(browser.BUYER_CHAIN) or "solana"})
+        form = HireForm(initial={"payment_chain": request.session.get(sessions.BUYER_CHAIN) or "solana"})
     reviews = service.reviews.order_by("-id")[:10]
-    principal = browser.session_principal(request)
+    principal = session_principal(request)
     context = {
         "service": service,
         "form": form,
@@ -87,12 +86,12 @@ def agent_signin(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            ratelimit.check(request, SIGNIN_RATE)
+            ratelimit.check(request, sessions.SIGNIN_RATE)
             agent = api_key_authenticate(request.POST.get("api_key", "").strip())
         except AtelierError as exc:
             error = exc.message
         else:
             key = agent.api_keys.get(prefix=request.POST["api_key"].strip().removeprefix("atelier_").partition("_")[0])
-            browser.sign_in_agent(request, key_id=key.id)
+            sessions.sign_in_agent(request, key_id=key.id)
             return redirect("orders:list")
     return render(request, "agents/signin.html", {"error": error}, status=401 if error else 200)

@@ -6,7 +6,7 @@ from django.urls import path
 
 from agents import api as agents_api
 from atelier import openapi
-from atelier.lib.api import route
+from atelier.endpoints import route
 from orders import api as orders_api
 from orders import files_api
 from payments import api as payments_api

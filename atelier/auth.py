@@ -8,19 +8,17 @@ wants to know it is wrong.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
-from agents.models import Agent
 from agents.services import KEY_PREFIX, api_key_authenticate
 from atelier.lib.errors import PayloadTooLarge, Unauthorized
+from atelier.lib.principal import WALLET_SIGNATURE_FIELDS, Principal
 from payments import services as payment_services
 
-WALLET_SIGNATURE_FIELDS = ("wallet", "wallet_sig", "wallet_sig_ts")
 # The v2 per-request signature, bound to the method, path and body (payments.services).
 WALLET_HEADER = "X-Atelier-Wallet"
 WALLET_SIGNATURE_HEADER = "X-Atelier-Wallet-Signature"
@@ -30,27 +28,6 @@ WALLET_SIGNATURE_HEADERS = (WALLET_HEADER, WALLET_SIGNATURE_HEADER, WALLET_TIMES
 # A URL is logged by proxies and servers and re-sent by browsers: the query string may carry the
 # (unbound) signature for reads only.
 QUERY_SIGNATURE_METHODS = ("GET", "HEAD")
-
-
-@dataclass(frozen=True)
-class Principal:
-    agent: Agent | None = None
-    wallet: str = ""
-    chain: str = ""
-    staff_user_id: int | None = None
-    system: bool = False  # background work: timers, payment re-checks
-
-    @property
-    def id(self) -> str:
-        """A stable identifier for audit rows."""
-        if self.agent is not None:
-            return self.agent.id
-        if self.system:
-            return "system"
-        return self.wallet or f"user:{self.staff_user_id}"
-
-
-SYSTEM = Principal(system=True)
 
 
 def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None:

@@ -16,11 +16,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
 from agents.models import PriceType
+from atelier.endpoints import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
 from atelier.lib import ratelimit
-from atelier.lib.api import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
 from atelier.lib.errors import MethodNotAllowed, RateLimited
 from atelier.lib.validation import object_schema
-from orders.models import BuyerKind, Chain, MediaType, Status, WorkspaceKind
+from atelier.lib.wallets import Chain
+from orders.models import BuyerKind, MediaType, Status, WorkspaceKind
 from orders.transitions import ACTIONS
 from payments.models import UnappliedReason
 

@@ -61,6 +61,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "atelier.urls"
+# Who is calling an API endpoint (atelier.endpoints): API keys and wallet credentials.
+API_AUTHENTICATOR = "atelier.auth.authenticate"
 WSGI_APPLICATION = "atelier.wsgi.application"
 
 TEMPLATES = [
@@ -74,7 +76,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.csp",
-                "atelier.browser.context",
+                "atelier.context_processors.signed_in",
             ],
         },
     },

@@ -20,5 +20,5 @@ def bench_bare(request: HttpRequest) -> JsonResponse:
 if settings.ATELIER_BENCH:
     urlpatterns.insert(0, path("bench/bare", bench_bare))
 
-handler404 = "atelier.lib.api.not_found"
-handler500 = "atelier.lib.api.server_error"
+handler404 = "atelier.endpoints.not_found"
+handler500 = "atelier.endpoints.server_error"

@@ -77,7 +77,7 @@ def main() -> None:
 
     from agents.models import Agent
     from agents.services import agent_register, service_create
-    from atelier.auth import Principal
+    from atelier.lib.principal import Principal
     from orders.transitions import order_open
     from tests.webhooks.receiver import Receiver, receiving
 

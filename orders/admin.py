@@ -8,8 +8,8 @@ from django.contrib.admin.helpers import ActionForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from atelier.auth import Principal
 from atelier.lib.errors import AtelierError
+from atelier.lib.principal import Principal
 from orders.models import Deliverable, Dispute, Message, Order, OrderEvent, Review, Status
 from orders.transitions import transition
 

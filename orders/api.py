@@ -9,14 +9,16 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.models import Agent, Service
-from atelier.auth import Principal
-from atelier.lib.api import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
+from atelier.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
 from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
+from atelier.lib.pagination import page
+from atelier.lib.principal import Principal
 from atelier.lib.ratelimit import Rate
 from atelier.lib.validation import Choice, Int, ListOf, Money, Object, Str, Url
+from atelier.lib.wallets import Chain
 from orders import paying, queries, services, workspaces, x402
 from orders.files import DeliverableUrl
-from orders.models import Chain, MediaType, Message, Status
+from orders.models import MediaType, Message, Status
 from orders.transitions import order_open, role_of, transition
 
 HOUR = 3600
@@ -52,7 +54,7 @@ def _listing(request: ApiRequest, queryset: Any) -> Reply:
     statuses = _statuses(request.params.get("status"))
     if statuses:
         queryset = queryset.filter(status__in=statuses)
-    rows, cursor = queries.page(queryset, limit=request.params.get("limit", 20), before=request.params.get("before"))
+    rows, cursor = page(queryset, limit=request.params.get("limit", 20), before=request.params.get("before"))
     data = [queries.order_to_dict(order, role_of(order, caller(request))) for order in rows]
     return Reply(data, extra={"next_cursor": cursor})
 

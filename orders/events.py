@@ -12,7 +12,9 @@ from typing import Any
 
 from django.db import transaction
 
+from agents.models import Agent, Service
 from orders.models import Order, OrderEvent
+from payments.models import OutgoingTransfer
 from webhooks.services import deliveries_create
 
 # OrderEvent action -> webhook event. Actions not here (accept, start, review, payment_pending, ...)
@@ -68,5 +70,80 @@ def record(
     )
     webhook_event = WEBHOOK_EVENTS.get(action)
     if webhook_event is not None:
-        deliveries_create(order=order, event=event, webhook_event=webhook_event, extra=webhook_data)
+        agents = _listening_agents(order)
+        if agents:
+            payload = _webhook_payload(order, event, webhook_event, webhook_data)
+            deliveries_create(
+                agents=agents, order_id=order.id, order_event_id=event.id, webhook_event=webhook_event, payload=payload
+            )
     return event
+
+
+def _webhook_payload(
+    order: Order, event: OrderEvent, webhook_event: str, extra: dict[str, Any] | None
+) -> dict[str, Any]:
+    return {
+        "event": webhook_event,
+        "order_id": order.id,
+        "data": {
+            "event_id": event.id,
+            "action": event.action,
+            "actor": event.actor_kind,
+            "from_status": event.from_status or None,
+            "to_status": event.to_status or None,
+            "occurred_at": event.created_at.isoformat(),
+            "details": {**event.data, **(extra or {})},
+            "order": _order_summary(order),
+        },
+    }
+
+
+def _listening_agents(order: Order) -> list[Agent]:
+    """The order's agents (the seller; the buyer if an agent) that have an endpoint. Uses the
+    agents already loaded with the order where it can, so most events cost no extra query."""
+    found: dict[str, Agent] = {}
+    missing: list[str] = []
+    for pk, descriptor in ((order.agent_id, Order.agent), (order.buyer_agent_id, Order.buyer_agent)):
+        if pk is None:
+            continue
+        if descriptor.is_cached(order):
+            found[pk] = getattr(order, descriptor.field.name)
+        elif pk == order.agent_id and (agent := _agent_of_loaded_service(order)) is not None:
+            found[pk] = agent
+        else:
+            missing.append(pk)
+    if missing:
+        found.update((agent.pk, agent) for agent in Agent.objects.filter(pk__in=missing))
+    return [agent for agent in found.values() if agent.active and agent.endpoint_url]
+
+
+def _agent_of_loaded_service(order: Order) -> Agent | None:
+    """order_open() builds the order from a service loaded with its agent: that agent, if so."""
+    if not Order.service.is_cached(order):
+        return None
+    service = order.service
+    if service.agent_id != order.agent_id or not Service.agent.is_cached(service):
+        return None
+    return service.agent
+
+
+def _order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "status": order.status,
+        "service_id": order.service_id,
+        "agent_id": order.agent_id,
+        "buyer_kind": order.buyer_kind,
+        "buyer_agent_id": order.buyer_agent_id,
+        "brief": order.brief,
+        "quoted_price_usd": str(order.quoted_price_usd) if order.quoted_price_usd is not None else None,
+        "revision_count": order.revision_count,
+        "created_at": order.created_at.isoformat(),
+    }
+
+
+def record_transfer(*, transfer: OutgoingTransfer, action: str, data: dict[str, Any], **_: Any) -> None:
+    """payments.signals.transfer_changed: a payout, refund or return of an order was sent or failed.
+    The return of a transfer that named no order has no timeline to write to."""
+    if transfer.order is not None:
+        record(transfer.order, action, actor_kind="system", actor_id="system", data=data)

@@ -21,7 +21,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import FileResponse, HttpRequest
 from django.http.multipartparser import MultiPartParserError
 
-from atelier.lib.api import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
+from atelier.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
 from atelier.lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from atelier.lib.privatestorage import private_storage
 from atelier.lib.ratelimit import Rate

@@ -9,7 +9,7 @@ For the pages:
     role = role_of(order, principal)            # orders.transitions
     viewer_can_see_original(order, role)        # -> bool
     deliverable_urls(deliverable, role)         # -> DeliverableUrls(url, original_url, preview_url, gated)
-    request_principal(request)                  # API credentials, else the browser session (atelier.browser)
+    request_principal(request)                  # API credentials, else the browser session (agents.sessions)
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-from atelier import browser
-from atelier.auth import Principal
+from agents.sessions import session_principal
+from atelier.lib.principal import Principal
 from orders.files import UPLOAD_SCHEME
 from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Status
 from orders.transitions import Role
@@ -100,10 +100,10 @@ def deliverable_to_dict(deliverable: Deliverable, role: Role | None) -> dict[str
 
 def request_principal(request: HttpRequest) -> Principal | None:
     """Who is looking: the API's credentials (already read by `endpoint`), else the browser
-    session of the pages (a signed-in wallet, an agent's owner, or staff; atelier.browser)."""
+    session of the pages (a signed-in wallet, an agent's owner, or staff; agents.sessions)."""
     principal = getattr(request, "principal", None)
     if principal is not None:
         return principal
     if getattr(request, "session", None) is None:
         return None
-    return browser.session_principal(request)
+    return session_principal(request)

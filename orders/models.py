@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from agents.models import Agent, PriceType, Service
 from atelier.lib import ids
+from atelier.lib.wallets import Chain
 
 
 class Status(models.TextChoices):
@@ -36,11 +37,6 @@ class WorkspaceKind(models.TextChoices):
     WEEKLY = "weekly"  # open 7 days
     MONTHLY = "monthly"  # open 30 days
     QUOTA_PACK = "quota_pack"  # a fixed number of prompts, open 24 hours
-
-
-class Chain(models.TextChoices):
-    SOLANA = "solana", "Solana"
-    BASE = "base", "Base"
 
 
 # Where the agent owes a delivery: paid or started and not delivered yet, or sent back for a revision.

@@ -16,16 +16,17 @@ from functools import partial
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.tasks import task
 from django.utils import timezone
 
-from atelier.auth import SYSTEM, Principal
+from atelier.lib import wallets
 from atelier.lib.errors import AtelierError, Conflict, NotFound
-from atelier.lib.tasks import enqueue
+from atelier.lib.principal import SYSTEM, Principal
+from atelier.lib.tasks import enqueue, retry_later
 from orders import effects, events
 from orders.models import Order, Status, X402Intent
-from orders.tasks import recheck_payment
 from orders.transitions import Role, check, role_of, transition
-from payments import chains, wallets
+from payments import chains
 from payments import services as payment_services
 from payments.models import Payment, PaymentStatus, ScanCursor, UnappliedReason
 
@@ -161,6 +162,25 @@ def record_unapplied(
 
 
 # --- re-checks ---------------------------------------------------------------------------------
+
+PAYMENT_RECHECK_DELAY = timedelta(seconds=15)
+PAYMENT_RECHECK_CAP = timedelta(minutes=5)
+# About a day of looking (backoff caps at 5 minutes, 2.5 on average with jitter): a transaction that
+# is still not final by then is not coming.
+PAYMENT_RECHECK_LIMIT = 24 * 60 // 2
+
+
+@task()
+def recheck_payment(order_id: str) -> str:
+    outcome = payment_recheck(order_id)
+    if outcome in ("pending", "chain unavailable"):
+        claims = Payment.objects.filter(order_id=order_id, status="pending").order_by("-checks")
+        checks = claims.values_list("checks", flat=True).first()
+        if checks is not None and checks < PAYMENT_RECHECK_LIMIT:
+            retry_later(
+                recheck_payment, order_id, attempt=checks + 1, base=PAYMENT_RECHECK_DELAY, cap=PAYMENT_RECHECK_CAP
+            )
+    return outcome
 
 
 def payment_recheck(order_id: str) -> str:

@@ -10,12 +10,12 @@ from typing import Any
 
 from django.db.models import Prefetch, Q, QuerySet
 
-from atelier.auth import Principal
 from atelier.lib.errors import NotFound
 from atelier.lib.money import usd_text
+from atelier.lib.principal import Principal
 from orders import gate, workspaces
 from orders.models import BuyerKind, Deliverable, DeliverableStatus, Order, Status
-from orders.transitions import Role, allowed_actions, role_of
+from orders.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
 from payments import services as payment_services
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
 
@@ -49,7 +49,7 @@ def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple
     role = role_of(order, actor) if order is not None else None
     if order is None or role is None:
         raise NotFound("No such order.", code="order_not_found")
-    if workspaces.workspace_expire_if_due(order):  # a workspace whose window passed closes on sight
+    if workspace_expire_if_due(order):  # a workspace whose window passed closes on sight
         order = queryset.get(pk=order_id)
     return order, role
 
@@ -64,15 +64,6 @@ def orders_visible_to(actor: Principal) -> QuerySet[Order]:
     return queryset.filter(
         buyer_kind__in=[BuyerKind.HUMAN, BuyerKind.X402], buyer_wallet=actor.wallet, buyer_chain=actor.chain
     )
-
-
-def page(queryset: QuerySet[Any], *, limit: int, before: str | None) -> tuple[list[Any], str | None]:
-    """Keyset pagination on the id (newest first): the next page starts below the last id seen."""
-    if before:
-        queryset = queryset.filter(id__lt=before)
-    rows = list(queryset[: limit + 1])
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
 
 
 def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:

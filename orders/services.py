@@ -8,8 +8,8 @@ from functools import partial
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, Service
-from atelier.auth import Principal
 from atelier.lib.errors import Conflict, Forbidden
+from atelier.lib.principal import Principal
 from orders import effects, events
 from orders.models import MESSAGING_STATUSES, Message, Order, Review, SenderRole, Status
 from orders.transitions import Role

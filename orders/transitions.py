@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from functools import partial
@@ -27,14 +27,15 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F
+from django.tasks import task
 from django.utils import timezone
 
 from agents.models import Agent, PriceType, Service
-from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from atelier.lib.principal import SYSTEM, Principal
+from atelier.lib.tasks import enqueue
 from orders import effects, events, files
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
-from orders.tasks import expire_workspace_at
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
 
@@ -312,7 +313,7 @@ def _workspace_only(order: Order, data: dict[str, Any]) -> tuple[list[str], dict
 
 def _open_workspace(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """The window opens at payment. Its close is a task queued with the opening (and every request
-    that touches the order checks it too: orders.workspaces.workspace_expire_if_due)."""
+    that touches the order checks it too: workspace_expire_if_due, below)."""
     _changed, event_data = _workspace_only(order, data)
     order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order)
     expire_workspace_at(order.id, order.workspace_expires_at)
@@ -563,3 +564,42 @@ def order_open(
         event = _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
         transaction.on_commit(partial(effects.order_changed, event))
     return order
+
+
+# --- the workspace timer: the system's `expire` when the window closes ------------------------
+
+
+def workspace_expire_if_due(order: Order) -> bool:
+    """Close `order`'s workspace if its window has passed and it is still open: the system's
+    `expire`. No query unless it is due. True when the order was (or just got) expired."""
+    due = order.workspace_expires_at
+    if order.status != Status.IN_PROGRESS or due is None or due > timezone.now():
+        return False
+    try:
+        transition(order.id, "expire", SYSTEM, note="window closed")
+    except Conflict:  # moved on meanwhile (the agent cancelled, say): nothing to close
+        return False
+    return True
+
+
+@task()
+def expire_workspace(order_id: str) -> str:
+    """Close a workspace whose window has passed (`expire`: in_progress -> delivered). Safe to run
+    any number of times; early (a clock ahead of ours), it queues itself again for the expiry."""
+    order = Order.objects.select_related("service").filter(pk=order_id).first()
+    if order is None:
+        return "no such order"
+    if workspace_expire_if_due(order):
+        return "expired"
+    if order.status == "in_progress" and order.workspace_expires_at is not None:
+        # At least a second on: a worker clock a little ahead must not spin on this task.
+        expire_workspace_at(order.id, max(order.workspace_expires_at, timezone.now() + timedelta(seconds=1)))
+        return "not due yet"
+    return "nothing to do"
+
+
+def expire_workspace_at(order_id: str, at: datetime) -> None:
+    """Queue `expire_workspace` for `at`, with the change that opens the workspace. A backend that
+    cannot defer gets nothing: every request that touches the order checks the expiry anyway."""
+    if expire_workspace.get_backend().supports_defer:
+        enqueue(expire_workspace.using(run_after=at), order_id)

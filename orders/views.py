@@ -25,12 +25,14 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.middleware import HtmxDetails
 
+from agents.forms import HireForm
 from agents.models import Service
+from agents.sessions import session_principal
 from agents.views import service_page
-from atelier import browser
-from atelier.auth import Principal
-from atelier.lib import ratelimit
+from atelier.lib import ratelimit, sessions
 from atelier.lib.errors import AtelierError, Forbidden, NotFound
+from atelier.lib.pagination import page
+from atelier.lib.principal import Principal
 from orders import forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
@@ -65,10 +67,10 @@ def hire(request: HttpRequest, service_id: str) -> HttpResponse:
     service = Service.objects.select_related("agent").filter(pk=service_id, active=True, agent__active=True).first()
     if service is None:
         raise Http404("No such service.")
-    principal = browser.session_principal(request)
+    principal = session_principal(request)
     if principal is None or not principal.wallet:
         return _signin_redirect(request)
-    form = forms.HireForm(request.POST)
+    form = HireForm(request.POST)
     if not form.is_valid():
         return service_page(request, service, form, error=forms.first_error(form), status=400)
     try:
@@ -91,12 +93,10 @@ def hire(request: HttpRequest, service_id: str) -> HttpResponse:
 @require_safe
 def order_list(request: HttpRequest) -> HttpResponse:
     """The caller's orders, newest first, a page at a time."""
-    principal = browser.session_principal(request)
+    principal = session_principal(request)
     if principal is None:
         return _signin_redirect(request)
-    rows, cursor = queries.page(
-        queries.orders_visible_to(principal), limit=LIST_PAGE, before=request.GET.get("before") or None
-    )
+    rows, cursor = page(queries.orders_visible_to(principal), limit=LIST_PAGE, before=request.GET.get("before") or None)
     pending = {order.id for order in rows if queries.payment_pending(order)}
     return render(
         request,
@@ -164,9 +164,9 @@ class Page:
             and (order.workspace_expires_at is None or order.workspace_expires_at > timezone.now()),
             "demo_pay": is_buyer
             and payable
-            and browser.demo_wallet_enabled()
-            and bool(request.session.get(browser.DEMO_SECRET))
-            and demo_wallet.address_of(request.session.get(browser.DEMO_SECRET, "")) == order.buyer_wallet,
+            and sessions.demo_wallet_enabled()
+            and bool(request.session.get(sessions.DEMO_SECRET))
+            and demo_wallet.address_of(request.session.get(sessions.DEMO_SECRET, "")) == order.buyer_wallet,
             "error": self.error,
             "error_target": self.error_target,
             "revision_form": bound.get("revision") or forms.RevisionForm(),
@@ -190,7 +190,7 @@ class Page:
 
 
 def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tuple[Order, Role, Principal]:
-    principal = browser.session_principal(request)
+    principal = session_principal(request)
     if principal is None:
         raise Forbidden("Sign in to see this order.", code="authentication_required")
     try:
@@ -202,17 +202,17 @@ def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tup
 
 @require_safe
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
-    if browser.session_principal(request) is None:
+    if session_principal(request) is None:
         return _signin_redirect(request)
     order, role, principal = _viewer(request, order_id)
-    page = Page(order, role, principal, before=request.GET.get("before", ""))
-    return render(request, TEMPLATE, page.context(request))
+    shown = Page(order, role, principal, before=request.GET.get("before", ""))
+    return render(request, TEMPLATE, shown.context(request))
 
 
 @require_safe
 def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     """HTMX polling: new messages appended, and the order panel when something else happened."""
-    if browser.session_principal(request) is None:
+    if session_principal(request) is None:
         return HttpResponse(status=204)
     order, role, principal = _viewer(request, order_id, details=False)
     after = request.GET.get("after", "")
@@ -306,8 +306,8 @@ def _pay(request: HttpRequest, order: Order, actor: Principal) -> None:
 
 def _pay_demo(request: HttpRequest, order: Order, actor: Principal) -> None:
     """The demo wallet sends the USDC transfer on the devchain; then it is verified like any payment."""
-    secret = request.session.get(browser.DEMO_SECRET, "")
-    if not browser.demo_wallet_enabled() or demo_wallet.address_of(secret) != order.buyer_wallet:
+    secret = request.session.get(sessions.DEMO_SECRET, "")
+    if not sessions.demo_wallet_enabled() or demo_wallet.address_of(secret) != order.buyer_wallet:
         raise Forbidden("This order was not placed with the demo wallet.", code="demo_wallet_unavailable")
     instructions = payment_services.payment_instructions(order)
     if instructions is None or order.payment_chain != "solana":
@@ -360,7 +360,7 @@ MESSAGE_ACTIONS = frozenset({"message"})
 @require_POST
 def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
     """Every button on the order page posts here with its `action`."""
-    if browser.session_principal(request) is None:
+    if session_principal(request) is None:
         return _signin_redirect(request)
     order, role, principal = _viewer(request, order_id)
     could_message = order.status in MESSAGING_STATUSES

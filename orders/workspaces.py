@@ -10,8 +10,8 @@ when it is paid: `open_workspace` is a follow-up of `pay` in the same transactio
   fills that deliverable. An answer is not a transition: the order stays where it is, and nothing
   here assigns `status`. The answer that leaves a used-up quota with nothing pending runs the
   system's `expire` (through `transition`) in the same transaction.
-- `workspace_expire_if_due` closes a workspace whose window has passed: run by the task queued at
-  opening (orders.tasks.expire_workspace) and by every request that reads the order
+- `transitions.workspace_expire_if_due` closes a workspace whose window has passed: run by the task
+  queued at opening (`transitions.expire_workspace`) and by every request that reads the order
   (orders.queries.order_for), so a late or dead worker never keeps a workspace open.
 
 After `expire` the order is `delivered`: the buyer approves or disputes as usual (an agent or x402
@@ -28,8 +28,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound
+from atelier.lib.principal import SYSTEM, Principal
 from orders import effects, events, files
 from orders.models import Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, role_of, transition
@@ -190,19 +190,6 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
         if order.status == Status.IN_PROGRESS and _used_up(order):
             order = transition(order.id, "expire", SYSTEM, note="quota used up")
     return order
-
-
-def workspace_expire_if_due(order: Order) -> bool:
-    """Close `order`'s workspace if its window has passed and it is still open: the system's
-    `expire`. No query unless it is due. True when the order was (or just got) expired."""
-    due = order.workspace_expires_at
-    if order.status != Status.IN_PROGRESS or due is None or due > timezone.now():
-        return False
-    try:
-        transition(order.id, "expire", SYSTEM, note="window closed")
-    except Conflict:  # moved on meanwhile (the agent cancelled, say): nothing to close
-        return False
-    return True
 
 
 def prompts_to_list(deliverables: Iterable[Deliverable], rendered: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,7 +43,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import PriceType, Service
-from atelier.auth import Principal
+from atelier.lib import wallets
 from atelier.lib.errors import (
     Conflict,
     PaymentRequired,
@@ -51,11 +51,12 @@ from atelier.lib.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from atelier.lib.principal import Principal
 from atelier.lib.validation import Invalid
 from orders import paying
 from orders.models import Order, X402Intent
 from orders.transitions import new_payment_reference, order_open, transition
-from payments import chains, wallets
+from payments import chains
 from payments import services as payment_services
 from payments.chains.config import base_config, solana_config
 from payments.ledger import usd_to_base_units

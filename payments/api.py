@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier.lib.api import PUBLIC, WALLET, ApiRequest, endpoint
-from atelier.lib.ratelimit import Rate
+from atelier.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
+from atelier.lib import sessions
 from atelier.lib.validation import Choice, Str
-from orders.models import Chain
+from atelier.lib.wallets import Chain
 from payments import services
-
-SIGNIN_RATE = Rate("signin", 60, 3600)
 
 
 @endpoint(
@@ -18,7 +16,7 @@ SIGNIN_RATE = Rate("signin", 60, 3600)
     summary="Start a wallet sign-in: returns the exact message to sign and its single-use nonce",
     auth=PUBLIC,
     body={"wallet": Str(max_length=64), "chain": Choice(choices=Chain.values)},
-    rate=SIGNIN_RATE,
+    rate=sessions.SIGNIN_RATE,
     response="SignInChallenge",
     status=201,
     tag="auth",
@@ -42,7 +40,7 @@ def signin_nonce(request: ApiRequest) -> Any:
         "nonce": Str(max_length=40),
         "signature": Str(max_length=200, description="Solana: base58 (or base64/hex) ed25519; Base: 0x EIP-191."),
     },
-    rate=SIGNIN_RATE,
+    rate=sessions.SIGNIN_RATE,
     response="WalletSession",
     status=201,
     tag="auth",

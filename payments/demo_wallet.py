@@ -13,6 +13,7 @@ import base64
 from typing import Any
 
 import requests
+from django.conf import settings
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.message import MessageV0
@@ -35,8 +36,6 @@ TIMEOUT_SECONDS = 10
 
 
 def _require_local() -> None:
-    from django.conf import settings
-
     if settings.CHAIN_MODE != "local":
         raise Forbidden("The demo wallet exists only in local chain mode.", code="demo_wallet_unavailable")
 

@@ -5,14 +5,17 @@ held by a unique constraint, so a retried settlement cannot move money twice on 
 from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
 from atelier.lib.ids import new_id
-from orders.models import Order
 from payments.models import LedgerAccount as A
 from payments.models import LedgerEntry, Payment
 from payments.models import LedgerKind as K
+
+if TYPE_CHECKING:  # for the type only: orders sits above payments and calls into it
+    from orders.models import Order
 
 USDC_DECIMALS = 6
 

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 
 from atelier.lib import ids
-from orders.models import Chain, Order
+from atelier.lib.wallets import Chain
 
 
 class SignInChallenge(models.Model):
@@ -71,7 +71,7 @@ class Payment(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=ids.payment_id, editable=False)
     # Unapplied transfers may name no order (no memo, an unknown one, an x402 offer never taken).
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
     chain = models.CharField(max_length=10, choices=Chain.choices)
     tx_hash = models.CharField(max_length=128)
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.VERIFIED)
@@ -140,7 +140,9 @@ class LedgerEntry(models.Model):
     An order's journals name the order; an unapplied transfer's name its payment (and no order)."""
 
     journal = models.CharField(max_length=40, db_index=True)
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="ledger_entries", null=True, blank=True)
+    order = models.ForeignKey(
+        "orders.Order", on_delete=models.PROTECT, related_name="ledger_entries", null=True, blank=True
+    )
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="ledger_entries", null=True, blank=True)
     kind = models.CharField(max_length=20, choices=LedgerKind.choices)
     account = models.CharField(max_length=20, choices=LedgerAccount.choices)
@@ -185,7 +187,7 @@ class OutgoingTransfer(models.Model):
     dying between signing and sending cannot pay twice.
     """
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="transfers", null=True, blank=True)
+    order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="transfers", null=True, blank=True)
     payment = models.OneToOneField(
         Payment, on_delete=models.PROTECT, related_name="return_transfer", null=True, blank=True
     )

@@ -14,17 +14,18 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from atelier.lib import wallets
 from atelier.lib.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
 from atelier.lib.tasks import enqueue
 from atelier.lib.validation import Invalid
-from orders.models import Order
-from payments import chains, ledger, wallets
+from payments import chains, ledger
 from payments.chains.config import base_config
 from payments.ledger import usd_to_base_units
 from payments.models import (
@@ -38,6 +39,10 @@ from payments.models import (
     UnappliedReason,
     WalletSession,
 )
+from payments.tasks import send_transfer
+
+if TYPE_CHECKING:  # for the type only: orders sits above payments and calls into it
+    from orders.models import Order
 
 SESSION_PREFIX = "atws_"
 PAYMENT_CLOCK_SLACK_SECONDS = 60
@@ -524,8 +529,6 @@ def _agent_destination(order: Order) -> tuple[str, str]:
 
 
 def _schedule(transfer: OutgoingTransfer) -> None:
-    from payments.tasks import send_transfer  # the task module imports this one
-
     enqueue(send_transfer, transfer.pk)  # in this transaction: the transfer and its task commit together
 
 

@@ -18,9 +18,9 @@ from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
 from django.utils import timezone
 
 from atelier.lib.tasks import enqueue, retry_later
-from orders import events
 from payments import chains, ledger
 from payments.models import HotWalletNonce, OutgoingTransfer, TransferKind, TransferStatus
+from payments.signals import transfer_changed
 
 log = logging.getLogger("atelier.payments")
 
@@ -29,13 +29,10 @@ RECHECK_CAP = timedelta(minutes=10)
 
 
 def _event(transfer: OutgoingTransfer, action: str, **data: object) -> None:
-    if transfer.order is None:
-        return  # the return of a transfer that named no order: its row is the record
-    events.record(
-        transfer.order,
-        action,
-        actor_kind="system",
-        actor_id="system",
+    transfer_changed.send(
+        sender=OutgoingTransfer,
+        transfer=transfer,
+        action=action,
         data={
             "transfer_id": transfer.pk,
             "kind": transfer.kind,

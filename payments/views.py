@@ -14,11 +14,9 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from atelier import browser
-from atelier.lib import ratelimit
+from atelier.lib import ratelimit, sessions
 from atelier.lib.errors import AtelierError
 from payments import demo_wallet, services
-from payments.api import SIGNIN_RATE
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -37,7 +35,7 @@ def _signin_page(request: HttpRequest, *, error: str = "", status: int = 200) ->
     context = {
         "next": _next_url(request),
         "error": error,
-        "demo_address": demo_wallet.address_of(request.session.get(browser.DEMO_SECRET, "")),
+        "demo_address": demo_wallet.address_of(request.session.get(sessions.DEMO_SECRET, "")),
     }
     return render(request, "payments/signin.html", context, status=status)
 
@@ -46,7 +44,7 @@ def _signin_page(request: HttpRequest, *, error: str = "", status: int = 200) ->
 def signin_wallet(request: HttpRequest) -> HttpResponse:
     """Finish a wallet sign-in: the nonce from /api/auth/nonce and the wallet's signature of its message."""
     try:
-        ratelimit.check(request, SIGNIN_RATE)
+        ratelimit.check(request, sessions.SIGNIN_RATE)
         session, token = services.signin_complete(
             nonce=request.POST.get("nonce", "").strip(), signature=request.POST.get("signature", "").strip()
         )
@@ -54,7 +52,7 @@ def signin_wallet(request: HttpRequest) -> HttpResponse:
         return _signin_page(request, error=exc.message, status=exc.status)
     # The browser keeps a Django session; the bearer token made for scripts is never handed out.
     services.wallet_session_revoke(token)
-    browser.sign_in_buyer(request, wallet=session.wallet, chain=session.chain)
+    sessions.sign_in_buyer(request, wallet=session.wallet, chain=session.chain)
     return redirect(_next_url(request))
 
 
@@ -62,15 +60,15 @@ def signin_wallet(request: HttpRequest) -> HttpResponse:
 def signin_demo(request: HttpRequest) -> HttpResponse:
     """Local chain mode only: a keypair for this browser, funded from the devchain faucet on first
     use, signs the sign-in message on the server. The same nonce and verification as any wallet."""
-    if not browser.demo_wallet_enabled():
+    if not sessions.demo_wallet_enabled():
         return _signin_page(request, error="The demo wallet exists only in local chain mode.", status=403)
     try:
-        ratelimit.check(request, SIGNIN_RATE)
-        secret = request.session.get(browser.DEMO_SECRET)
+        ratelimit.check(request, sessions.SIGNIN_RATE)
+        secret = request.session.get(sessions.DEMO_SECRET)
         if not secret:
             secret = demo_wallet.new_secret()
             demo_wallet.fund(secret)
-            request.session[browser.DEMO_SECRET] = secret
+            request.session[sessions.DEMO_SECRET] = secret
         challenge = services.signin_challenge_create(chain="solana", wallet=demo_wallet.address_of(secret))
         session, token = services.signin_complete(
             nonce=challenge.nonce, signature=demo_wallet.sign_message(secret, challenge.message)
@@ -78,11 +76,11 @@ def signin_demo(request: HttpRequest) -> HttpResponse:
     except AtelierError as exc:
         return _signin_page(request, error=exc.message, status=exc.status)
     services.wallet_session_revoke(token)
-    browser.sign_in_buyer(request, wallet=session.wallet, chain=session.chain)
+    sessions.sign_in_buyer(request, wallet=session.wallet, chain=session.chain)
     return redirect(_next_url(request))
 
 
 @require_POST
 def signout(request: HttpRequest) -> HttpResponse:
-    browser.sign_out(request)
+    sessions.sign_out(request)
     return redirect("/")

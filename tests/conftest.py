@@ -21,7 +21,7 @@ from solders.keypair import Keypair
 
 from agents.models import Agent, Service
 from agents.services import agent_register, service_create
-from atelier.auth import SYSTEM, Principal
+from atelier.lib.principal import SYSTEM, Principal
 from orders.models import Order, Status
 from orders.transitions import order_open, transition
 from payments.models import Payment

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier.lib.api import AGENT, ApiRequest, Reply, calling_agent, endpoint
+from atelier.endpoints import AGENT, ApiRequest, Reply, calling_agent, endpoint
 from atelier.lib.errors import Conflict, NotFound
+from atelier.lib.pagination import page
 from atelier.lib.validation import Choice, Int, Str
-from orders.queries import page
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery
 

@@ -7,7 +7,6 @@ from django.db.models import Q
 
 from agents.models import Agent
 from atelier.lib import ids
-from orders.models import Order, OrderEvent
 
 
 class DeliveryStatus(models.TextChoices):
@@ -25,8 +24,8 @@ class WebhookDelivery(models.Model):
 
     id = models.CharField(primary_key=True, max_length=40, default=ids.webhook_delivery_id, editable=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="webhook_deliveries")
-    order_event = models.ForeignKey(OrderEvent, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="webhook_deliveries")
+    order_event = models.ForeignKey("orders.OrderEvent", on_delete=models.CASCADE, related_name="webhook_deliveries")
     event = models.CharField(max_length=40)  # "order.paid"
     payload = models.JSONField()  # {event, order_id, data}: the body, the same on every attempt
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)

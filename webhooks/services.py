@@ -36,14 +36,13 @@ import urllib3
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
+from django.tasks import task
 from django.utils import timezone
 
-from agents.models import Agent, Service
+from agents.models import Agent
 from atelier.lib import safehttp
 from atelier.lib.tasks import enqueue, retry_later
-from orders.models import Order, OrderEvent
 from webhooks.models import DeliveryStatus, WebhookDelivery
-from webhooks.tasks import deliver_webhook
 
 log = logging.getLogger("atelier.webhooks")
 
@@ -67,79 +66,21 @@ def retry_window() -> timedelta:
 # --- writing: with the event, in its transaction -------------------------------------------------
 
 
-def _listening_agents(order: Order) -> list[Agent]:
-    """The order's agents (the seller; the buyer if an agent) that have an endpoint. Uses the
-    agents already loaded with the order where it can, so most events cost no extra query."""
-    found: dict[str, Agent] = {}
-    missing: list[str] = []
-    for pk, descriptor in ((order.agent_id, Order.agent), (order.buyer_agent_id, Order.buyer_agent)):
-        if pk is None:
-            continue
-        if descriptor.is_cached(order):
-            found[pk] = getattr(order, descriptor.field.name)
-        elif pk == order.agent_id and (agent := _agent_of_loaded_service(order)) is not None:
-            found[pk] = agent
-        else:
-            missing.append(pk)
-    if missing:
-        found.update((agent.pk, agent) for agent in Agent.objects.filter(pk__in=missing))
-    return [agent for agent in found.values() if agent.active and agent.endpoint_url]
-
-
-def _agent_of_loaded_service(order: Order) -> Agent | None:
-    """order_open() builds the order from a service loaded with its agent: that agent, if so."""
-    if not Order.service.is_cached(order):
-        return None
-    service = order.service
-    if service.agent_id != order.agent_id or not Service.agent.is_cached(service):
-        return None
-    return service.agent
-
-
-def _order_summary(order: Order) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "status": order.status,
-        "service_id": order.service_id,
-        "agent_id": order.agent_id,
-        "buyer_kind": order.buyer_kind,
-        "buyer_agent_id": order.buyer_agent_id,
-        "brief": order.brief,
-        "quoted_price_usd": str(order.quoted_price_usd) if order.quoted_price_usd is not None else None,
-        "revision_count": order.revision_count,
-        "created_at": order.created_at.isoformat(),
-    }
-
-
 def deliveries_create(
-    *, order: Order, event: OrderEvent, webhook_event: str, extra: dict[str, Any] | None = None
+    *, agents: list[Agent], order_id: str, order_event_id: str, webhook_event: str, payload: dict[str, Any]
 ) -> list[WebhookDelivery]:
-    """One pending delivery per listening agent, each with its task queued (in the caller's
-    transaction, see `atelier.lib.tasks.enqueue`). Called by `orders.events.record` only."""
-    agents = _listening_agents(order)
+    """One pending delivery of the finished `payload` per agent, each with its task queued (in the
+    caller's transaction, see `atelier.lib.tasks.enqueue`). Called by `orders.events.record`, which
+    decides who listens and what they hear."""
     if not agents:
         return []
-    payload = {
-        "event": webhook_event,
-        "order_id": order.id,
-        "data": {
-            "event_id": event.id,
-            "action": event.action,
-            "actor": event.actor_kind,
-            "from_status": event.from_status or None,
-            "to_status": event.to_status or None,
-            "occurred_at": event.created_at.isoformat(),
-            "details": {**event.data, **(extra or {})},
-            "order": _order_summary(order),
-        },
-    }
     retry_until = timezone.now() + retry_window()
     deliveries = WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(
                 agent=agent,
-                order=order,
-                order_event=event,
+                order_id=order_id,
+                order_event_id=order_event_id,
                 event=webhook_event,
                 payload=payload,
                 retry_until=retry_until,
@@ -248,6 +189,12 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
         return response.status, ""
     snippet = response.body[:200].decode("utf-8", "replace")
     return response.status, f"HTTP {response.status}" + (f": {snippet}" if snippet else "")
+
+
+@task()
+def deliver_webhook(delivery_id: str, attempt: int = 1) -> str:
+    """One attempt at a delivery; on failure it queues the next itself (`delivery_attempt`)."""
+    return delivery_attempt(delivery_id, attempt=attempt)
 
 
 def delivery_attempt(delivery_id: str, *, attempt: int = 1) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import requests
+from django.conf import settings
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_typing import BlockNumber, ChecksumAddress, HexStr
@@ -22,7 +23,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
 from web3.types import BlockData, LogReceipt, Nonce, TxParams, TxReceipt, Wei
 
-from payments.chains import (
+from payments.chains.base import (
     ChainUnavailable,
     InboundTransfer,
     PaymentInstructions,
@@ -81,8 +82,6 @@ class EvmClient:
 
     @classmethod
     def from_settings(cls) -> EvmClient:
-        from django.conf import settings
-
         return cls(base_config(), timeout=settings.CHAIN_RPC_TIMEOUT_SECONDS)
 
     # --- payments in -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from spl.token.instructions import (
 )
 from spl.token.models import TransferCheckedParams
 
-from payments.chains import (
+from payments.chains.base import (
     ChainUnavailable,
     InboundTransfer,
     PaymentInstructions,

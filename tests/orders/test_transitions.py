@@ -17,8 +17,8 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
-from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound
+from atelier.lib.principal import SYSTEM, Principal
 from orders import effects
 from orders.models import Deliverable, Order, OrderEvent, Status
 from orders.transitions import ACTIONS, TABLE, allowed_actions, role_of, transition

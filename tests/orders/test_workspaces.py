@@ -19,10 +19,9 @@ from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from atelier.auth import SYSTEM
+from atelier.lib.principal import SYSTEM
 from orders.models import Deliverable, Order, OrderEvent, Status
-from orders.tasks import expire_workspace
-from orders.transitions import transition
+from orders.transitions import expire_workspace, transition
 from payments.models import OutgoingTransfer
 from tests.conftest import Api, make_order, make_payment, make_service
 
@@ -75,7 +74,7 @@ def test_paying_opens_the_workspace_for_its_window(buyer, agent, price_type, quo
         ("pay", S.ACCEPTED, S.PAID, "buyer"),
         ("open_workspace", S.PAID, S.IN_PROGRESS, "system"),
     ]
-    task = DBTaskResult.objects.get(task_path="orders.tasks.expire_workspace")
+    task = DBTaskResult.objects.get(task_path="orders.transitions.expire_workspace")
     assert (task.args_kwargs["args"], task.run_after) == ([order.id], paid.workspace_expires_at)
 
 

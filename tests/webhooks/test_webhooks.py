@@ -23,7 +23,7 @@ from tests.webhooks.receiver import Receiver, receiving
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
-DELIVER_TASK = "webhooks.tasks.deliver_webhook"
+DELIVER_TASK = "webhooks.services.deliver_webhook"
 
 
 class Clock:
@@ -480,7 +480,7 @@ def test_an_agent_without_an_endpoint_at_send_time_fails_without_retrying(buyer,
 
 
 def test_a_duplicate_task_for_a_delivery_in_flight_or_scheduled_does_nothing(buyer, hooked):
-    from webhooks.tasks import deliver_webhook
+    from webhooks.services import deliver_webhook
 
     make_order(buyer, hooked)
     delivery = WebhookDelivery.objects.get(agent=hooked.agent)

@@ -1,5 +1,7 @@
 """The JSON API's one decorator: rate-limit, parse, authenticate, validate, call, wrap.
 
+It sits below every app (each app's api.py uses it) and imports none but `idempotency`.
+
     @endpoint("POST", summary="Quote an order", auth=AGENT, body={"price_usd": Money()})
     def order_quote(request: ApiRequest, order_id: str) -> dict: ...
 
@@ -22,15 +24,18 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
+from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
+from django.views.defaults import page_not_found
+from django.views.defaults import server_error as default_server_error
 
-from agents.models import Agent
-from atelier.auth import WALLET_SIGNATURE_FIELDS, Principal, authenticate
 from atelier.lib import ratelimit
 from atelier.lib.errors import (
     AtelierError,
@@ -43,10 +48,26 @@ from atelier.lib.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from atelier.lib.principal import WALLET_SIGNATURE_FIELDS, Principal
 from atelier.lib.validation import Field, Int, validate
 from idempotency import services as idempotency
 
+if TYPE_CHECKING:  # for the type only: the apps sit above this module
+    from agents.models import Agent
+
 log = logging.getLogger(__name__)
+
+Authenticator = Callable[[HttpRequest, dict[str, Any]], Principal | None]
+
+
+@cache
+def authenticator() -> Authenticator:
+    """Who is calling, from the request and its parsed body: `settings.API_AUTHENTICATOR`, like
+    Django's AUTHENTICATION_BACKENDS. The endpoints sit below the apps that hold the credentials
+    (agents' API keys, payments' wallet sessions), so the project names the function that knows them."""
+    found: Authenticator = import_string(settings.API_AUTHENTICATOR)
+    return found
+
 
 # Who may call an endpoint.
 PUBLIC = "public"  # anyone; credentials, if sent, are still checked
@@ -208,7 +229,7 @@ def endpoint(
                 data = _parse_body(request) if method in ("POST", "PATCH", "PUT") and not spec.multipart else {}
                 if not isinstance(data, dict):
                     raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
-                principal = authenticate(request, data)
+                principal = authenticator()(request, data)
                 _require(spec.auth, principal)
                 if spec.auth == PAYABLE and principal is None and ("wallet" in data or "wallet" in request.GET):
                     _require(PARTY, principal)  # a wallet without its signature: unfinished credentials, not x402
@@ -331,8 +352,6 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
     """handler404: the envelope under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):
         return error_response(NotFound("No such endpoint.", code="unknown_endpoint"))
-    from django.views.defaults import page_not_found
-
     return page_not_found(request, exception or Exception())
 
 
@@ -342,6 +361,4 @@ def server_error(request: HttpRequest) -> HttpResponse:
             {"success": False, "error": "Something went wrong on our side.", "code": "server_error", "details": {}},
             status=500,
         )
-    from django.views.defaults import server_error as default_server_error
-
     return default_server_error(request)

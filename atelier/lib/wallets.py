@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from django.db import models
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import is_address, is_checksum_address, to_checksum_address
@@ -19,6 +20,15 @@ from atelier.lib.validation import Invalid
 
 SOLANA = "solana"
 BASE = "base"
+
+
+class Chain(models.TextChoices):
+    """The chains Atelier takes payments on and pays out on."""
+
+    SOLANA = "solana", "Solana"
+    BASE = "base", "Base"
+
+
 _ZERO_EVM = "0x" + "0" * 40
 
 

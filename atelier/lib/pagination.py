@@ -1,0 +1,16 @@
+"""Keyset pagination for lists whose ids sort by creation time (atelier.lib.ids)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+
+def page(queryset: QuerySet[Any], *, limit: int, before: str | None) -> tuple[list[Any], str | None]:
+    """Keyset pagination on the id (newest first): the next page starts below the last id seen."""
+    if before:
+        queryset = queryset.filter(id__lt=before)
+    rows = list(queryset[: limit + 1])
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], next_cursor

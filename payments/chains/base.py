@@ -1,0 +1,137 @@
+"""One small interface over the two chains we settle on, always spoken as JSON-RPC over HTTP.
+
+`payments.chains.client(chain)` returns the client for "solana" or "base", configured from settings
+(`SOLANA_RPC_URL`, `BASE_RPC_URL`, escrow keys, token addresses); the same code runs against
+`manage.py devchain` on loopback and against public RPC nodes. There is no "accept any hash" mode.
+
+Errors:
+- `ChainUnavailable`: the RPC could not be reached or answered garbage. Nothing was decided: 503.
+- `PaymentPending`: the transaction is not final yet (or not visible yet). Re-check later.
+- `PaymentRejected`: the transaction can never pay this order; `code` says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+TransferState = Literal["confirmed", "pending", "failed", "expired"]
+
+
+class ChainError(Exception):
+    pass
+
+
+class ChainUnavailable(ChainError):
+    """The chain's RPC is unreachable, timed out, or answered with an error."""
+
+
+class PaymentPending(ChainError):
+    """Seen but not final (or not seen yet): never a rejection."""
+
+
+class PaymentRejected(ChainError):
+    """The transaction can never pay this order. `transfer` is set when USDC did arrive in escrow
+    bound to the order (its memo, or its proven payer) but cannot pay it (underpaid, too old): that
+    money is the order's to account for and return, not to ignore."""
+
+    def __init__(self, code: str, message: str, *, transfer: VerifiedTransfer | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.transfer = transfer
+
+
+@dataclass(frozen=True)
+class PaymentInstructions:
+    """What a buyer needs to pay an order on this chain."""
+
+    chain: str
+    escrow_address: str  # Solana: the escrow wallet (owner); Base: the escrow address
+    token_account: str  # Solana: the escrow's own USDC associated token account; Base: = escrow_address
+    token: str  # Solana: the USDC mint; Base: the USDC ERC-20 contract
+    decimals: int = 6
+
+
+@dataclass(frozen=True)
+class VerifiedTransfer:
+    tx_hash: str  # normalized: Solana base58 as given, EVM 0x + lowercase hex
+    payer: str  # the buyer wallet that signed (Solana) or sent (Base) the transfer
+    amount: int  # base units that arrived in the escrow's own token account
+    block_time: int  # unix seconds of the block
+    final: bool = True  # False: seen at `confirmed` (Solana) or under the confirmation depth (Base)
+
+
+@dataclass(frozen=True)
+class InboundTransfer:
+    """A final transfer of USDC into the escrow's own token account, as the escrow scan finds it."""
+
+    tx_hash: str
+    sender: str  # the wallet the USDC came from (Solana: the source token account's owner)
+    amount: int
+    memos: tuple[str, ...]  # Solana: the transaction's memos; Base: none
+    block_time: int
+    position: str  # the scan cursor once this transfer (and all before it) is decided
+
+
+@dataclass(frozen=True)
+class SignedTransfer:
+    tx_hash: str
+    raw: bytes  # exactly what is sent, persisted before the first send
+    valid_until: int | None  # Solana: last valid block height of its blockhash; Base: None (nonce-bound)
+    nonce: int | None = None  # Base: the hot wallet nonce it consumes
+
+
+class ChainClient(Protocol):
+    chain: str
+
+    def normalize_tx_hash(self, value: str) -> str:
+        """The canonical form of a transaction hash; PaymentRejected("malformed_tx_hash") if it cannot be one."""
+        ...
+
+    def payment_instructions(self) -> PaymentInstructions: ...
+
+    def verify_payment(
+        self,
+        tx_hash: str,
+        *,
+        payer: str | None,
+        min_amount: int,
+        reference: str,
+        not_before: int,
+        final: bool = True,
+    ) -> VerifiedTransfer:
+        """Check a successful transfer of the right token into the escrow's own token account, bound
+        to the order (Solana: exactly one memo, `reference`; Base: sent by `payer`, the proven payer,
+        which is required there), of at least `min_amount`, in a block not older than `not_before`
+        (unix s). With `final`, only at finality; otherwise a transfer seen but not final yet is
+        checked all the same and returned with `final=False`. Raises PaymentPending (not seen) /
+        PaymentRejected / ChainUnavailable."""
+        ...
+
+    def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
+        """Final transfers into the escrow's token account after the cursor `after`, oldest first,
+        and the cursor at the end of what was scanned."""
+        ...
+
+    def token_balance(self, owner: str) -> int:
+        """USDC base units held by `owner` (its associated token account on Solana); 0 if none."""
+        ...
+
+    def next_nonce(self) -> int | None:
+        """Base: the escrow hot wallet's pending nonce. Solana: None."""
+        ...
+
+    def sign_transfer(self, *, to: str, amount: int, memo: str, nonce: int | None = None) -> SignedTransfer:
+        """Sign (do not send) a USDC transfer from the escrow hot wallet to the wallet `to`.
+        Solana: creates `to`'s associated token account if missing (idempotent instruction)."""
+        ...
+
+    def send_raw(self, raw: bytes) -> None:
+        """Broadcast signed bytes. Sending the same bytes again is harmless (already known / processed)."""
+        ...
+
+    def transfer_status(self, signed: SignedTransfer) -> TransferState:
+        """confirmed: final and succeeded. failed: landed and failed. expired: can never land (Solana
+        blockhash expired and not seen), safe to sign anew. pending: anything else."""
+        ...
