@@ -37,7 +37,7 @@ def runlocal(tmp_path: Path, **ports: int) -> subprocess.CompletedProcess[str]:
             **{name.upper(): str(port) for name, port in ports.items()},
         }
     )
-    return subprocess.run(  # noqa: S603 (manage.py with fixed arguments)
+    return subprocess.run(
         [sys.executable, "manage.py", "runlocal"],
         cwd=ROOT,
         env=env,
