@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # /admin/ login throttling (AXES_* below)
     "django_htmx",
     "django_tasks_db",
     "agents",
@@ -65,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its 429 response
 ]
 
 ROOT_URLCONF = "atelier.urls"
@@ -99,6 +102,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Rate-limit counters live here, shared by every app server: the database cache by default,
 # Redis in production (CACHE_URL=redis://...).
 CACHES = {"default": cache_config(env.str("CACHE_URL", default=CACHE_DEFAULT_URL))}
+
+# Staff sign in to /admin/ with passwords: django-axes locks a username from one client address
+# after AXES_FAILURE_LIMIT wrong ones, for AXES_COOLOFF_TIME (manage.py axes_reset lifts it sooner).
+# By username and address together, so a stranger cannot lock staff out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(hours=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "atelier.lib.ratelimit.client_address"  # the proxies the rate limiter trusts
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -116,6 +116,16 @@ def client_ip(request: HttpRequest) -> str:
     return str(ip)
 
 
+def client_address(request: HttpRequest) -> str | None:
+    """`client_ip` as an address (an IPv6 client's /64 as its first address), None when it is not
+    one: for other per-client limits that store an IP (django-axes)."""
+    found = client_ip(request).removesuffix("/64")
+    try:
+        return str(ipaddress.ip_address(found))
+    except ValueError:
+        return None
+
+
 def check(request: HttpRequest, rate: Rate) -> Usage | None:
     """Count this request against `rate`; raise RateLimited when over.
 
