@@ -1,12 +1,14 @@
 """`GET /healthz`: can this app server do its work? For load balancers and `make run`.
 
-200 `{"status": "ok", "checks": {...}}` when the database answers and the rate limiter can count;
+200 `{"status": "ok", "checks": {...}}` when the database and the shared cache answer and the rate
+limiter can count;
 503 with the failing checks' reasons otherwise. Not rate-limited and no session: a probe calls it
 every few seconds.
 """
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -23,7 +25,12 @@ def problems() -> dict[str, str | None]:
         database = None
     except Exception as exc:
         database = f"the database does not answer ({type(exc).__name__}: {exc})"
-    return {"database": database, "rate_limiter": ratelimit.health()}
+    try:
+        cache.get("healthz")
+        shared_cache = None
+    except Exception as exc:
+        shared_cache = f"the shared cache does not answer ({type(exc).__name__}: {exc})"
+    return {"database": database, "cache": shared_cache, "rate_limiter": ratelimit.health()}
 
 
 @never_cache

@@ -30,7 +30,7 @@ def test_healthz_is_200_json_when_the_database_and_the_limiter_work(db):
     response = Client().get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "rate_limiter": "ok"}}
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok", "rate_limiter": "ok"}}
     assert "no-cache" in response["Cache-Control"]
 
 
@@ -48,6 +48,16 @@ def test_without_the_counters_table_the_limiter_fails_open_and_healthz_is_503(db
     assert body["status"] == "failing"
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["rate_limiter"].startswith("the rate-limit counters cannot be reached")
+
+
+def test_without_the_cache_table_healthz_is_503(db):
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE atelier_cache")
+
+    response = Client().get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"].startswith("the shared cache does not answer")
 
 
 def test_healthz_is_503_while_the_limiter_is_tripped(db, monkeypatch):
