@@ -15,8 +15,9 @@ PYTEST_ARGS ?=
 # The settings read these: PUBLIC_URL and the RPC URLs follow them unless set themselves.
 export HOST PORT SOLANA_PORT BASE_PORT
 # Local development runs with DEBUG on (the development SECRET_KEY, local chains); outside DEBUG the
-# settings refuse to start without SECRET_KEY. DEBUG=false in the environment wins.
-migrate demo run worker states typecheck: export DEBUG ?= true
+# settings refuse to start without SECRET_KEY. DEBUG=false in the environment wins. Not `worker`:
+# it may run in production, where DEBUG on would mean local chains (DEBUG=true make worker locally).
+migrate demo run states typecheck: export DEBUG ?= true
 
 .PHONY: help venv run worker test e2e lint format typecheck states migrate demo
 
