@@ -111,7 +111,8 @@ PRODUCTION = {
 
 @pytest.mark.slow
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    env = {**PRODUCTION, "ATELIER_DATA_DIR": str(tmp_path)}
+    # Its own database: the suite's may be PostgreSQL, whose test database this process cannot see.
+    env = {**PRODUCTION, "ATELIER_DATA_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
     migrated = _check_deploy(env, ("migrate", "--noinput", "-v", "0"))  # the rate limiter's table
     assert migrated.returncode == 0, migrated.stderr
     result = _check_deploy(env)
@@ -132,7 +133,8 @@ def test_check_deploy_flags_the_development_defaults(tmp_path):
     """Outside DEBUG a key is required, but a weak one still starts: check --deploy names it, the
     plain-http defaults, the local chains (asked for) and the rate limiter without its table."""
     env = {"DEBUG": "false", "SECRET_KEY": "short", "CHAIN_MODE": "local", "ALLOW_LOCAL_CHAIN": "true"}
-    result = _check_deploy({**env, "ATELIER_DATA_DIR": str(tmp_path)})
+    database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = _check_deploy({**env, "ATELIER_DATA_DIR": str(tmp_path), "DATABASE_URL": database})
     assert result.returncode != 0
     for warning in (
         "security.W004",
