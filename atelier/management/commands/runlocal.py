@@ -91,7 +91,8 @@ class Command(BaseCommand):
             )
             while not stopping:
                 for part in parts:
-                    if part.process is not None and part.process.poll() is not None:
+                    # Ctrl-C reaches the whole process group: a part exiting then is no failure.
+                    if not stopping and part.process is not None and part.process.poll() is not None:
                         raise CommandError(f"{part.name} stopped (exit {part.process.returncode}); stopping the rest.")
                 time.sleep(0.5)
         finally:
