@@ -9,7 +9,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+SOLANA_PORT ?= 8899
+BASE_PORT ?= 8545
 PYTEST_ARGS ?=
+# The settings read these: PUBLIC_URL and the RPC URLs follow them unless set themselves.
+export HOST PORT SOLANA_PORT BASE_PORT
+# Local development runs with DEBUG on (the development SECRET_KEY, local chains); outside DEBUG the
+# settings refuse to start without SECRET_KEY. DEBUG=false in the environment wins. Not `worker`:
+# it may run in production, where DEBUG on would mean local chains (DEBUG=true make worker locally).
+migrate demo run states typecheck: export DEBUG ?= true
 
 .PHONY: help venv run worker test e2e lint format typecheck states migrate demo
 
@@ -27,22 +35,13 @@ venv: $(BIN)/.installed ## Create .venv and install the pinned requirements
 
 migrate: venv
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py createcachetable
 
 demo: migrate ## Load demo agents and services (idempotent)
 	$(BIN)/python manage.py seed_demo
 
-run: demo ## Start the app on SQLite with demo data, the local chains and a worker; print the URL
+run: demo ## Start the app on SQLite with demo data, the local chains and a worker; print the URL (PORT, SOLANA_PORT, BASE_PORT)
 	@$(BIN)/python manage.py requeue_stale_tasks --older-than 300
-	@trap 'kill $$(jobs -p) 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/python manage.py devchain & \
-	$(BIN)/python manage.py db_worker --queue-name '*' --interval 1 & \
-	$(BIN)/python manage.py scan_escrow --every 5 & \
-	echo ""; \
-	echo "  Atelier is running at http://$(HOST):$(PORT)/  (API: http://$(HOST):$(PORT)/api/openapi.json)"; \
-	echo "  Local chains: Solana RPC http://127.0.0.1:8899, Base RPC http://127.0.0.1:8545 (POST /faucet)"; \
-	echo ""; \
-	DEBUG=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	@$(BIN)/python manage.py runlocal
 
 worker: venv ## Run the background worker (webhooks, payouts, refunds, payment re-checks)
 	$(BIN)/python manage.py requeue_stale_tasks --older-than 300

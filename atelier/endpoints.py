@@ -348,6 +348,12 @@ def route(*views: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     return dispatch
 
 
+@csrf_exempt  # any method: a POST to an unknown path is a 404 in the envelope, not the CSRF page
+def unknown_endpoint(request: HttpRequest) -> HttpResponse:
+    """The last /api/ URL pattern: Django's handler404 is skipped with DEBUG on (its HTML debug page)."""
+    return error_response(NotFound("No such endpoint.", code="unknown_endpoint"))
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler404: the envelope under /api/, Django's page elsewhere."""
     if request.path.startswith("/api/"):

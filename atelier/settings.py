@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from atelier.lib.caches import DEFAULT_URL as CACHE_DEFAULT_URL
@@ -19,17 +21,23 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+# Where `make run` serves (HOST, PORT) and its devchains listen; the URLs below follow them.
+HOST = env.str("HOST", default="127.0.0.1")
+PORT = env.int("PORT", default=8000)
 # The public origin used in wallet sign-in messages (EIP-4361 "URI" and domain).
-PUBLIC_URL = env.str("PUBLIC_URL", default="http://127.0.0.1:8000")
-# A deployment: DEBUG off and served over TLS (PUBLIC_URL is https). It must bring its own secret
-# key, and gets secure cookies, HSTS and the HTTPS redirect. Local runs and tests are plain http.
+PUBLIC_URL = env.str("PUBLIC_URL", default=f"http://{HOST}:{PORT}")
+# A deployment: DEBUG off and served over TLS (PUBLIC_URL is https): secure cookies, HSTS and the
+# HTTPS redirect. Local runs and tests are plain http.
 HTTPS = env.bool("HTTPS", default=PUBLIC_URL.startswith("https://"))
 DEPLOYED = HTTPS and not DEBUG
-if DEPLOYED:
-    SECRET_KEY = env.str("SECRET_KEY")  # no default: ImproperlyConfigured when missing
-else:
+if DEBUG:
     # "django-insecure-" makes `check --deploy` flag this key if it ever reaches a server.
     SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-atelier-dev-key-change-me-0123456789abcdef")
+elif not (SECRET_KEY := env.str("SECRET_KEY", default="")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off: the development key is in the repository, so sessions "
+        "and signed values made with it could be forged. Set SECRET_KEY, or DEBUG=true for local development."
+    )
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -38,6 +46,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",  # /admin/ login throttling (AXES_* below)
     "django_htmx",
     "django_tasks_db",
     "agents",
@@ -58,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its 429 response
 ]
 
 ROOT_URLCONF = "atelier.urls"
@@ -94,6 +104,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Rate-limit counters live here, shared by every app server: the database cache by default,
 # Redis in production (CACHE_URL=redis://...).
 CACHES = {"default": cache_config(env.str("CACHE_URL", default=CACHE_DEFAULT_URL))}
+
+# Staff sign in to /admin/ with passwords: django-axes locks a username from one client address
+# after AXES_FAILURE_LIMIT wrong ones, for AXES_COOLOFF_TIME (manage.py axes_reset lifts it sooner).
+# By username and address together, so a stranger cannot lock staff out from elsewhere.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(hours=1)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "atelier.lib.ratelimit.client_address"  # the proxies the rate limiter trusts
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -191,10 +215,22 @@ LOGGING = {
 # --- Chains -----------------------------------------------------------------------------------
 # local: `manage.py devchain` serves both chains on loopback and writes its keys and token
 # addresses to DEVCHAIN_STATE; rpc: public nodes, with keys and addresses from the environment.
-CHAIN_MODE = env.str("CHAIN_MODE", default="local")
+CHAIN_MODE = env.str("CHAIN_MODE", default="local" if DEBUG else "rpc")
+if CHAIN_MODE not in ("local", "rpc"):
+    raise ImproperlyConfigured(f"CHAIN_MODE must be local or rpc, not {CHAIN_MODE!r}.")
+# Local chains outside DEBUG (a demo server, the benchmark, the test suite) only when asked for.
+ALLOW_LOCAL_CHAIN = env.bool("ALLOW_LOCAL_CHAIN", default=False)
+if CHAIN_MODE == "local" and not DEBUG and not ALLOW_LOCAL_CHAIN:
+    raise ImproperlyConfigured(
+        "CHAIN_MODE=local with DEBUG off: payments would be checked against the local devchain and its "
+        "test keys, and the demo wallet would sign in for anyone. Use CHAIN_MODE=rpc in production, or "
+        "set ALLOW_LOCAL_CHAIN=true for a demo server."
+    )
 DEVCHAIN_STATE = Path(env.str("DEVCHAIN_STATE", default=str(DATA_DIR / "devchain.json")))
-SOLANA_RPC_URL = env.str("SOLANA_RPC_URL", default="http://127.0.0.1:8899")
-BASE_RPC_URL = env.str("BASE_RPC_URL", default="http://127.0.0.1:8545")
+SOLANA_PORT = env.int("SOLANA_PORT", default=8899)
+BASE_PORT = env.int("BASE_PORT", default=8545)
+SOLANA_RPC_URL = env.str("SOLANA_RPC_URL", default=f"http://127.0.0.1:{SOLANA_PORT}")
+BASE_RPC_URL = env.str("BASE_RPC_URL", default=f"http://127.0.0.1:{BASE_PORT}")
 CHAIN_RPC_TIMEOUT_SECONDS = env.float("CHAIN_RPC_TIMEOUT_SECONDS", default=10.0)
 # Secrets and addresses; in local mode, empty values are filled from DEVCHAIN_STATE.
 SOLANA_USDC_MINT = env.str("SOLANA_USDC_MINT", default="")

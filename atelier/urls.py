@@ -3,11 +3,16 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
+
+from atelier.endpoints import unknown_endpoint
+from atelier.health import healthz
 
 urlpatterns: list[URLPattern | URLResolver] = [
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/", include("atelier.api_urls")),
+    re_path(r"^api(?:/|$)", unknown_endpoint),  # the envelope, in DEBUG too
     path("", include("atelier.page_urls")),
 ]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import secrets
 import socket
 import statistics
 import sys
@@ -151,6 +152,10 @@ def main() -> None:
     os.environ["DATABASE_URL"] = args.database_url or f"sqlite:///{data_dir}/bench.sqlite3"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     os.environ["DJANGO_SETTINGS_MODULE"] = "atelier.settings"
+    # Benchmarks run with DEBUG off and the local chains: their own throwaway key, the chains asked for.
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + secrets.token_hex(24))
+    os.environ.setdefault("CHAIN_MODE", "local")
+    os.environ.setdefault("ALLOW_LOCAL_CHAIN", "true")
     if args.database_url:
         _create_postgres_database(args.database_url)
     sys.path.insert(0, str(ROOT))

@@ -1005,6 +1005,10 @@ def main() -> int:
         + ["make bench"]
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atelier.settings")
+    # Benchmarks run with DEBUG off and the local chains: their own throwaway key, the chains asked for.
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + secrets.token_hex(24))
+    os.environ.setdefault("CHAIN_MODE", "local")
+    os.environ.setdefault("ALLOW_LOCAL_CHAIN", "true")
     os.environ["DATABASE_URL"] = f"{PG}/postgres"  # this process only encodes sessions and imports models
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,10 @@ def _prepare_environment(database_url: str | None, data_dir: str) -> dict[str, s
     env["ATELIER_DATA_DIR"] = data_dir
     env["DATABASE_URL"] = database_url or f"sqlite:///{data_dir}/bench.sqlite3"
     env.setdefault("LOG_LEVEL", "WARNING")
+    # Benchmarks run with DEBUG off and the local chains: their own throwaway key, the chains asked for.
+    env.setdefault("SECRET_KEY", "bench-only-" + secrets.token_hex(24))
+    env.setdefault("CHAIN_MODE", "local")
+    env.setdefault("ALLOW_LOCAL_CHAIN", "true")
     os.environ.update(env)
     return env
 

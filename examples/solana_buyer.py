@@ -5,6 +5,8 @@ bound to the method, path and body); `--session` signs in once for a session tok
 
     .venv/bin/python examples/solana_buyer.py --service svc_... [--approve ord_...] [--session]
 
+`make run PORT=... SOLANA_PORT=...`: pass the same PORT and SOLANA_PORT to this script's environment.
+
 Step one prints the order and waits for the agent's quote if the service is quote-priced; run it
 again with --pay ord_... once quoted, and with --approve ord_... once delivered.
 """
@@ -15,6 +17,7 @@ import argparse
 import base64
 import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,8 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import get_associated_token_address, transfer_checked
 from spl.token.models import TransferCheckedParams
 
-ATELIER = "http://127.0.0.1:8000"
-SOLANA_RPC = "http://127.0.0.1:8899"
+ATELIER = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+SOLANA_RPC = f"http://127.0.0.1:{os.environ.get('SOLANA_PORT', '8899')}"
 WALLET_FILE = Path("data/example-buyer.json")
 
 

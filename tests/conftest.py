@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 from eth_account import Account
@@ -26,12 +25,6 @@ from orders.models import Order, Status
 from orders.transitions import order_open, transition
 from payments.models import Payment
 from payments.services import signin_challenge_create, signin_complete
-
-
-@pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
-    with django_db_blocker.unblock():
-        call_command("createcachetable", verbosity=0)
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,9 @@
-"""CACHES["default"] from CACHE_URL: the shared cache that holds the rate-limit counters.
+"""CACHES["default"] from CACHE_URL: the shared cache, and where the rate-limit counters live.
 
-`dbcache://atelier_cache` (the default: the database, `manage.py createcachetable`) or
-`redis://host:6379/0` (production; `?key_prefix=...` allowed), parsed by django-environ and then
-put right for the rate limiter:
+`dbcache://atelier_cache` (the default: the database; `migrate` creates the table, and the rate
+limiter counts in its own table, `atelier.models.RateLimitCounter`) or `redis://host:6379/0`
+(production; `?key_prefix=...` allowed), parsed by django-environ and then put right for the
+rate limiter:
 - Redis is always Django's own backend (django-environ picks django-redis when it is installed),
   whose unpickled integers the limiter's Lua script counts in;
 - django-environ lower-cases the base options of that backend (`key_prefix`), which Django then
@@ -10,8 +11,7 @@ put right for the rate limiter:
 - a Redis that is down must cost a request little, since the limiter then lets it through: short
   socket timeouts and one immediate retry (a stale pooled connection), not redis-py's default of
   three retries with exponential backoff;
-- the database cache culls a third of its rows past MAX_ENTRIES (300 by default), which would
-  reset the counters of whole groups of clients: the cap is raised.
+- the database cache culls a third of its rows past MAX_ENTRIES (300 by default): the cap is raised.
 """
 
 from __future__ import annotations

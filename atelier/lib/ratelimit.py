@@ -8,17 +8,20 @@ Every endpoint has a limit (`endpoint(rate=...)`, else `default_rate`: READ_LIMI
 reads, WRITE_LIMIT for writes), each scope its own bucket. A refused request is not counted, so a
 client that keeps hammering is let in again as soon as its earlier requests slide out.
 
-Cost per request (`bench/ratelimit_cost.py` measures it):
+Counting is atomic on every supported cache, so concurrent requests never admit more than the limit:
 - Redis (`CACHE_URL=redis://...`, production): one round trip, a Lua script that reads both
-  buckets and increments the current one only when the request is admitted, atomically, so several
-  app servers never admit more than the limit between them.
-- Any other cache: `get_many` of both buckets (one query on the database cache; all a refused
-  request costs), then one write: `add` for a new window, else `incr` where the backend has an
-  atomic one (memcached, locmem) or a plain `set` of the value just read where it does not (the
-  database cache, whose `incr` is itself a get and a set: the same race, one query fewer).
+  buckets and increments the current one only when the request is admitted.
+- The database (`dbcache://...`, the default): the counters live in their own table
+  (the table `atelier.models.RateLimitCounter` defines and `migrate` creates; named here, so
+  this library imports no app), not in Django's cache table, whose
+  pickled values cannot be incremented in SQL. One SELECT of both buckets (all a refused request
+  costs), then one conditional upsert, `INSERT ... ON CONFLICT DO UPDATE SET count = count + 1
+  WHERE count < cap RETURNING count`: the database decides, no read-modify-write.
+- Any other cache (locmem in some tests): the portable cache API under a process lock.
 
-If the cache is down the request passes (fail open): the error is logged, and the limiter stays
-off for TRIP_SECONDS in that process (no retry storm, no timeout on every request).
+If the counters cannot be reached the request passes (fail open): the error is logged, the limiter
+stays off for TRIP_SECONDS in that process (no retry storm, no timeout on every request), and
+`health()` says why, for `/healthz` and `manage.py check --deploy`.
 """
 
 from __future__ import annotations
@@ -27,20 +30,26 @@ import ipaddress
 import logging
 import math
 import re
+import threading
 import time
 import weakref
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
+from django.core.cache.backends.db import DatabaseCache
 from django.core.cache.backends.redis import RedisCache
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse
 
 from atelier.lib.errors import RateLimited
 
 log = logging.getLogger(__name__)
+# The counters' table: atelier.models.RateLimitCounter (its Meta.db_table says the same name).
+COUNTER_TABLE = "atelier_ratelimitcounter"
 
 HOUR = 3600
 # The documented defaults for endpoints the product's table does not name (DESIGN.md section 4):
@@ -109,6 +118,16 @@ def client_ip(request: HttpRequest) -> str:
     return str(ip)
 
 
+def client_address(request: HttpRequest) -> str | None:
+    """`client_ip` as an address (an IPv6 client's /64 as its first address), None when it is not
+    one: for other per-client limits that store an IP (django-axes)."""
+    found = client_ip(request).removesuffix("/64")
+    try:
+        return str(ipaddress.ip_address(found))
+    except ValueError:
+        return None
+
+
 def check(request: HttpRequest, rate: Rate) -> Usage | None:
     """Count this request against `rate`; raise RateLimited when over.
 
@@ -128,8 +147,11 @@ def check(request: HttpRequest, rate: Rate) -> Usage | None:
     try:
         if isinstance(backend, RedisCache):
             admitted, current, previous = _count_redis(backend, current_key, previous_key, rate, weight)
+        elif isinstance(backend, DatabaseCache):
+            admitted, current, previous = _count_database(current_key, previous_key, rate, weight, int(now))
         else:
-            admitted, current, previous = _count(backend, current_key, previous_key, rate, weight)
+            with _lock:
+                admitted, current, previous = _count(backend, current_key, previous_key, rate, weight)
     except Exception:
         _tripped[backend] = time.monotonic() + TRIP_SECONDS
         log.exception(
@@ -152,28 +174,83 @@ def check(request: HttpRequest, rate: Rate) -> Usage | None:
 _tripped: weakref.WeakKeyDictionary[BaseCache, float] = weakref.WeakKeyDictionary()
 
 
+def _count_database(current_key: str, previous_key: str, rate: Rate, weight: float, now: int) -> tuple[bool, int, int]:
+    """(admitted, current count, previous count): one SELECT, then one conditional upsert."""
+    alias = DEFAULT_DB_ALIAS
+    connection = connections[alias]
+    table = connection.ops.quote_name(COUNTER_TABLE)
+    # A savepoint only inside a transaction (tests): a missing table must not break the caller's.
+    with (
+        transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"SELECT bucket, count FROM {table} WHERE bucket IN (%s, %s)", [current_key, previous_key])  # noqa: S608 (the table name is ours)
+        counts = dict(cursor.fetchall())
+        current, previous = int(counts.get(current_key, 0)), int(counts.get(previous_key, 0))
+        # The most the current bucket may hold: previous * weight + current <= limit.
+        cap = math.floor(rate.limit - previous * weight)
+        if current + 1 > cap:
+            return False, current, previous  # refused: not counted, and no write
+        # The database re-checks the cap against the row as it is when the upsert runs.
+        cursor.execute(
+            f"INSERT INTO {table} (bucket, count, expires) VALUES (%s, 1, %s) "  # noqa: S608
+            f"ON CONFLICT (bucket) DO UPDATE SET count = {table}.count + 1 WHERE {table}.count < %s "
+            "RETURNING count",
+            [current_key, now + rate.window * 2, cap],  # read as "previous" during the next window
+        )
+        row = cursor.fetchone()
+        if row is None:  # concurrent requests took the last slots since the SELECT
+            return False, max(current, cap), previous
+        if row[0] == 1:  # a new bucket: sweep the expired ones (their window index is past)
+            cursor.execute(f"DELETE FROM {table} WHERE expires < %s", [now])  # noqa: S608
+        return True, int(row[0]), previous
+
+
+# Any other cache: its get-then-write is made atomic within the process (locmem, the tests' cache).
+_lock = threading.Lock()
+
+
 def _count(backend: BaseCache, current_key: str, previous_key: str, rate: Rate, weight: float) -> tuple[bool, int, int]:
-    """(admitted, current count, previous count) with the portable cache API."""
+    """(admitted, current count, previous count) with the portable cache API (caller holds `_lock`)."""
     counts = backend.get_many([current_key, previous_key])
     current = int(counts.get(current_key, 0))
     previous = int(counts.get(previous_key, 0))
     if previous * weight + current + 1 > rate.limit:
         return False, current, previous  # refused: not counted, and no write
-    ttl = rate.window * 2  # the bucket is read as "previous" during the next window
     if not current:
-        current = 1 if backend.add(current_key, 1, timeout=ttl) else backend.incr(current_key)
-    elif type(backend).incr is BaseCache.incr:
-        # No atomic incr (the database cache): BaseCache.incr would read the value again and set it.
-        current += 1
-        backend.set(current_key, current, timeout=ttl)
+        current = 1 if backend.add(current_key, 1, timeout=rate.window * 2) else backend.incr(current_key)
     else:
         try:
             current = backend.incr(current_key)
         except ValueError:  # expired or culled since the read
-            backend.add(current_key, 1, timeout=ttl)
+            backend.add(current_key, 1, timeout=rate.window * 2)
             current = 1
-    # A concurrent request may have taken the last slot between the read and the write.
+    # Another process sharing the cache (memcached) may have taken the last slot since the read.
     return previous * weight + current <= rate.limit, current, previous
+
+
+def health() -> str | None:
+    """Why the limiter cannot count right now, or None when it can (for /healthz and check --deploy)."""
+    backend = caches["default"]
+    try:
+        if isinstance(backend, RedisCache):
+            backend._cache.get_client(write=True).ping()
+        elif isinstance(backend, DatabaseCache):
+            alias = DEFAULT_DB_ALIAS
+            connection = connections[alias]
+            with (
+                transaction.atomic(using=alias) if connection.in_atomic_block else nullcontext(),
+                connection.cursor() as cursor,
+            ):
+                table = connection.ops.quote_name(COUNTER_TABLE)
+                cursor.execute(f"SELECT 1 FROM {table} WHERE bucket = %s", ["rl:health"])  # noqa: S608
+        else:
+            backend.get("rl:health")
+    except Exception as exc:
+        return f"the rate-limit counters cannot be reached ({type(exc).__name__}: {exc})"
+    if _tripped.get(backend, 0.0) > time.monotonic():
+        return "the rate limiter failed moments ago and lets every request through"
+    return None
 
 
 # KEYS: current bucket, previous bucket. ARGV: limit, weight of the previous bucket, TTL (s).

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -23,6 +25,7 @@ from redis.retry import Retry
 from agents.models import Agent
 from atelier.lib import ratelimit
 from atelier.lib.ratelimit import Rate
+from atelier.models import RateLimitCounter
 from atelier.openapi import DOCUMENT_RATE, api_endpoints
 from orders.models import Status
 from tests.conftest import Api, make_order
@@ -180,8 +183,8 @@ def test_the_sixth_registration_is_429_with_retry_after_and_is_not_counted(db):
     assert sixth["X-RateLimit-Remaining"] == "0"
     assert Agent.objects.count() == 5
     # A refusal is not counted: the bucket still holds the five that got in.
-    current = next(key for key in _bucket_keys("register", "198.51.100.7"))
-    assert cache.get(current) == 5
+    current = _bucket_keys("register", "198.51.100.7")[0]
+    assert RateLimitCounter.objects.get(bucket=current).count == 5
 
 
 def _bucket_keys(scope: str, who: str) -> list[str]:
@@ -317,20 +320,64 @@ def test_retry_after_when_the_current_window_is_full_waits_for_it_to_slide_out(d
     assert ratelimit.check(_request(), rate) is not None
 
 
-# --- what it costs on the database cache --------------------------------------------------------
+# --- what it costs on the database ------------------------------------------------------------
 
 
-def test_the_limiter_costs_one_read_and_one_write_on_the_database_cache(db, django_assert_num_queries):
-    """get_many of both buckets is one SELECT; the write is Django's DatabaseCache.add or .set:
-    COUNT(*) for culling, then SELECT and INSERT or UPDATE inside a savepoint. A refusal is the
-    SELECT alone."""
+@pytest.mark.django_db(transaction=True)
+def test_the_limiter_costs_one_read_and_one_upsert_on_the_database(django_assert_num_queries):
+    """A SELECT of both buckets, then INSERT ... ON CONFLICT DO UPDATE (and, for a new bucket, a
+    sweep of expired ones). A refusal is the SELECT alone."""
     rate = Rate("cost", 2, 3600)
-    with django_assert_num_queries(6):
-        ratelimit.check(_request(), rate)  # a new window: add
-    with django_assert_num_queries(6):
-        ratelimit.check(_request(), rate)  # then: set
+    with django_assert_num_queries(3):
+        ratelimit.check(_request(), rate)  # a new bucket: the upsert inserts, then the sweep
+    with django_assert_num_queries(2):
+        ratelimit.check(_request(), rate)
     with django_assert_num_queries(1), pytest.raises(ratelimit.RateLimited):
         ratelimit.check(_request(), rate)
+
+
+def test_a_new_bucket_sweeps_the_expired_ones(db, clock):
+    rate = Rate("sweep", 5, 100)
+    ratelimit.check(_request("198.51.100.1"), rate)
+    clock.now += 100
+    ratelimit.check(_request("198.51.100.1"), rate)  # window 1: window 0 is still its "previous"
+    assert RateLimitCounter.objects.filter(bucket__startswith="rl:sweep:").count() == 2
+    clock.now += 150  # window 0's bucket expired (two windows after it began)
+
+    ratelimit.check(_request("198.51.100.2"), rate)
+
+    assert sorted(RateLimitCounter.objects.filter(bucket__startswith="rl:sweep:").values_list("bucket", flat=True)) == [
+        "rl:sweep:198.51.100.1:18000001",
+        "rl:sweep:198.51.100.2:18000002",
+    ]
+
+
+def test_the_counters_are_not_in_djangos_cache_table(db):
+    """The database cache pickles its values, which SQL cannot increment: the counters have their own table."""
+    Api(Client(REMOTE_ADDR="198.51.100.7")).post(REGISTER, registration(1))
+    assert RateLimitCounter.objects.filter(bucket__startswith="rl:register:198.51.100.7:").get().count == 1
+    assert cache.get(_bucket_keys("register", "198.51.100.7")[0]) is None
+
+
+def test_on_locmem_the_counting_is_atomic_across_threads(settings):
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl-threads"}
+    }
+    rate = Rate("locmem", 10, 3600)
+    barrier = threading.Barrier(30)
+
+    def one(_: int) -> bool:
+        barrier.wait(timeout=10)
+        try:
+            return ratelimit.check(_request(), rate) is not None
+        except ratelimit.RateLimited:
+            return False
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        admitted = list(pool.map(one, range(30)))
+
+    assert admitted.count(True) == 10
+    assert caches["default"].get(_bucket_keys("locmem", "198.51.100.7")[0]) == 10
 
 
 # --- the cache is down: fail open ---------------------------------------------------------------

@@ -1,7 +1,8 @@
 """`manage.py devchain`: both chains on loopback for development and the demo.
 
-Solana JSON-RPC on :8899 (solders LiteSVM, a test USDC mint) and Ethereum JSON-RPC on :8545
-(eth-tester, a 6-decimal test USDC), each with a `POST /faucet`. The escrow and hot-wallet keys
+Solana JSON-RPC on SOLANA_PORT (8899; solders LiteSVM, a test USDC mint) and Ethereum JSON-RPC on
+BASE_PORT (8545; eth-tester, a 6-decimal test USDC), each with a `POST /faucet`. A port that is
+taken is an error at once (exit 1), never a half-started pair. The escrow and hot-wallet keys
 are generated on first start and kept in DEVCHAIN_STATE, so addresses survive a restart (balances
 do not: the chains live in memory).
 """
@@ -21,12 +22,12 @@ from payments.devchain.solana import serve_solana
 
 
 class Command(BaseCommand):
-    help = "Serve local Solana (8899) and Ethereum (8545) JSON-RPC chains with test USDC and faucets."
+    help = "Serve local Solana (SOLANA_PORT) and Ethereum (BASE_PORT) JSON-RPC chains with test USDC and faucets."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--solana-port", type=int, default=8899)
-        parser.add_argument("--evm-port", type=int, default=8545)
+        parser.add_argument("--solana-port", type=int, default=settings.SOLANA_PORT)
+        parser.add_argument("--evm-port", type=int, default=settings.BASE_PORT)
         parser.add_argument(
             "--finality-lag", type=int, default=0, help="Solana slots between confirmed and finalized (default 0)."
         )
@@ -38,20 +39,29 @@ class Command(BaseCommand):
         saved: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
         solana_keys = saved.get("solana", {})
         evm_keys = saved.get("base", {})
-        solana_server, _, solana = serve_solana(
-            options["host"],
-            options["solana_port"],
-            usdc_mint=solana_keys.get("usdc_mint"),
-            escrow_secret=solana_keys.get("escrow_secret"),
-            mint_authority_secret=solana_keys.get("mint_authority_secret"),
-            finality_lag=options["finality_lag"],
-        )
-        evm_server, _, evm = serve_evm(
-            options["host"],
-            options["evm_port"],
-            escrow_private_key=evm_keys.get("escrow_private_key"),
-            deployer_private_key=evm_keys.get("deployer_private_key"),
-        )
+        host = options["host"]
+        try:
+            solana_server, _, solana = serve_solana(
+                host,
+                options["solana_port"],
+                usdc_mint=solana_keys.get("usdc_mint"),
+                escrow_secret=solana_keys.get("escrow_secret"),
+                mint_authority_secret=solana_keys.get("mint_authority_secret"),
+                finality_lag=options["finality_lag"],
+            )
+        except OSError as exc:
+            raise CommandError(_taken(host, options["solana_port"], "--solana-port/SOLANA_PORT", exc)) from None
+        try:
+            evm_server, _, evm = serve_evm(
+                host,
+                options["evm_port"],
+                escrow_private_key=evm_keys.get("escrow_private_key"),
+                deployer_private_key=evm_keys.get("deployer_private_key"),
+            )
+        except OSError as exc:
+            solana_server.shutdown()
+            solana_server.server_close()
+            raise CommandError(_taken(host, options["evm_port"], "--evm-port/BASE_PORT", exc)) from None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"solana": solana.state(), "base": evm.state()}, indent=2))
         path.chmod(0o600)  # test keys, but keys all the same
@@ -68,3 +78,7 @@ class Command(BaseCommand):
             for server in (solana_server, evm_server):
                 server.shutdown()
                 server.server_close()
+
+
+def _taken(host: str, port: int, option: str, exc: OSError) -> str:
+    return f"Cannot start the devchain: port {port} on {host} is taken ({exc.strerror}). Free it or choose another with {option}."
