@@ -53,9 +53,10 @@ test: venv ## Run the suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL)
 e2e: venv ## Browser tests: Playwright with the machine's Chromium (apt-get install chromium); screenshots in artifacts/
 	$(BIN)/pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
-lint: venv ## ruff check and format check
+lint: venv ## ruff check and format check, and the import layers (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: venv ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -8,6 +8,8 @@ tasks commit together or not at all.
 
 from __future__ import annotations
 
+import logging
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -16,6 +18,8 @@ from agents.models import Agent, Service
 from orders.models import Order, OrderEvent
 from payments.models import OutgoingTransfer
 from webhooks.services import deliveries_create
+
+log = logging.getLogger("atelier.orders")
 
 # OrderEvent action -> webhook event. Actions not here (accept, start, review, payment_pending, ...)
 # stay in the audit trail only.
@@ -55,7 +59,7 @@ def record(
 
     Must run inside the transaction of the change it records (it opens none of its own, so it
     costs no savepoint). `webhook_data` adds to what the webhook carries, not to the audit row.
-    Scheduling `effects.order_changed` after commit stays with the caller.
+    Schedules `order_changed(event)` for after the commit (nothing runs for a change rolled back).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("orders.events.record must run inside the transaction of the change it records")
@@ -68,6 +72,7 @@ def record(
         to_status=to_status,
         data=data or {},
     )
+    transaction.on_commit(partial(order_changed, event))
     webhook_event = WEBHOOK_EVENTS.get(action)
     if webhook_event is not None:
         agents = _listening_agents(order)
@@ -77,6 +82,20 @@ def record(
                 agents=agents, order_id=order.id, order_event_id=event.id, webhook_event=webhook_event, payload=payload
             )
     return event
+
+
+def order_changed(event: OrderEvent) -> None:
+    """After the change commits: the log line. Webhooks and payouts are not sent from here: their
+    rows and tasks are written in the change's own transaction, so a crash between the commit and
+    this callback loses neither."""
+    log.info(
+        "order %s %s by %s: %s -> %s",
+        event.order_id,
+        event.action,
+        event.actor_kind,
+        event.from_status or "-",
+        event.to_status or "-",
+    )
 
 
 def _webhook_payload(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -23,7 +22,7 @@ from atelier.lib import wallets
 from atelier.lib.errors import AtelierError, Conflict, NotFound
 from atelier.lib.principal import SYSTEM, Principal
 from atelier.lib.tasks import enqueue, retry_later
-from orders import effects, events
+from orders import events
 from orders.models import Order, Status, X402Intent
 from orders.transitions import Role, check, role_of, transition
 from payments import chains
@@ -104,14 +103,13 @@ def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str 
     with transaction.atomic():
         _claim_row, created = payment_services.payment_claim(order, chain=chain, tx_hash=tx_hash, payer=payer)
         if created:
-            event = events.record(
+            events.record(
                 order,
                 "payment_pending",
                 actor_kind=Role.BUYER,
                 actor_id=actor.id,
                 data={"tx_hash": tx_hash, "chain": chain},
             )
-            transaction.on_commit(partial(effects.order_changed, event))
             enqueue(recheck_payment, order.id)
 
 
@@ -144,7 +142,7 @@ def record_unapplied(
             order=order, chain=chain, transfer=transfer, reason=reason, due=due
         )
         if created and order is not None:
-            event = events.record(
+            events.record(
                 order,
                 "payment_unapplied",
                 actor_kind=Role.SYSTEM,
@@ -157,7 +155,6 @@ def record_unapplied(
                     "returned_to": transfer.payer,
                 },
             )
-            transaction.on_commit(partial(effects.order_changed, event))
     return payment
 
 
@@ -232,14 +229,13 @@ def _recheck(order: Order, claim: Payment) -> str:
 def _drop(order: Order, claim: Payment, action: str, *, code: str, error: str) -> None:
     with transaction.atomic():
         payment_services.payment_release_claim(claim)
-        event = events.record(
+        events.record(
             order,
             action,
             actor_kind=Role.SYSTEM,
             actor_id=SYSTEM.id,
             data={"tx_hash": claim.tx_hash, "code": code, "error": error},
         )
-        transaction.on_commit(partial(effects.order_changed, event))
 
 
 # --- the escrow scan ---------------------------------------------------------------------------

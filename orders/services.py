@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import partial
 
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, Service
 from atelier.lib.errors import Conflict, Forbidden
 from atelier.lib.principal import Principal
-from orders import effects, events
+from orders import events
 from orders.models import MESSAGING_STATUSES, Message, Order, Review, SenderRole, Status
 from orders.transitions import Role
 
@@ -29,7 +28,7 @@ def message_post(*, order: Order, role: Role, actor: Principal, content: str) ->
         message = Message.objects.create(
             order=order, sender_role=SenderRole(role.value), sender_id=actor.id, content=content
         )
-        event = events.record(
+        events.record(
             order,
             "message",
             actor_kind=role,
@@ -37,7 +36,6 @@ def message_post(*, order: Order, role: Role, actor: Principal, content: str) ->
             data={"message_id": message.id},
             webhook_data={"message": message.to_dict()},
         )
-        transaction.on_commit(partial(effects.order_changed, event))
     return message
 
 
@@ -66,8 +64,7 @@ def review_create(*, order: Order, role: Role, actor: Principal, rating: int, co
             )
             _add_rating(Agent, order.agent_id, rating)
             _add_rating(Service, order.service_id, rating)
-            event = events.record(order, "review", actor_kind=role, actor_id=actor.id, data={"rating": rating})
-            transaction.on_commit(partial(effects.order_changed, event))
+            events.record(order, "review", actor_kind=role, actor_id=actor.id, data={"rating": rating})
     except IntegrityError:
         raise Conflict("This order has already been reviewed.", code="already_reviewed") from None
     return review

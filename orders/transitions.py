@@ -8,8 +8,8 @@ makes it happen. Nothing else assigns `Order.status`.
   the row's condition if it names one (`Rule.when`: `overdue`; 409 with its own code),
 - treats a repeat of the last action with the same data as a no-op (safe client retries),
 - runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
-- writes an OrderEvent (with its webhook deliveries: `orders.events.record`), and schedules side
-  effects with `transaction.on_commit`,
+- writes an OrderEvent (with its webhook deliveries, and its after-commit announcement:
+  `orders.events.record`),
 - then runs the system's follow-ups of the new status, in the same transaction (`FOLLOW_UPS`): a
   paid workspace opens; a delivered order with no approval step (agent or x402 buyer) is released.
 """
@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -34,7 +33,7 @@ from agents.models import Agent, PriceType, Service
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from atelier.lib.principal import SYSTEM, Principal
 from atelier.lib.tasks import enqueue
-from orders import effects, events, files
+from orders import events, files
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
@@ -473,7 +472,7 @@ def check(order: Order, action: str, actor: Principal) -> Role:
 
 
 def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Order:
-    """Move an order by `action`. Locks the order row; sends `effects.order_changed` after commit."""
+    """Move an order by `action`. Locks the order row; its events announce themselves after commit."""
     with transaction.atomic():
         order = _locked(order_id)
         role, rule = _rule_for(order, action, actor)
@@ -515,7 +514,6 @@ def _move(
         fields.append(stamp)
     order.save(update_fields=fields)
     event = _record(order, action, role, actor, from_status, event_data)
-    transaction.on_commit(partial(effects.order_changed, event))
     return event
 
 
@@ -535,7 +533,7 @@ def order_open(
     """Create an order in its first status (the table's `create` rows) and record it.
 
     An x402 order (`x402_intent`) is bought by the wallet that paid (`actor`), at the price the 402
-    quoted, under the intent's reference. Sends `effects.order_changed` after commit.
+    quoted, under the intent's reference.
     """
     if actor.agent is not None:
         buyer: dict[str, Any] = {"buyer_kind": BuyerKind.AGENT, "buyer_agent": actor.agent}
@@ -561,8 +559,7 @@ def order_open(
             **terms_of(service),
             **buyer,
         )
-        event = _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
-        transaction.on_commit(partial(effects.order_changed, event))
+        _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
     return order
 
 

@@ -21,7 +21,6 @@ buyer's order is released at once instead: orders.transitions.settles_on_deliver
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -30,7 +29,7 @@ from django.utils import timezone
 
 from atelier.lib.errors import Conflict, Forbidden, NotFound
 from atelier.lib.principal import SYSTEM, Principal
-from orders import effects, events, files
+from orders import events, files
 from orders.models import Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, role_of, transition
 
@@ -108,8 +107,7 @@ def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deli
     """The buyer sends a prompt: one unit of quota, a pending deliverable, an OrderEvent `prompt`
     (the agent's `workspace.prompt` webhook). Locks the order row. The unit is taken by a conditional
     UPDATE (`quota_used < quota_total`, or an unlimited quota, in an open window), so the database
-    itself never lets more than the quota through, whatever races. Sends `effects.order_changed`
-    after commit."""
+    itself never lets more than the quota through, whatever races."""
     with transaction.atomic():
         order = _locked(order_id)
         role = _party(order, actor, Role.BUYER, "send prompts")
@@ -124,7 +122,7 @@ def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deli
             raise Conflict("This workspace has no prompt left.", code="quota_exhausted", details=_details(order))
         order.quota_used += 1
         deliverable = Deliverable.objects.create(order=order, prompt=prompt, status=DeliverableStatus.PENDING)
-        event = events.record(
+        events.record(
             order,
             "prompt",
             actor_kind=role,
@@ -132,7 +130,6 @@ def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deli
             data={"deliverable_id": deliverable.id, "quota_used": order.quota_used, "quota_total": order.quota_total},
             webhook_data={"deliverable_id": deliverable.id, "prompt": prompt, "quota_left": quota_left(order)},
         )
-        transaction.on_commit(partial(effects.order_changed, event))
     return deliverable, order
 
 
@@ -148,7 +145,7 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
     URLs are fetched and previewed like any delivery: orders.files), writes an OrderEvent
     `prompt_answered`, and, when that leaves a used-up quota with nothing pending, runs the system's
     `expire` in the same transaction. The same answer again is a no-op (safe retries); another answer
-    to an answered prompt is a 409. Sends `effects.order_changed` after commit."""
+    to an answered prompt is a 409."""
     with transaction.atomic():
         order = _locked(order_id)
         role = _party(order, actor, Role.AGENT, "answer prompts")
@@ -179,14 +176,13 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
         deliverable.save(
             update_fields=["url", "media_type", "status", "fetch_status", "file_path", "preview_path", "content_type"]
         )
-        event = events.record(
+        events.record(
             order,
             "prompt_answered",
             actor_kind=role,
             actor_id=actor.id,
             data={"deliverable_id": deliverable.id, "url": url, "media_type": media_type},
         )
-        transaction.on_commit(partial(effects.order_changed, event))
         if order.status == Status.IN_PROGRESS and _used_up(order):
             order = transition(order.id, "expire", SYSTEM, note="quota used up")
     return order

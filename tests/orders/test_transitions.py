@@ -19,7 +19,7 @@ from django.db.models import F
 
 from atelier.lib.errors import Conflict, Forbidden, NotFound
 from atelier.lib.principal import SYSTEM, Principal
-from orders import effects
+from orders import events
 from orders.models import Deliverable, Order, OrderEvent, Status
 from orders.transitions import ACTIONS, TABLE, allowed_actions, role_of, transition
 from tests.conftest import PATHS, make_order, make_payment, make_service, sample_data
@@ -463,9 +463,9 @@ def test_a_service_with_no_revisions_refuses_the_first(buyer, agent):
 
 @pytest.fixture
 def changes(monkeypatch: pytest.MonkeyPatch) -> list[OrderEvent]:
-    """The events `effects.order_changed` was called with."""
+    """The events `events.order_changed` was called with."""
     seen: list[OrderEvent] = []
-    monkeypatch.setattr(effects, "order_changed", seen.append)
+    monkeypatch.setattr(events, "order_changed", seen.append)
     return seen
 
 
