@@ -21,6 +21,7 @@ from atelier.lib.tasks import enqueue, retry_later
 from payments import chains, ledger
 from payments.models import HotWalletNonce, OutgoingTransfer, TransferKind, TransferStatus
 from payments.signals import transfer_changed
+from payments.transfers import transfer_move
 
 log = logging.getLogger("atelier.payments")
 
@@ -44,9 +45,7 @@ def _event(transfer: OutgoingTransfer, action: str, **data: object) -> None:
 
 
 def _fail(transfer: OutgoingTransfer, reason: str) -> None:
-    transfer.status = TransferStatus.FAILED
-    transfer.last_error = reason
-    transfer.save(update_fields=["status", "last_error", "updated_at"])
+    transfer_move(transfer, "fail", last_error=reason)
     _event(transfer, f"{transfer.kind}_failed", reason=reason)
 
 
@@ -66,8 +65,8 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
     """Step 1. Returns the transfer with signed bytes, or None when there is nothing to send."""
     with transaction.atomic():
         transfer = OutgoingTransfer.objects.select_for_update().get(pk=transfer_id)
-        if transfer.status == TransferStatus.CONFIRMED:
-            return None
+        if transfer.status in (TransferStatus.CONFIRMED, TransferStatus.FAILED):
+            return None  # done, or waiting for staff to retry it
         if transfer.raw_tx:
             return transfer  # signed before (maybe sent, maybe not): re-send the same bytes
         if not transfer.to_address:
@@ -93,12 +92,14 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
         except chains.ChainError as exc:
             _fail(transfer, f"Could not sign: {exc}")
             return None
-        transfer.raw_tx = signed.raw
-        transfer.tx_hash = signed.tx_hash
-        transfer.valid_until = signed.valid_until
-        transfer.nonce = signed.nonce
-        transfer.status = TransferStatus.SIGNED
-        transfer.save(update_fields=["raw_tx", "tx_hash", "valid_until", "nonce", "status", "updated_at"])
+        transfer_move(
+            transfer,
+            "sign",
+            raw_tx=signed.raw,
+            tx_hash=signed.tx_hash,
+            valid_until=signed.valid_until,
+            nonce=signed.nonce,
+        )
         return transfer
 
 
@@ -106,13 +107,10 @@ def _record(transfer_id: int, state: chains.TransferState) -> TransferStatus:
     """Step 3."""
     with transaction.atomic():
         transfer = OutgoingTransfer.objects.select_for_update().get(pk=transfer_id)
-        if transfer.status == TransferStatus.CONFIRMED:
-            return TransferStatus.CONFIRMED
+        if transfer.status != TransferStatus.SIGNED:
+            return TransferStatus(transfer.status)  # another worker recorded it meanwhile
         if state == "confirmed":
-            transfer.status = TransferStatus.CONFIRMED
-            transfer.confirmed_at = timezone.now()
-            transfer.last_error = ""
-            transfer.save(update_fields=["status", "confirmed_at", "last_error", "updated_at"])
+            transfer_move(transfer, "confirm", confirmed_at=timezone.now(), last_error="")
             # A database constraint: a return names its payment, a payout or refund its order.
             if transfer.kind == TransferKind.RETURN and transfer.payment is not None:
                 ledger.return_out(transfer.payment, transfer.amount_base_units)
@@ -126,10 +124,7 @@ def _record(transfer_id: int, state: chains.TransferState) -> TransferStatus:
             _event(transfer, f"{transfer.kind}_sent", tx_hash=transfer.tx_hash)
         elif state == "expired":
             # Its blockhash expired and it never landed: it never can, so signing anew is safe.
-            transfer.raw_tx = None
-            transfer.tx_hash = ""
-            transfer.status = TransferStatus.PENDING
-            transfer.save(update_fields=["raw_tx", "tx_hash", "status", "updated_at"])
+            transfer_move(transfer, "expire", raw_tx=None, tx_hash="")
         elif state == "failed":
             _fail(transfer, f"The transaction {transfer.tx_hash} failed on-chain.")
         return TransferStatus(transfer.status)
@@ -174,8 +169,5 @@ def retry_transfer(transfer: OutgoingTransfer) -> None:
     """Staff retry. A failed transfer either never got signed or landed and failed on-chain;
     neither can move money, so it is signed anew. Others are just looked at again."""
     if transfer.status == TransferStatus.FAILED:
-        transfer.status = TransferStatus.PENDING
-        transfer.raw_tx = None
-        transfer.tx_hash = ""
-        transfer.save(update_fields=["status", "raw_tx", "tx_hash", "updated_at"])
+        transfer_move(transfer, "retry", raw_tx=None, tx_hash="")
     enqueue(send_transfer, transfer.pk)
