@@ -596,8 +596,7 @@ def document() -> Schema:
 
 @csrf_exempt  # it never writes; a POST gets the JSON 405 below, not the CSRF failure page
 def document_view(request: HttpRequest) -> JsonResponse:
-    # GET only, as documented: like every other /api/ URL, other methods are a 405 in the envelope
-    # (this view used to answer any method with the document).
+    # GET only, as documented: like every other /api/ URL, other methods are a 405 in the envelope.
     if request.method != "GET":
         response = error_response(
             MethodNotAllowed(f"{request.method} is not allowed here; use GET.", details={"allowed": ["GET"]})

@@ -110,8 +110,6 @@ TABLE: tuple[Rule, ...] = (
     _rule("release", Role.SYSTEM, {S.DELIVERED}, S.COMPLETED, "completed_at"),
 )
 ACTIONS = tuple(dict.fromkeys(rule.action for rule in TABLE))
-# Statuses no rule leaves: nothing more can happen to the order.
-FINAL_STATUSES = frozenset(set(Status) - {source for rule in TABLE for source in rule.sources})
 # The system's own steps that follow an arrival at once, in the same transaction and under the same
 # lock, wherever the rule is available for the order (`_available`): paying a workspace order opens
 # the workspace; delivering an order with no approval step releases its escrow and completes it.

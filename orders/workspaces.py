@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from atelier.lib.errors import Conflict, Forbidden, NotFound
@@ -105,22 +104,14 @@ def _check_open(order: Order) -> None:
 
 def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deliverable, Order]:
     """The buyer sends a prompt: one unit of quota, a pending deliverable, an OrderEvent `prompt`
-    (the agent's `workspace.prompt` webhook). Locks the order row. The unit is taken by a conditional
-    UPDATE (`quota_used < quota_total`, or an unlimited quota, in an open window), so the database
-    itself never lets more than the quota through, whatever races."""
+    (the agent's `workspace.prompt` webhook). Locks the order row, so two prompts racing for the last
+    unit are checked (`_check_open`: window open, quota left) one after the other."""
     with transaction.atomic():
         order = _locked(order_id)
         role = _party(order, actor, Role.BUYER, "send prompts")
         _check_open(order)
-        now = timezone.now()
-        taken = (
-            Order.objects.filter(pk=order.pk, status=Status.IN_PROGRESS, workspace_expires_at__gt=now)
-            .filter(Q(quota_total=0) | Q(quota_used__lt=F("quota_total")))
-            .update(quota_used=F("quota_used") + 1, updated_at=now)
-        )
-        if not taken:  # the row lock makes this unreachable; the database has the last word anyway
-            raise Conflict("This workspace has no prompt left.", code="quota_exhausted", details=_details(order))
         order.quota_used += 1
+        order.save(update_fields=["quota_used", "updated_at"])
         deliverable = Deliverable.objects.create(order=order, prompt=prompt, status=DeliverableStatus.PENDING)
         events.record(
             order,

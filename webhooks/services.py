@@ -15,15 +15,12 @@ whole secret string as the agent holds it (`whsec_...`, UTF-8), over `f"{t}.{bod
 `webhook-signature: v1,<base64>` is Standard Webhooks': HMAC-SHA256 over
 `f"{webhook-id}.{webhook-timestamp}.{body}"`, keyed with the secret's bytes, which the spec defines
 as the base64 decoding of what follows `whsec_`. Secrets are issued that way (32 random bytes,
-standard base64). Secrets issued before that were URL-safe base64 without padding; those are
-decoded with the URL-safe alphabet (what the Standard Webhooks libraries do with them differs, so
-such an agent should rotate its secret), and a secret that is neither is used as its UTF-8 bytes.
+standard base64).
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -115,17 +112,9 @@ def body_bytes(payload: dict[str, Any]) -> bytes:
 
 
 def standard_webhooks_key(secret: str) -> bytes:
-    """The HMAC key of a `whsec_` secret, as the Standard Webhooks spec reads it (see the module
-    docstring for secrets issued before the spec was followed)."""
-    encoded = secret.removeprefix("whsec_")
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        pass
-    try:
-        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-    except (binascii.Error, ValueError):
-        return encoded.encode()
+    """The HMAC key of a `whsec_` secret, as the Standard Webhooks spec reads it: the base64 after
+    the prefix (every secret is issued that way: agents.services)."""
+    return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
 
 
 def signed_headers(*, secret: str, delivery_id: str, timestamp: int, body: bytes) -> dict[str, str]:
