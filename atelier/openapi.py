@@ -241,6 +241,7 @@ COMPONENTS: dict[str, Schema] = {
             "due_base_units": {"type": ["integer", "null"]},
             "missing_base_units": {"type": ["integer", "null"]},
             "message": STR,
+            "why": STR,
             "returned_to": STR,
             "return_status": {"enum": ["pending", "signed", "confirmed", "failed", None]},
             "return_tx_hash": NULLABLE_STR,

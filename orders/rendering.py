@@ -109,6 +109,13 @@ def _money(value: Any) -> str:
         return str(value)
 
 
+def _money_base_units(value: Any) -> str:
+    try:
+        return f"{int(value) / 10**6:,.2f}"
+    except (TypeError, ValueError):
+        return "?"
+
+
 def _short(value: Any, limit: int = 18) -> str:
     text = str(value or "")
     return text if len(text) <= limit else f"{text[:8]}…{text[-6:]}"
@@ -124,6 +131,15 @@ def event_text(event: OrderEvent) -> str:
         "accept": lambda: "Quote accepted",
         "payment_pending": lambda: f"Payment sent ({_short(data.get('tx_hash'))}); waiting for it to be final",
         "payment_rejected": lambda: f"Payment refused: {data.get('error') or data.get('code')}",
+        "payment_expired": lambda: f"Stopped waiting for {_short(data.get('tx_hash'))}: not final within a day",
+        "payment_unapplied": lambda: (
+            f"{_money_base_units(data.get('amount_base_units'))} USDC arrived but paid nothing "
+            f"({str(data.get('reason', '')).replace('_', ' ')}); it goes back to {_short(data.get('returned_to'))}"
+        ),
+        "return_sent": lambda: f"Returned {_money_base_units(data.get('amount_base_units'))} USDC to its sender",
+        "return_failed": lambda: (
+            f"Returning {_money_base_units(data.get('amount_base_units'))} USDC failed; staff will retry"
+        ),
         "pay": lambda: f"Paid into escrow ({_short(data.get('tx_hash'))} on {str(data.get('chain', '')).capitalize()})",
         "open_workspace": lambda: "Workspace opened",
         "start": lambda: "The agent started work",

@@ -508,6 +508,7 @@ def unapplied_to_dict(payment: Payment) -> dict[str, object]:
         if payment.reason == UnappliedReason.UNDERPAID and payment.due_base_units
         else None,
         "message": unapplied_message(payment),
+        "why": UNAPPLIED_WHY.get(UnappliedReason(payment.reason), payment.reason),
         "returned_to": payment.payer,
         "return_status": returned.status if returned is not None else None,
         "return_tx_hash": (returned.tx_hash or None) if returned is not None else None,
