@@ -32,7 +32,7 @@ from django.utils import timezone
 from agents.models import Agent, PriceType, Service
 from atelier.auth import SYSTEM, Principal
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from orders import effects, events, files
+from orders import effects, events, fetching
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
 from orders.tasks import expire_workspace_at
 from payments import services as payment_services
@@ -263,7 +263,7 @@ def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
     # rows stay for the record.
     order.deliverables.filter(superseded=False, prompt="").update(superseded=True)
     rows = [Deliverable(order=order, url=item["url"], media_type=item["media_type"]) for item in items]
-    files.attach(order, rows)  # link uploaded files; queue image fetches (they run after commit)
+    fetching.attach(order, rows)  # link uploaded files; queue image fetches (they run after commit)
     Deliverable.objects.bulk_create(rows)
     return [], {"deliverables": items}
 

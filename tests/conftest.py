@@ -43,7 +43,7 @@ def _fresh_rate_limits(db: None) -> None:
 def _no_local_devchain_state(settings: Any, tmp_path: Any) -> None:
     """Tests never read the developer's `make run` keys; payment tests point at their own devchains."""
     settings.DEVCHAIN_STATE = tmp_path / "devchain.json"
-    # Deliverable files and uploads (orders.files) go to the test's folder, never DATA_DIR/private.
+    # Deliverable files and uploads (orders.previews, orders.uploads) go to the test's folder, never DATA_DIR/private.
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {**settings.STORAGES["private"], "OPTIONS": {"location": str(tmp_path / "private")}},
