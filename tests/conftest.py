@@ -27,6 +27,9 @@ from orders.transitions import order_open, transition
 from payments.models import Payment
 from payments.services import signin_challenge_create, signin_complete
 
+# The bad-input tests' `world` fixture (tests/bad_input_support.py), for tests/lib, orders, agents, payments.
+pytest_plugins = ["tests.bad_input_support"]
+
 
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
