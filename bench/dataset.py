@@ -189,11 +189,10 @@ def load(conninfo: str, scale: float) -> dict[str, Any]:
         copy_messages_and_events(cursor, message_and_event_rows(draw, orders, counts))
         cursor.execute("ANALYZE")
     load_seconds = time.perf_counter() - started
-    n = draw.n
     return {
         "version": DATA_VERSION,
         "scale": scale,
-        "sizes": n,
+        "sizes": draw.n,
         "load_seconds": round(load_seconds, 1),
         "hot_agent": agents[0]["id"],
         "lifecycle_agent": agents[1]["id"],
