@@ -14,12 +14,12 @@ from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
 from atelier.lib.pagination import page
 from atelier.lib.principal import Principal
 from atelier.lib.ratelimit import Rate
-from atelier.lib.validation import Choice, Int, ListOf, Money, Object, Str, Url
+from atelier.lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
 from atelier.lib.wallets import Chain
 from orders import paying, queries, services, workspaces, x402
-from orders.files import DeliverableUrl
 from orders.models import MediaType, Message, Status
 from orders.transitions import order_open, role_of, transition
+from orders.uploads import UPLOAD_SCHEME, UPLOAD_URL
 
 HOUR = 3600
 POLL_RATE = Rate("orders_poll", 30, HOUR)
@@ -270,6 +270,27 @@ def order_start(request: ApiRequest, order_id: str) -> Any:
     transition(order_id, "start", caller(request))
     order, role = queries.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
+
+
+class DeliverableUrl(Url):
+    """An http(s) URL, or `atelier://upload/<id>` from POST /api/upload."""
+
+    def clean(self, value: Any) -> str:
+        if isinstance(value, str) and value.strip().startswith(UPLOAD_SCHEME):
+            if not UPLOAD_URL.match(value.strip()):
+                raise Invalid("must be atelier://upload/<id> as returned by POST /api/upload")
+            return value.strip()
+        return str(super().clean(value))
+
+    def schema(self) -> dict[str, Any]:
+        return self._described(
+            {
+                "type": "string",
+                "format": "uri",
+                "maxLength": self.max_length,
+                "pattern": "^(https?://|atelier://upload/)",
+            }
+        )
 
 
 DELIVERABLE = {

@@ -25,9 +25,11 @@ from atelier.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
 from atelier.lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from atelier.lib.privatestorage import private_storage
 from atelier.lib.ratelimit import Rate
-from orders import files, gate
+from orders import gate
+from orders.exceptions import Refused
 from orders.models import Deliverable, FetchStatus
 from orders.transitions import Role, role_of
+from orders.uploads import upload_store
 
 log = logging.getLogger("atelier.orders.files")
 
@@ -191,8 +193,8 @@ def upload_create(request: ApiRequest) -> Any:
             raise _too_large(limit)
         if file.size == 0:
             raise ValidationFailed("file is empty.", details={"file": "is empty"})
-        upload = files.upload_store(agent_id=agent.id, source=file, filename=file.name or "", size=file.size)
-    except files.Refused as exc:
+        upload = upload_store(agent_id=agent.id, source=file, filename=file.name or "", size=file.size)
+    except Refused as exc:
         raise ValidationFailed(str(exc), code="unsupported_file_type", details={"file": str(exc)}) from None
     finally:
         file.close()

@@ -23,9 +23,9 @@ from django.urls import reverse
 
 from agents.sessions import session_principal
 from atelier.lib.principal import Principal
-from orders.files import UPLOAD_SCHEME
 from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Status
 from orders.transitions import Role
+from orders.uploads import UPLOAD_SCHEME
 
 
 def viewer_can_see_original(order: Order, role: Role | None) -> bool:

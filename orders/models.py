@@ -202,7 +202,7 @@ class Deliverable(models.Model):
     # Set when a later delivery replaces this one; kept for the record, hidden from the default view.
     superseded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    # The stored copy (orders.files): names in the "private" storage, served only by orders.files_api.
+    # The stored copy (orders.previews): names in the "private" storage, served only by orders.files_api.
     fetch_status = models.CharField(max_length=10, choices=FetchStatus.choices, blank=True, default="")
     fetch_error = models.CharField(max_length=300, blank=True)
     file_path = models.CharField(max_length=300, blank=True)

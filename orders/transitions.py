@@ -33,7 +33,7 @@ from agents.models import Agent, PriceType, Service
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from atelier.lib.principal import SYSTEM, Principal
 from atelier.lib.tasks import enqueue
-from orders import events, files
+from orders import events, fetching
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
@@ -261,7 +261,7 @@ def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
     # rows stay for the record.
     order.deliverables.filter(superseded=False, prompt="").update(superseded=True)
     rows = [Deliverable(order=order, url=item["url"], media_type=item["media_type"]) for item in items]
-    files.attach(order, rows)  # link uploaded files; queue image fetches (they run after commit)
+    fetching.attach(order, rows)  # link uploaded files; queue image fetches (they run after commit)
     Deliverable.objects.bulk_create(rows)
     return [], {"deliverables": items}
 

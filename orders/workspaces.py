@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from atelier.lib.errors import Conflict, Forbidden, NotFound
 from atelier.lib.principal import SYSTEM, Principal
-from orders import events, files
+from orders import events, fetching
 from orders.models import Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, role_of, transition
 
@@ -133,7 +133,7 @@ def _used_up(order: Order) -> bool:
 
 def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: str, media_type: str) -> Order:
     """The agent answers a pending prompt. Locks the order row; fills the prompt's deliverable (image
-    URLs are fetched and previewed like any delivery: orders.files), writes an OrderEvent
+    URLs are fetched and previewed like any delivery: orders.fetching), writes an OrderEvent
     `prompt_answered`, and, when that leaves a used-up quota with nothing pending, runs the system's
     `expire` in the same transaction. The same answer again is a no-op (safe retries); another answer
     to an answered prompt is a 409."""
@@ -163,7 +163,7 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
                 details={"deliverable_id": deliverable.id},
             )
         deliverable.url, deliverable.media_type, deliverable.status = url, media_type, DeliverableStatus.DELIVERED
-        files.attach(order, [deliverable])  # link an upload, or queue the image fetch (after commit)
+        fetching.attach(order, [deliverable])  # link an upload, or queue the image fetch (after commit)
         deliverable.save(
             update_fields=["url", "media_type", "status", "fetch_status", "file_path", "preview_path", "content_type"]
         )

@@ -26,6 +26,9 @@ from orders.transitions import order_open, transition
 from payments.models import Payment
 from payments.services import signin_challenge_create, signin_complete
 
+# The bad-input tests' `world` fixture (tests/bad_input_support.py), for tests/lib, orders, agents, payments.
+pytest_plugins = ["tests.bad_input_support"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits(db: None) -> None:
@@ -36,7 +39,7 @@ def _fresh_rate_limits(db: None) -> None:
 def _no_local_devchain_state(settings: Any, tmp_path: Any) -> None:
     """Tests never read the developer's `make run` keys; payment tests point at their own devchains."""
     settings.DEVCHAIN_STATE = tmp_path / "devchain.json"
-    # Deliverable files and uploads (orders.files) go to the test's folder, never DATA_DIR/private.
+    # Deliverable files and uploads (orders.previews, orders.uploads) go to the test's folder, never DATA_DIR/private.
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {**settings.STORAGES["private"], "OPTIONS": {"location": str(tmp_path / "private")}},

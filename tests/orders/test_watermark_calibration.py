@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageMath
 
 from atelier.lib.privatestorage import private_storage
-from orders import files
+from orders import previews
 from tests.orders.files_support import use_private_tmp
 
 
@@ -35,7 +35,7 @@ def png(image: Image.Image) -> bytes:
 
 def preview_of(name: str, image: Image.Image) -> Image.Image:
     """The preview Atelier stores for `image`, uploaded as a PNG (the upload and fetch path alike)."""
-    stored = files.store_image(f"calibration/{name}", io.BytesIO(png(image)))
+    stored = previews.store_image(f"calibration/{name}", io.BytesIO(png(image)))
     with private_storage().open(stored.preview_path) as preview:
         return Image.open(io.BytesIO(preview.read())).convert("RGB")
 

@@ -15,7 +15,7 @@ from django.test import Client
 from PIL import Image, ImageChops
 
 from atelier.lib.privatestorage import private_storage
-from orders import files, gate
+from orders import fetching, gate, previews
 from orders.models import BuyerKind, Deliverable, FetchStatus, Order, Status
 from orders.transitions import Role, transition
 from tests.conftest import make_order
@@ -133,16 +133,16 @@ def test_the_image_is_fetched_once_and_previewed_720px_webp_watermarked_without_
 )
 def test_the_preview_keeps_the_aspect_and_is_always_smaller(size, expected, private_root):
     """At most 720 px and 60% of the original on the long edge: never every pixel of the work."""
-    with files.open_image(io.BytesIO(picture(*size, exif=False))) as image:
-        preview = Image.open(io.BytesIO(files.make_preview(image, seed=b"test")))
+    with previews.open_image(io.BytesIO(picture(*size, exif=False))) as image:
+        preview = Image.open(io.BytesIO(previews.make_preview(image, seed=b"test")))
     assert preview.size == expected
 
 
 def test_a_flat_picture_still_shows_the_watermark(private_root):
     flat = io.BytesIO()
     Image.new("RGB", (1200, 900), (128, 128, 128)).save(flat, "JPEG")
-    with files.open_image(flat) as image:
-        preview = Image.open(io.BytesIO(files.make_preview(image, seed=b"test"))).convert("L")
+    with previews.open_image(flat) as image:
+        preview = Image.open(io.BytesIO(previews.make_preview(image, seed=b"test"))).convert("L")
     low, high = preview.getextrema()
     assert high - low > 60
 
@@ -154,8 +154,8 @@ def test_a_jpeg_with_exif_orientation_is_turned_then_stripped(private_root):
     tags[0x010F] = CAMERA
     buffer = io.BytesIO()
     source.save(buffer, "JPEG", exif=tags)
-    with files.open_image(buffer) as image:
-        data = files.make_preview(image, seed=b"test")
+    with previews.open_image(buffer) as image:
+        data = previews.make_preview(image, seed=b"test")
     preview = Image.open(io.BytesIO(data))
     assert preview.size == (240, 480)
     assert not dict(preview.getexif())
@@ -523,7 +523,7 @@ def test_the_fetch_runs_outside_the_deliver_transaction(
 def test_a_duplicate_task_does_not_fetch_twice(buyer, agent, private_root, server, django_capture_on_commit_callbacks):
     order = make_order(buyer, agent, Status.IN_PROGRESS)
     deliverable = deliver(agent, order, server.serve("/a.png", ORIGINAL), django_capture_on_commit_callbacks)
-    assert files.fetch_deliverables.call([deliverable.id]) == {deliverable.id: "skipped"}
+    assert fetching.fetch_deliverables.call([deliverable.id]) == {deliverable.id: "skipped"}
     assert server.hits == ["/a.png"]
 
 
