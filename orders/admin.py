@@ -142,6 +142,10 @@ class DisputeAdmin(admin_desk.QueueColumns, admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        title = "Disputes waiting for a decision, the longest waiting first"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
+
     def get_urls(self) -> list[URLPattern]:
         resolve = path(
             "<path:object_id>/resolve/",

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +27,7 @@ from django.utils.text import Truncator
 from atelier.lib.errors import AtelierError
 from orders import disputes, gate
 from orders.disputes import DECISION_LABELS, REFUND, RELEASE, SEND_BACK, SPLIT
-from orders.models import Order, OrderEvent
+from orders.models import ActorKind, Order, OrderEvent
 from orders.rendering import event_text
 from orders.transitions import Role
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, PaymentStatus
@@ -84,14 +85,19 @@ class QueueColumns:
 
     @admin.display(description="order", ordering="id")
     def order_ref(self, order: Any) -> str:
-        return str(order.id)
+        # May break after the timestamp: the id stays whole for search and copy, the column narrow.
+        head, _, tail = str(order.id).rpartition("_")
+        return format_html("{}_<wbr>{}", head, tail)
 
     @admin.display(description="waiting", ordering="disputed_at")
     def age(self, order: Any) -> str:
         if order.disputed_at is None:
             return "-"
-        hours = int((timezone.now() - order.disputed_at).total_seconds() // 3600)
-        return f"{hours // 24} d {hours % 24} h" if hours >= 24 else f"{hours} h"
+        minutes = int((timezone.now() - order.disputed_at).total_seconds() // 60)
+        hours = minutes // 60
+        if hours >= 24:
+            return f"{hours // 24} d {hours % 24} h"
+        return f"{hours} h" if hours else f"{minutes} min"
 
     @admin.display(description="amount", ordering="quoted_price_usd")
     def amount(self, order: Any) -> str:
@@ -108,8 +114,12 @@ class QueueColumns:
     @admin.display(description="kind")
     def kind(self, order: Any) -> str:
         if disputes.disputed_undelivered(order.disputed_from):
-            return format_html('<span class="desk-badge desk-overdue">{}</span>', "overdue: nothing delivered")
-        return "after delivery"
+            return format_html(
+                '<span class="desk-badge desk-overdue" title="{}">{}</span>',
+                "No delivery within the turnaround",
+                "overdue: nothing delivered",
+            )
+        return "delivered"
 
     @admin.display(description="reason")
     def reason(self, order: Any) -> str:
@@ -187,7 +197,8 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
     """GET: the evidence and a preview of each decision. POST: `decision` (release, refund, split,
     send_back, or `preview_split`) with `note` and, for a split, `agent_amount_usd`. A refusal
     re-renders the page with its sentence and changes nothing; a decision redirects back here."""
-    if not can_resolve(request):
+    user_id = request.user.pk
+    if not can_resolve(request) or user_id is None:
         raise PermissionDenied
     order = get_object_or_404(Order.objects.select_related("service", "agent", "buyer_agent"), pk=object_id)
     form = {"decision": "", "note": "", "agent_amount_usd": ""}
@@ -207,7 +218,7 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
                 disputes.dispute_resolve(
                     order_id=order.id,
                     decision=decision,
-                    staff_user_id=request.user.pk,
+                    staff_user_id=user_id,
                     note=form["note"],
                     agent_amount_usd=amount,
                 )
@@ -248,6 +259,11 @@ def evidence(order: Order) -> dict[str, Any]:
     previews = []
     if disputed:
         previews = [disputes.decision_preview(order, decision) for decision in (RELEASE, REFUND, SEND_BACK)]
+    staff_ids = {event.actor_id.removeprefix("user:") for event in events if event.actor_kind == ActorKind.STAFF}
+    staff_names = {
+        f"user:{pk}": username
+        for pk, username in get_user_model().objects.filter(pk__in=staff_ids).values_list("pk", "username")
+    }
     dispute_event = next((event for event in reversed(events) if event.action == "dispute"), None)
     return {
         "order": order,
@@ -257,7 +273,12 @@ def evidence(order: Order) -> dict[str, Any]:
         "resolution": disputes.resolution_to_dict(order),
         "versions": _versions(order, events),
         "chat": list(order.messages.order_by("id")),
-        "events": [{"row": event, "text": event_text(event)} for event in events],
+        # Messages are read in the thread; the timeline is what happened to the order.
+        "events": [
+            {"row": event, "text": event_text(event), "staff": staff_names.get(event.actor_id, event.actor_id)}
+            for event in events
+            if event.action != "message"
+        ],
         "payments": list(order.payments.select_related("return_transfer").order_by("created_at")),
         "transfers": list(order.transfers.order_by("id")),
         "ledger": ledger,

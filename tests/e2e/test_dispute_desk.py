@@ -123,6 +123,8 @@ def test_staff_split_a_dispute_and_the_buyer_sees_the_resolution_and_the_transfe
     expect(page.locator("#reason")).to_contain_text("no lab coat in either version")
     expect(page.locator("#brief")).to_contain_text("Draw a fox in a lab coat")
     expect(page.locator("#brief")).to_contain_text("https://example.com/moodboard/fox-in-a-lab")
+    expect(page.locator("#terms")).to_contain_text("$45.00 (quote)")
+    expect(page.locator("#terms")).to_contain_text("1 of 3 used")
     expect(page.locator("#deliverables")).to_contain_text("Version 2")
     expect(page.locator("#deliverables")).to_contain_text("Version 1")
     expect(page.locator("#thread")).to_contain_text("Still no lab coat")
