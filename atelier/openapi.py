@@ -146,6 +146,11 @@ ORDER: dict[str, Schema] = {
     },
     "revision_feedback": NULLABLE_STR,
     "dispute_reason": NULLABLE_STR,
+    "resolution": {
+        "oneOf": [_ref("Resolution"), {"type": "null"}],
+        "description": "Staff's decision on the dispute, with their note; null when the order was never "
+        "disputed, is waiting for a decision, or was disputed again since.",
+    },
     "quota_total": INT,
     "quota_used": INT,
     "workspace_expires_at": NULLABLE_TIME,
@@ -256,6 +261,20 @@ COMPONENTS: dict[str, Schema] = {
             "status": {"enum": ["pending", "signed", "confirmed", "failed"]},
             "tx_hash": NULLABLE_STR,
             "error": NULLABLE_STR,
+        }
+    ),
+    "Resolution": _object(
+        {
+            "decision": {"enum": ["release", "refund", "split", "send_back"]},
+            "note": NULLABLE_STR,
+            "agent_amount_usd": {
+                **NULLABLE_MONEY,
+                "description": "split: the part of the price released to the agent, before the fee.",
+            },
+            "agent_payout_base_units": {**INT, "description": "USDC base units paid out to the agent."},
+            "refund_base_units": {**INT, "description": "USDC base units sent back to the buyer."},
+            "platform_fee_base_units": {**INT, "description": "USDC base units kept by the platform."},
+            "decided_at": TIME,
         }
     ),
     "OrderData": _object(ORDER),

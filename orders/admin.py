@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from functools import partial
+from typing import Any
 
-from atelier.lib.errors import AtelierError
-from atelier.lib.principal import Principal
-from orders.models import Deliverable, Dispute, Message, Order, OrderEvent, Review, Status
-from orders.transitions import transition
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import URLPattern, path
+
+from orders import admin_desk, disputes
+from orders.models import Deliverable, Dispute, Message, Order, OrderEvent, Review
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -52,7 +54,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("id", "buyer_wallet", "agent__name", "escrow_tx_hash", "payment_reference")
     list_select_related = ("service", "agent")
     date_hierarchy = "created_at"
-    inlines = (DeliverableInline, MessageInline, EventInline)
+    inlines = (DeliverableInline, MessageInline, EventInline, *admin_desk.MONEY_INLINES)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Order | None = None) -> list[str]:
         # Everything: an order changes through its transitions, never by hand-editing a row.
@@ -111,24 +113,22 @@ class DeliverableAdmin(admin.ModelAdmin):
         return False
 
 
-class ResolveForm(ActionForm):
-    note = forms.CharField(required=False, max_length=500, help_text="Why (recorded on the order).")
-    agent_amount_usd = forms.DecimalField(required=False, max_digits=9, decimal_places=2, help_text="For split only.")
-
-
 @admin.register(Dispute)
-class DisputeAdmin(admin.ModelAdmin):
-    """Disputed orders; each action goes through orders.transitions, money follows the decision."""
+class DisputeAdmin(admin_desk.QueueColumns, admin.ModelAdmin):
+    """The disputes queue, the oldest first; each dispute opens on its resolve page (admin_desk),
+    where staff with `resolve_dispute` decide, one order at a time, through orders.transitions."""
 
-    list_display = ("id", "service", "agent", "buyer_id", "quoted_price_usd", "dispute_reason", "updated_at")
-    list_select_related = ("service", "agent")
-    search_fields = ("id", "buyer_wallet", "agent__name")
-    action_form = ResolveForm
-    actions = ("release", "refund", "split", "send_back")
-    inlines = (DeliverableInline, MessageInline, EventInline)
+    list_display = ("order_ref", "age", "amount", "chain", "agent_name", "kind", "reason")
+    list_display_links = ("order_ref",)
+    list_filter = ("payment_chain", admin_desk.AmountFilter, admin_desk.AgeFilter)
+    list_select_related = ("agent",)
+    search_fields = ("id", "buyer_wallet", "agent__name", "dispute_reason")
+    # Each decision needs its own evidence, note and amount: no bulk resolving from the list.
+    actions = None
+    inlines = (DeliverableInline, MessageInline, EventInline, *admin_desk.MONEY_INLINES)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Dispute]:
-        return super().get_queryset(request).filter(status=Status.DISPUTED)
+        return disputes.dispute_queue(super().get_queryset(request))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Dispute | None = None) -> list[str]:
         return [field.name for field in Order._meta.fields]
@@ -136,43 +136,28 @@ class DisputeAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # read-only here; decisions are made on the resolve page
+
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    def has_resolve_dispute_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("orders.resolve_dispute")
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        title = "Disputes waiting for a decision, the longest waiting first"
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
-    def _resolve(self, request: HttpRequest, queryset: QuerySet[Dispute], action: str) -> None:
-        note = request.POST.get("note", "").strip()
-        data: dict[str, str] = {"note": note} if note else {}
-        if action == "split":
-            data["agent_amount_usd"] = request.POST.get("agent_amount_usd", "").strip()
-            if not data["agent_amount_usd"]:
-                self.message_user(request, "Split needs the amount that goes to the agent.", messages.ERROR)
-                return
-        actor = Principal(staff_user_id=request.user.pk)
-        done = 0
-        for order in queryset:
-            try:
-                transition(order.id, action, actor, **data)
-                done += 1
-            except AtelierError as exc:
-                self.message_user(request, f"{order.id}: {exc.message}", messages.ERROR)
-        if done:
-            self.message_user(request, f"{action.replace('_', ' ')}: {done} order(s) resolved.", messages.SUCCESS)
+    def get_urls(self) -> list[URLPattern]:
+        resolve = path(
+            "<path:object_id>/resolve/",
+            self.admin_site.admin_view(partial(admin_desk.resolve_view, self)),
+            name="orders_dispute_resolve",
+        )
+        return [resolve, *super().get_urls()]
 
-    @admin.action(description="Release to the agent (complete and pay out)", permissions=["resolve_dispute"])
-    def release(self, request: HttpRequest, queryset: QuerySet[Dispute]) -> None:
-        self._resolve(request, queryset, "release")
-
-    @admin.action(description="Refund the buyer (cancel)", permissions=["resolve_dispute"])
-    def refund(self, request: HttpRequest, queryset: QuerySet[Dispute]) -> None:
-        self._resolve(request, queryset, "refund")
-
-    @admin.action(description="Split: the amount to the agent, the rest to the buyer", permissions=["resolve_dispute"])
-    def split(self, request: HttpRequest, queryset: QuerySet[Dispute]) -> None:
-        self._resolve(request, queryset, "split")
-
-    @admin.action(description="Send back to the agent for a revision", permissions=["resolve_dispute"])
-    def send_back(self, request: HttpRequest, queryset: QuerySet[Dispute]) -> None:
-        self._resolve(request, queryset, "send_back")
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A dispute opens on its resolve page for staff who may decide; read-only for the rest."""
+        if admin_desk.can_resolve(request):
+            return redirect(admin_desk.resolve_url(unquote(object_id)))
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -13,7 +13,7 @@ from django.db.models import Prefetch, Q, QuerySet
 from atelier.lib.errors import NotFound
 from atelier.lib.money import usd_text
 from atelier.lib.principal import Principal
-from orders import gate, workspaces
+from orders import disputes, gate, workspaces
 from orders.models import BuyerKind, Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
 from payments import services as payment_services
@@ -38,7 +38,7 @@ PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 def orders_with_details() -> QuerySet[Order]:
     return Order.objects.select_related("service", "agent").prefetch_related(
-        _CURRENT_DELIVERABLES, _OPEN_PAYMENTS, _TRANSFERS
+        _CURRENT_DELIVERABLES, _OPEN_PAYMENTS, _TRANSFERS, disputes.DECISION_EVENTS
     )
 
 
@@ -97,6 +97,8 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "overdue": order.overdue,
         "revision_feedback": order.revision_feedback or None,
         "dispute_reason": order.dispute_reason or None,
+        # Staff's decision on the dispute, with their note (orders.disputes), or null.
+        "resolution": disputes.resolution_to_dict(order),
         "quota_total": order.quota_total,
         "quota_used": order.quota_used,
         "workspace_expires_at": _iso(order.workspace_expires_at),

@@ -338,14 +338,19 @@ def _cancel(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, An
     return [], {**_note(data), "settlement": payment_services.settle_refund(order)}
 
 
-def _split(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    amount = Decimal(str(data["agent_amount_usd"]))
+def split_amount_check(order: Order, amount: Decimal) -> None:
+    """A split gives the agent more than nothing and less than the price (else: release or refund)."""
     price = order.quoted_price_usd or Decimal(0)
     if not Decimal(0) < amount < price:
         raise ValidationFailed(
             f"agent_amount_usd must be more than 0 and less than the price ({price}); use release or refund otherwise.",
             details={"agent_amount_usd": "out of range"},
         )
+
+
+def _split(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    amount = Decimal(str(data["agent_amount_usd"]))
+    split_amount_check(order, amount)
     Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
     settlement = payment_services.settle_split(order, agent_gross=usd_to_base_units(amount))
     return [], {**_note(data), "settlement": settlement}

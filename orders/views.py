@@ -33,7 +33,7 @@ from atelier.lib import ratelimit, sessions
 from atelier.lib.errors import AtelierError, Forbidden, NotFound
 from atelier.lib.pagination import page
 from atelier.lib.principal import Principal
-from orders import forms, paying, queries, services, workspaces
+from orders import disputes, forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
 from orders.rendering import deliverable_items, timeline
@@ -151,6 +151,7 @@ class Page:
             "last_message_id": messages[-1].id if messages else "",
             "messaging_open": order.status in MESSAGING_STATUSES,
             "can_message": can_message,
+            "resolution": disputes.resolution_to_dict(order),
             "review": review,
             "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
             "workspace": order.is_workspace,

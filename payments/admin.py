@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.db.models import Case, QuerySet, Value, When
+from django.http import HttpRequest, HttpResponse
 
+from atelier.lib.wallets import Chain
 from payments.models import (
     LedgerEntry,
     OutgoingTransfer,
@@ -85,8 +88,29 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
     search_fields = ("order__id", "tx_hash", "to_address")
     exclude = ("raw_tx",)
     actions = ("retry",)
+    change_list_template = "admin/payments/outgoingtransfer/change_list.html"
 
-    @admin.action(description="Retry the selected payouts and refunds")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutgoingTransfer]:
+        # Failed ones first (they wait for staff), then those still on their way, then the settled.
+        rank = Case(
+            When(status=TransferStatus.FAILED, then=Value(0)),
+            When(status__in=[TransferStatus.PENDING, TransferStatus.SIGNED], then=Value(1)),
+            default=Value(2),
+        )
+        return super().get_queryset(request).annotate(urgency=rank).order_by("urgency", "-updated_at")
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """The queue, under the latest reconciliation of each chain (`manage.py reconcile`)."""
+        latest = [Reconciliation.objects.filter(chain=chain).order_by("-ran_at").first() for chain in Chain.values]
+        context = {**(extra_context or {}), "reconciliations": [run for run in latest if run is not None]}
+        context["unreconciled_chains"] = [chain for chain, run in zip(Chain.values, latest, strict=True) if run is None]
+        return super().changelist_view(request, context)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # The row itself is never edited here; queueing it again is what the change permission grants.
+        return request.user.has_perm("payments.change_outgoingtransfer")
+
+    @admin.action(description="Retry the selected payouts, refunds and returns", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[OutgoingTransfer]) -> None:
         retried = 0
         for transfer in queryset.exclude(status=TransferStatus.CONFIRMED):

@@ -559,6 +559,46 @@ def _refund(order: Order, payment: Payment, amount: int, *, kind: LedgerKind = L
     )
 
 
+@dataclass(frozen=True)
+class SettlementPlan:
+    """What a settlement of an order moves, in USDC base units, before anything is written: the
+    admin's decision preview and the settlement itself both come from `settlement_plan`."""
+
+    paid: int  # what the buyer paid into escrow (0: nothing to settle)
+    agent_gross: int  # the part of the escrow released to the agent, before the fee
+    agent_share: int  # paid out to the agent (payments.ledger.split_fee)
+    fee: int  # kept by the platform
+    refund: int  # sent back to the buyer
+    overpayment_only: bool  # the refund is only what was paid beyond the price
+
+    def to_dict(self) -> dict[str, int]:
+        return {"agent_share": self.agent_share, "fee": self.fee, "refund": self.refund} if self.paid else {}
+
+
+def settlement_plan(order: Order, *, agent_gross: int) -> SettlementPlan:
+    """`agent_gross` of the escrow to the agent (less the fee), the rest back to the buyer. No writes."""
+    return _plan(order, _verified_payment(order), agent_gross)
+
+
+def _plan(order: Order, payment: Payment | None, agent_gross: int) -> SettlementPlan:
+    paid = payment.amount_base_units if payment is not None else 0
+    agent_gross = min(agent_gross, paid)
+    agent_share, fee = ledger.split_fee(agent_gross) if agent_gross else (0, 0)
+    back = paid - agent_gross
+    over = paid - price_base_units(order)
+    return SettlementPlan(paid, agent_gross, agent_share, fee, back, back == over)
+
+
+def release_plan(order: Order) -> SettlementPlan:
+    """Approval (or staff release): 90% of the price to the agent, 10% fee, any overpayment back."""
+    return settlement_plan(order, agent_gross=price_base_units(order))
+
+
+def refund_plan(order: Order) -> SettlementPlan:
+    """Cancellation of a paid order (or staff refund): everything paid goes back to the buyer."""
+    return settlement_plan(order, agent_gross=0)
+
+
 def settle_release(order: Order) -> dict[str, int]:
     """Approval (or staff release): 90% of the price to the agent, 10% fee, any overpayment back."""
     return settle_split(order, agent_gross=price_base_units(order))
@@ -569,14 +609,14 @@ def settle_split(order: Order, *, agent_gross: int) -> dict[str, int]:
     payment = _verified_payment(order)
     if payment is None:
         return {}
-    paid = payment.amount_base_units
-    agent_gross = min(agent_gross, paid)
-    agent_share, fee = ledger.release(order, payment.chain, agent_gross) if agent_gross else (0, 0)
-    _payout(order, agent_share)
-    back = paid - agent_gross
-    over = paid - price_base_units(order)
-    _refund(order, payment, back, kind=LedgerKind.OVERPAYMENT_DUE if back == over else LedgerKind.REFUND_DUE)
-    return {"agent_share": agent_share, "fee": fee, "refund": back}
+    plan = _plan(order, payment, agent_gross)
+    if plan.agent_gross:
+        ledger.release(order, payment.chain, plan.agent_gross)
+    _payout(order, plan.agent_share)
+    _refund(
+        order, payment, plan.refund, kind=LedgerKind.OVERPAYMENT_DUE if plan.overpayment_only else LedgerKind.REFUND_DUE
+    )
+    return plan.to_dict()
 
 
 def settle_refund(order: Order) -> dict[str, int]:

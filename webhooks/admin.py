@@ -42,7 +42,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
-    @admin.action(description="Redeliver the selected webhooks now")
+    def has_redeliver_permission(self, request: HttpRequest) -> bool:
+        # The row itself is never edited here; sending it again is what the change permission grants.
+        return request.user.has_perm("webhooks.change_webhookdelivery")
+
+    @admin.action(description="Redeliver the selected webhooks now", permissions=["redeliver"])
     def redeliver(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         count = 0
         for delivery in queryset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django import template
@@ -29,3 +30,9 @@ def usdc(base_units: int | None) -> str:
 def usd(amount: Decimal | None) -> str:
     """A USD amount with its cents and any finer digit it has: 2.500000 -> 2.50, 10.005000 -> 10.005."""
     return "" if amount is None else usd_text(amount)
+
+
+@register.filter
+def iso_datetime(value: str | None) -> datetime | None:
+    """An ISO 8601 string (as the API writes it) back to a datetime, for the `date` filter."""
+    return datetime.fromisoformat(value) if value else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.db.models import Sum
 from django.test import Client
@@ -35,13 +36,14 @@ def disputed(buyer: Any, agent: Any) -> Order:
 
 
 def resolve(user: Any, order: Order, action: str, **fields: str) -> Any:
+    """Press a decision on the dispute's resolve page (a split is previewed, then confirmed)."""
     client = Client()
     client.force_login(user)
-    return client.post(
-        "/admin/orders/dispute/",
-        {"action": action, "_selected_action": [order.id], "index": 0, **fields},
-        follow=True,
-    )
+    url = f"/admin/orders/dispute/{order.id}/resolve/"
+    if action == "split" and "agent_amount_usd" in fields:
+        client.post(url, {"decision": "preview_split", **fields})
+        fields = {**fields, "previewed_amount": fields["agent_amount_usd"]}
+    return client.post(url, {"decision": action, **fields}, follow=True)
 
 
 def transfers(order: Order) -> dict[str, int]:
@@ -84,7 +86,8 @@ def test_split_moves_money_to_both_sides(resolver: Any, disputed: Order) -> None
 
 def test_split_without_an_amount_changes_nothing(resolver: Any, disputed: Order) -> None:
     response = resolve(resolver, disputed, "split", note="Half was usable.")
-    assert b"Split needs the amount" in response.content
+    assert response.status_code == 400
+    assert b"dollars with at most two decimals" in response.content
     disputed.refresh_from_db()
     assert disputed.status == Status.DISPUTED
     assert not OutgoingTransfer.objects.exists()
@@ -102,7 +105,7 @@ def test_staff_without_the_permission_cannot_resolve(django_user_model: Any, dis
     viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-123", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_dispute"))
     response = resolve(viewer, disputed, "release", note="Trying.")
-    assert response.status_code == 200
+    assert response.status_code == 403
     disputed.refresh_from_db()
     assert disputed.status == Status.DISPUTED
     assert not OrderEvent.objects.filter(order=disputed, action="release").exists()
@@ -113,7 +116,7 @@ def test_the_queue_lists_only_disputed_orders(resolver: Any, disputed: Order, bu
     client = Client()
     client.force_login(resolver)
     page = client.get("/admin/orders/dispute/").content.decode()
-    assert disputed.id in page
+    assert f"/admin/orders/dispute/{quote(disputed.id)}/change/" in page
     assert other.id not in page
 
 

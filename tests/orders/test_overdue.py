@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.admin.utils import quote
 from django.contrib.auth.models import Permission
 from django.db.models import F
 from django.test import Client
@@ -113,11 +114,10 @@ def test_after_the_turnaround_the_buyer_disputes_and_staff_refund_in_full(buyer,
     )
     client = Client()
     client.force_login(resolver)
-    client.post(
-        "/admin/orders/dispute/",
-        {"action": "refund", "_selected_action": [order.id], "index": 0, "note": "Never delivered."},
-        follow=True,
-    )
+    queue = client.get("/admin/orders/dispute/").content.decode()
+    assert f"/admin/orders/dispute/{quote(order.id)}/change/" in queue
+    assert "overdue: nothing delivered" in queue
+    client.post(f"/admin/orders/dispute/{order.id}/resolve/", {"decision": "refund", "note": "Never delivered."})
     order.refresh_from_db()
     assert order.status == S.CANCELLED
     assert dict(OutgoingTransfer.objects.filter(order=order).values_list("kind", "amount_base_units")) == {

@@ -1,0 +1,198 @@
+"""Disputes: the staff decisions, what each would move before it is made, and the resolution as the
+buyer and the agent see it afterwards.
+
+Every decision goes through `orders.transitions.transition` (the table's staff rows); the money each
+moves is computed by the settlement's own plan (`payments.services.settlement_plan`), never by a
+second formula.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+
+from atelier.lib.errors import Conflict, ValidationFailed
+from atelier.lib.principal import Principal
+from orders.models import AWAITING_DELIVERY, ActorKind, Order, OrderEvent, Status
+from orders.transitions import check, split_amount_check, transition
+from payments import services as payment_services
+from payments.ledger import base_units_to_usd, usd_to_base_units
+
+RELEASE, REFUND, SPLIT, SEND_BACK = "release", "refund", "split", "send_back"
+DECISIONS = (RELEASE, REFUND, SPLIT, SEND_BACK)
+DECISION_LABELS = {
+    RELEASE: "Release to the agent",
+    REFUND: "Refund the buyer",
+    SPLIT: "Split",
+    SEND_BACK: "Send back for a revision",
+}
+NOTE_MAX = 500
+
+# The events that make and unmake a resolution: the buyer's dispute, and staff's decisions after it.
+_DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=ActorKind.STAFF)
+DECISION_EVENTS = Prefetch(
+    "events", queryset=OrderEvent.objects.filter(_DECIDING).order_by("id"), to_attr="decision_events"
+)
+
+
+# --- the resolution, as buyer, agent and API see it --------------------------------------------
+
+
+def resolution_to_dict(order: Order) -> dict[str, Any] | None:
+    """Staff's latest decision on this order's dispute, or None (never disputed, not decided yet, or
+    disputed again since). Reads `decision_events` when prefetched (`DECISION_EVENTS`)."""
+    events: list[OrderEvent] | None = getattr(order, "decision_events", None)
+    if events is None:
+        events = list(order.events.filter(_DECIDING).order_by("id"))
+    last = events[-1] if events else None
+    if last is None or last.action not in DECISIONS:
+        return None
+    data = last.data or {}
+    settlement = data.get("settlement") or {}
+    return {
+        "decision": last.action,
+        "note": data.get("note") or None,
+        "agent_amount_usd": data.get("agent_amount_usd") if last.action == SPLIT else None,
+        "agent_payout_base_units": settlement.get("agent_share", 0),
+        "refund_base_units": settlement.get("refund", 0),
+        "platform_fee_base_units": settlement.get("fee", 0),
+        "decided_at": last.created_at.isoformat(),
+    }
+
+
+# --- the preview of each decision ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a decision would move now, in USDC base units, and where it leaves the order."""
+
+    decision: str
+    to_status: str
+    agent: int
+    buyer: int
+    platform: int
+    paid: int
+    agent_amount_usd: Decimal | None = None
+
+    @property
+    def moves_money(self) -> bool:
+        return bool(self.agent or self.buyer)
+
+
+_TARGET = {
+    RELEASE: Status.COMPLETED,
+    REFUND: Status.CANCELLED,
+    SPLIT: Status.COMPLETED,
+    SEND_BACK: Status.REVISION_REQUESTED,
+}
+
+
+def decision_preview(order: Order, decision: str, agent_amount_usd: Decimal | None = None) -> Preview:
+    """What `decision` would move, from the plan the settlement itself follows. A split's amount is
+    checked as the transition checks it (400 out of range)."""
+    if decision == RELEASE:
+        plan = payment_services.release_plan(order)
+    elif decision == REFUND:
+        plan = payment_services.refund_plan(order)
+    elif decision == SPLIT:
+        if agent_amount_usd is None:
+            raise ValidationFailed("A split needs the amount that goes to the agent.", code="amount_required")
+        split_amount_check(order, agent_amount_usd)
+        plan = payment_services.settlement_plan(order, agent_gross=usd_to_base_units(agent_amount_usd))
+    elif decision == SEND_BACK:
+        paid = payment_services.settlement_plan(order, agent_gross=0).paid
+        return Preview(decision, _TARGET[decision], 0, 0, 0, paid)
+    else:
+        raise ValidationFailed(f"Unknown decision {decision[:40]!r}.", code="unknown_decision")
+    return Preview(decision, _TARGET[decision], plan.agent_share, plan.refund, plan.fee, plan.paid, agent_amount_usd)
+
+
+def parse_amount(raw: str) -> Decimal:
+    """A split's agent amount as typed: dollars with at most two places, e.g. 20 or 20.00."""
+    text = raw.strip().removeprefix("$").replace(",", "")
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not text or not amount.is_finite() or amount.as_tuple().exponent < -2:  # type: ignore[operator]
+        raise ValidationFailed(
+            f"The agent's amount must be dollars with at most two decimals, like 20.00 (got {raw[:20]!r}).",
+            code="invalid_amount",
+            details={"agent_amount_usd": "not an amount in dollars"},
+        )
+    return amount.quantize(Decimal("0.01"))
+
+
+def usd(base_units: int) -> Decimal:
+    return base_units_to_usd(base_units)
+
+
+# --- the decision ---------------------------------------------------------------------------------
+
+
+def dispute_resolve(
+    *, order_id: str, decision: str, staff_user_id: int, note: str, agent_amount_usd: Decimal | None = None
+) -> Order:
+    """Decide a dispute through `transition()`, with the staff member and the note on its OrderEvent.
+
+    Locks the order row first and refuses (409 `not_disputed`) unless it is still disputed, so a form
+    submitted twice, or by two staff members at once, decides once and moves money once; the second
+    gets a refusal that says what was decided, not a silent no-op. Side effects (payout and refund
+    tasks, webhooks) are sent by the transition after commit."""
+    note = note.strip()
+    if not note:
+        raise ValidationFailed("Write a note: it is recorded on the order and shown to the buyer and the agent.")
+    if len(note) > NOTE_MAX:
+        raise ValidationFailed(f"The note is {len(note)} characters; keep it to {NOTE_MAX}.")
+    if decision not in DECISIONS:
+        raise ValidationFailed(f"Unknown decision {decision[:40]!r}.", code="unknown_decision")
+    actor = Principal(staff_user_id=staff_user_id)
+    data: dict[str, Any] = {"note": note}
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).select_related("service", "agent").get(pk=order_id)
+        if order.status != Status.DISPUTED:
+            raise Conflict(_not_disputed(order), code="not_disputed", details={"status": order.status})
+        check(order, decision, actor)
+        if decision == SPLIT:
+            preview = decision_preview(order, SPLIT, agent_amount_usd)
+            data["agent_amount_usd"] = str(preview.agent_amount_usd)
+        return transition(order.id, decision, actor, **data)
+
+
+def _not_disputed(order: Order) -> str:
+    resolution = resolution_to_dict(order)
+    if resolution is None:
+        return f"This order is {order.status.replace('_', ' ')}, not disputed: there is nothing to decide. Nothing was changed."
+    when = datetime.fromisoformat(resolution["decided_at"])
+    return (
+        f"This dispute was already decided ({DECISION_LABELS[resolution['decision']].lower()}, "
+        f"{when:%Y-%m-%d %H:%M} UTC); the order is {order.status.replace('_', ' ')}. Nothing was changed."
+    )
+
+
+# --- the queue ----------------------------------------------------------------------------------
+
+
+def dispute_queue(queryset: QuerySet[Any]) -> QuerySet[Any]:
+    """Disputed orders, the oldest dispute first, each with when it was disputed (`disputed_at`) and
+    from which status (`disputed_from`: an undelivered, overdue order, or a delivered one)."""
+    latest = OrderEvent.objects.filter(order=OuterRef("pk"), action="dispute").order_by("-id")
+    return (
+        queryset.filter(status=Status.DISPUTED)
+        .annotate(
+            disputed_at=Subquery(latest.values("created_at")[:1]),
+            disputed_from=Subquery(latest.values("from_status")[:1]),
+        )
+        .order_by("disputed_at", "id")
+    )
+
+
+def disputed_undelivered(disputed_from: str | None) -> bool:
+    """Disputed for no delivery within the turnaround (the table's `overdue` dispute rows)."""
+    return disputed_from in AWAITING_DELIVERY
