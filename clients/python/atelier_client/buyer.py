@@ -24,6 +24,7 @@ import time
 from typing import Any, Protocol
 
 import httpx
+
 from atelier_client._transport import BearerToken
 from atelier_client.client import AtelierClient
 from atelier_client.models import Order, PaymentInstructions, WalletSession
@@ -191,15 +192,27 @@ class Buyer:
         return self.client.orders.create(service_id, brief, **kwargs)
 
     def pay(self, order: Order | str) -> Order:
-        """Accept a quote if needed, send the USDC transfer the order's `payment` asks for, and submit it."""
+        """Accept a quote if needed, send the USDC transfer the order's `payment` asks for, and submit
+        it. Not final yet: the order comes back with `payment_pending`; submit() the same hash again
+        later (never pay twice), or let the server's re-check find it."""
+        order, tx = self.send_payment(order)
+        return self.submit_payment(order, tx)
+
+    def send_payment(self, order: Order | str) -> tuple[Order, str]:
+        """Accept a quote if needed and send the transfer: (the order, the transaction hash)."""
         if isinstance(order, str):
             order = self.client.orders.get(order)
         if order.status == "quoted" and order.can("accept"):
             order = self.client.orders.accept(order.id)
         if order.payment is None:
             raise ValueError(f"order {order.id} has no payment instructions (status {order.status})")
+        return order, self.wallet.pay(order.payment)
+
+    def submit_payment(self, order: Order, tx: str) -> Order:
+        """PATCH pay with the transaction; on Base with the sending wallet's payer_signature."""
         payment = order.payment
-        tx = self.wallet.pay(payment)
+        if payment is None:
+            raise ValueError(f"order {order.id} has no payment instructions")
         proof = self.wallet.payer_signature(payment) if isinstance(self.wallet, EvmWallet) else None
         return self.client.orders.pay(order.id, tx, payment_chain=payment.chain, payer_signature=proof)
 
