@@ -267,7 +267,7 @@ class AgentRunner:
                 actions.extend(self._dispute(ctx, order))
             return actions
         if order.status == "paid" and order.can("start"):
-            order = self.client.orders.start(order.id, idempotency_key=f"start:{order.id}")
+            order = self.client.orders.start(order.id, idempotency_key=_key("start", order.id))
             actions.append(Action(order.id, "start"))
         if order.status in ("paid", "in_progress"):
             actions.extend(self._deliver(order, self.handler.work(ctx, order), f"deliver:{order.id}:0"))
