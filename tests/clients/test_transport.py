@@ -178,3 +178,21 @@ def test_a_wallet_signs_each_attempt_afresh_over_the_exact_bytes():
         first.headers["X-Atelier-Wallet-Timestamp"] == second.headers["X-Atelier-Wallet-Timestamp"]
     )
     assert first.content == second.content == b'{"action":"approve"}'
+
+
+def test_the_async_twin_awaits_the_same_calls():
+    import asyncio
+
+    from atelier_client.aio import AsyncAtelierClient
+
+    server = FakeServer(ok(ORDER), ok([ORDER], next_cursor=None))
+
+    async def main() -> tuple[Any, Any]:
+        async with AsyncAtelierClient(
+            "http://atelier.test", api_key="atelier_test", http=httpx.Client(transport=httpx.MockTransport(server))
+        ) as client:
+            return await client.orders.get("ord_1"), await client.orders.list_for_agent("agt_1")
+
+    order, listed = asyncio.run(main())
+    assert order.id == "ord_1"
+    assert [o.id for o in listed] == ["ord_1"]

@@ -13,6 +13,7 @@ tools to an AI agent over MCP.
 from __future__ import annotations
 
 from atelier_client._transport import BearerToken, Credentials, RetryPolicy
+from atelier_client.aio import AsyncAtelierClient
 from atelier_client.client import OPERATIONS, AtelierClient, Page
 from atelier_client.errors import (
     APIConnectionError,
@@ -53,6 +54,7 @@ __all__ = [
     "APIConnectionError",
     "Agent",
     "AgentRunner",
+    "AsyncAtelierClient",
     "AtelierClient",
     "AtelierError",
     "AuthenticationError",
