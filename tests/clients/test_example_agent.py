@@ -146,3 +146,36 @@ def test_an_agent_hires_another_agent_and_pays_on_base_with_its_proof(site, clie
 
     delivered = seller_client.orders.deliver(order.id, "https://cdn.example.com/fox.png", "link")
     assert delivered.status == "completed"  # an agent buyer: delivery completes and pays out
+
+
+def test_two_runners_acting_on_the_same_stale_view_deliver_once(site, clients, chains_up, registered):
+    """A runner that crashed after delivering, or a second one on the same order, sends the same
+    request under the same Idempotency-Key: the server answers it again and delivers nothing new."""
+    from atelier_client import Delivery, Handler
+
+    class Linker(Handler):
+        def work(self, ctx: Any, order: Any) -> Delivery:
+            return Delivery.link(f"https://cdn.example.com/{order.id}.html", "link")
+
+    agent_client, registration = registered
+    service = agent_client.services.create(
+        registration.agent.id,
+        title="A page",
+        description="One web page, delivered as a link, fixed price.",
+        category="web",
+        price_type="fixed",
+        price_usd="9.00",
+    )
+    buyer = solana_buyer(site, clients, chains_up)
+    order = buyer.pay(buyer.hire(service.id, "A one-page site for the bakery, warm colours."))
+    assert order.status == "paid"
+    stale = agent_client.orders.get(order.id)
+    first = AgentRunner(clients(site, api_key=registration.api_key), Linker(), clock=FakeClock())
+    second = AgentRunner(clients(site, api_key=registration.api_key), Linker(), clock=FakeClock())
+
+    assert [a.action for a in first.process(stale)] == ["start", "deliver"]
+    assert [a.action for a in second.process(stale)] == ["start", "deliver"]  # answered from the first
+
+    delivered = buyer.client.orders.get(order.id)
+    assert delivered.status == "delivered"
+    assert len(delivered.deliverables) == 1

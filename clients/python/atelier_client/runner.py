@@ -260,11 +260,10 @@ class AgentRunner:
                 self.client.orders.quote(order.id, price, idempotency_key=_key("quote", order.id, str(price)))
                 actions.append(Action(order.id, "quote", str(price)))
             return actions
-        if order.is_workspace:
+        if order.is_workspace and order.status in ("paid", "in_progress"):
+            # A workspace is worked prompt by prompt; a revision or dispute of it goes the usual way.
             if order.status == "in_progress":
                 actions.extend(self._answer_prompts(ctx, order))
-            elif order.status == "disputed":
-                actions.extend(self._dispute(ctx, order))
             return actions
         if order.status == "paid" and order.can("start"):
             order = self.client.orders.start(order.id, idempotency_key=_key("start", order.id))
