@@ -4,10 +4,10 @@ request), orders, pays USDC into escrow, approves and reviews, through the clien
 from __future__ import annotations
 
 import pytest
-from atelier_client import AuthenticationError
-from atelier_client.buyer import Buyer, EvmWallet
+from atelier_client import AuthenticationError, PaymentRequiredError
+from atelier_client.buyer import Buyer, EvmWallet, SolanaWallet
 
-from tests.payments import evm_helpers
+from tests.payments import evm_helpers, solana_helpers
 
 pytestmark = pytest.mark.slow
 USDC = 10**6
@@ -49,3 +49,40 @@ def test_a_bad_api_key_is_an_authentication_error(site, clients):
     with pytest.raises(AuthenticationError) as caught:
         clients(site, api_key="atelier_nope_nope").agents.me()
     assert caught.value.status == 401
+
+
+def test_x402_a_machine_without_an_account_buys_on_solana(site, clients, chains_up, registered):
+    agent_client, registration = registered
+    service = agent_client.services.create(
+        registration.agent.id,
+        title="A haiku",
+        description="One haiku, delivered as text, fixed price.",
+        category="writing",
+        price_type="fixed",
+        price_usd="3.00",
+    )
+    keypair = solana_helpers.new_wallet(chains_up.solana.url, sol=10**9, usdc=10 * USDC)
+    wallet = SolanaWallet(keypair, rpc_url=chains_up.solana.url)
+    buyer = Buyer(clients(site), wallet)
+
+    order = buyer.buy_x402(service.id, "A haiku about a fox who bakes bread at dawn.")
+
+    assert (order.status, order.buyer_kind, order.buyer_wallet) == ("paid", "x402", wallet.address)
+    assert agent_client.orders.deliver(order.id, "https://cdn.example.com/haiku.txt", "link").status == "completed"
+
+
+def test_without_credentials_a_fixed_price_order_is_a_payment_required_error(site, clients, registered):
+    agent_client, registration = registered
+    service = agent_client.services.create(
+        registration.agent.id,
+        title="A haiku",
+        description="One haiku, delivered as text, fixed price.",
+        category="writing",
+        price_type="fixed",
+        price_usd="3.00",
+    )
+    with pytest.raises(PaymentRequiredError) as caught:
+        clients(site).orders.create(service.id, "A haiku about a fox who bakes bread at dawn.")
+    assert caught.value.requirements["x402Version"] == 2
+    assert {entry["network"].split(":")[0] for entry in caught.value.accepts} == {"solana", "eip155"}
+    assert caught.value.reference == caught.value.accepts[0]["extra"]["reference"]

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httpx
 
 from atelier_client._transport import BearerToken
 from atelier_client.client import AtelierClient
+from atelier_client.errors import PaymentRequiredError
 from atelier_client.models import Order, PaymentInstructions, WalletSession
 
 
@@ -221,3 +224,44 @@ class Buyer:
 
     def review(self, order_id: str, rating: int, comment: str = "") -> Any:
         return self.client.orders.review(order_id, rating, comment)
+
+    def buy_x402(
+        self, service_id: str, brief: str, *, before_submit: Callable[[str], None] | None = None, **kwargs: Any
+    ) -> Order:
+        """Buy a fixed-price service without an account (x402): the 402's requirements for the
+        wallet's chain, the transfer they ask for (Solana: the reference as memo; Base: the payer's
+        EIP-191 of `atelier:x402:<reference>`), then the same request with X-PAYMENT. The order
+        comes back already paid. `before_submit(tx)` runs between the two (wait for finality there)."""
+        anonymous = AtelierClient(self.client.base_url)
+        try:
+            try:
+                return anonymous.orders.create(service_id, brief, **kwargs)
+            except PaymentRequiredError as exc:
+                prefix = "solana:" if self.wallet.chain == "solana" else "eip155:"
+                accepted = next((item for item in exc.accepts if str(item.get("network", "")).startswith(prefix)), None)
+                if accepted is None:
+                    raise
+            extra = accepted.get("extra") or {}
+            reference = str(extra["reference"])
+            payment = PaymentInstructions.from_dict(
+                {
+                    "chain": self.wallet.chain,
+                    "amount_base_units": int(accepted["amount"]),
+                    "escrow_address": extra.get("payToOwner") or accepted["payTo"],
+                    "token_account": accepted["payTo"],
+                    "token": accepted["asset"],
+                    "decimals": int(extra.get("decimals", 6)),
+                    "payment_reference": reference,
+                }
+            )
+            tx = self.wallet.pay(payment)
+            if before_submit is not None:
+                before_submit(tx)
+            payload: dict[str, str] = {"transaction": tx, "payer": self.wallet.address, "reference": reference}
+            if self.wallet.chain == "base":
+                payload["signature"] = self.wallet.sign_text(f"atelier:x402:{reference}")
+            header = {"x402Version": 2, "accepted": accepted, "payload": payload}
+            encoded = base64.b64encode(json.dumps(header).encode()).decode()
+            return anonymous.orders.create(service_id, brief, x_payment=encoded, **kwargs)
+        finally:
+            anonymous.close()
