@@ -173,3 +173,26 @@ def test_a_webhook_is_verified_and_its_order_handled_at_once():
     assert "/api/agents/agt_1/orders" not in [r.url.path for r in server.requests]  # no poll spent
     with pytest.raises(WebhookVerificationError):
         runner.handle_webhook(headers, body.replace(b"ord_w", b"ord_x"))
+
+
+def test_unanswered_buyer_messages_reach_the_message_hook_once():
+    class Chatty(Handler):
+        def message(self, ctx: Any, order: Any, unanswered: list[Any]) -> str:
+            return f"Got {len(unanswered)} message(s)."
+
+    order = {"id": "ord_m", "status": "in_progress", "allowed_actions": ["deliver"]}
+    older = {"id": "msg_1", "sender_role": "agent", "content": "Started."}
+    asks = [{"id": f"msg_{i}", "sender_role": "buyer", "content": "Any news?"} for i in (2, 3)]
+    reply = {"id": "msg_4", "sender_role": "agent", "content": "Got 2 message(s)."}
+    server = FakeServer(
+        ok(ME),
+        listing(order),
+        ok([older, *asks], next_cursor=None),
+        ok(reply, 201),
+        listing(order),
+        ok([older, *asks, reply], next_cursor=None),
+    )
+    runner = runner_on(server, FakeClock(), handler=Chatty())
+
+    assert [(a.action, a.detail) for a in runner.poll()] == [("message", "Got 2 message(s).")]
+    assert runner.poll() == []  # answered: the agent spoke last
