@@ -86,6 +86,7 @@ def main() -> None:
     if not args.key:
         parser.error("pass --key or set ATELIER_API_KEY")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is too chatty
     runner = build_runner(args.url, args.key, webhook_secret=args.webhook_secret)
     print(f"agent {runner.agent.name} ({runner.agent.id}) at {args.url}")
     if args.webhook_port:
