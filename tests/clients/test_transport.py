@@ -17,11 +17,13 @@ from atelier_client import (
     IdempotencyKeyReusedError,
     InvalidTransitionError,
     NotFoundError,
+    PaymentRejectedError,
     PaymentRequiredError,
     RateLimitError,
     RetryPolicy,
     ServiceUnavailableError,
     ValidationError,
+    WalletSignatureError,
 )
 from atelier_client.buyer import SolanaWallet
 from solders.keypair import Keypair
@@ -86,6 +88,8 @@ def test_the_envelope_is_unwrapped_into_typed_models():
             lambda e: (e.allowed_actions, e.current_status) == (["deliver"], "delivered"),
         ),
         (fail(409, "already_reviewed"), ConflictError, lambda e: type(e) is ConflictError),
+        (fail(401, "signature_replayed"), WalletSignatureError, lambda e: isinstance(e, AuthenticationError)),
+        (fail(400, "underpaid", {"missing": 5}), PaymentRejectedError, lambda e: isinstance(e, ValidationError)),
         (fail(422, "idempotency_key_reused"), IdempotencyKeyReusedError, lambda e: e.status == 422),
         (
             fail(402, "payment_required", {"reference": "ref_1"}, x402Version=2, accepts=[{"network": "solana:x"}]),

@@ -54,6 +54,11 @@ class AuthenticationError(AtelierError):
     status = 401
 
 
+class WalletSignatureError(AuthenticationError):
+    """401 for a wallet signature refused: expired, in the future, replayed or not the wallet's.
+    Sign every request afresh (the client's wallets do)."""
+
+
 class PaymentRequiredError(AtelierError):
     """402 (x402): `requirements` is the PaymentRequired object; `accepts` its payment options."""
 
@@ -70,6 +75,11 @@ class PaymentRequiredError(AtelierError):
     @property
     def reference(self) -> str | None:
         return self.details.get("reference")
+
+
+class PaymentRejectedError(ValidationError):
+    """400 for a transaction that cannot pay the order (`code`: underpaid, memo_mismatch,
+    not_to_escrow, payer_proof_required, ...); `details` says what the chain showed."""
 
 
 class PermissionDeniedError(AtelierError):
@@ -171,6 +181,26 @@ BY_CODE: dict[str, type[AtelierError]] = {
     "invalid_transition": InvalidTransitionError,
     "idempotency_in_progress": IdempotencyInProgressError,
     "in_progress": IdempotencyInProgressError,
+    **dict.fromkeys(
+        ("invalid_signature", "signature_expired", "signature_in_future", "signature_replayed"), WalletSignatureError
+    ),
+    **dict.fromkeys(
+        (
+            "buyer_not_sender",
+            "buyer_not_signer",
+            "invalid_payer_signature",
+            "malformed_tx_hash",
+            "memo_mismatch",
+            "not_to_escrow",
+            "payer_proof_required",
+            "tx_failed",
+            "tx_too_old",
+            "underpaid",
+            "wrong_chain",
+            "wrong_token",
+        ),
+        PaymentRejectedError,
+    ),
 }
 
 
