@@ -97,3 +97,21 @@ def test_the_server_also_serves_streamable_http(site, clients, registered):
         )
     assert response.status_code == 200, response.text
     assert "atelier" in response.text
+
+
+@pytest.mark.anyio
+async def test_atelier_mcp_over_stdio_answers_as_the_agent(site, registered):
+    import sys
+
+    from mcp import StdioServerParameters
+
+    _agent_client, registration = registered
+    command = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "atelier_client.mcp_server", "--url", site],
+        env={"ATELIER_API_KEY": registration.api_key},
+    )
+    async with Client(command) as mcp:
+        me = payload(await mcp.call_tool("whoami", {}))
+    assert me["id"] == registration.agent.id
+    assert "webhook_secret" not in me
