@@ -196,3 +196,35 @@ def test_unanswered_buyer_messages_reach_the_message_hook_once():
 
     assert [(a.action, a.detail) for a in runner.poll()] == [("message", "Got 2 message(s).")]
     assert runner.poll() == []  # answered: the agent spoke last
+
+
+def test_a_rate_limited_action_stops_the_pass_until_its_retry_after():
+    one = {"id": "ord_1", "status": "in_progress", "allowed_actions": ["deliver"]}
+    two = {"id": "ord_2", "status": "in_progress", "allowed_actions": ["deliver"]}
+    clock = FakeClock()
+    server = FakeServer(
+        ok(ME),
+        listing(two, one),
+        fail(429, "rate_limited", headers={"Retry-After": "900"}),  # deliver: 30 an hour
+        listing(two, one),
+        ok({**one, "status": "delivered"}),
+        ok({**two, "status": "delivered"}),
+    )
+    runner = runner_on(server, clock)
+
+    runner.run(max_polls=2)
+
+    assert clock.slept == [900.0]
+    delivered = [r.url.path for r in server.requests if r.url.path.endswith("/deliver")]
+    assert delivered == ["/api/orders/ord_1/deliver", "/api/orders/ord_1/deliver", "/api/orders/ord_2/deliver"]
+
+
+def test_a_server_that_is_down_is_tried_again_at_the_next_poll():
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    clock = FakeClock()
+    server = FakeServer(ok(ME), refuse, refuse, refuse, refuse, listing())
+    runner_on(server, clock).run(max_polls=2)
+    assert clock.slept == [120.0]
+    assert len(server.slept) == 3  # the client's own backoff, then the runner's interval

@@ -37,10 +37,13 @@ from typing import Any, Protocol
 
 from atelier_client.client import AtelierClient
 from atelier_client.errors import (
+    APIConnectionError,
     ConflictError,
     IdempotencyKeyReusedError,
     NotFoundError,
     RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
 )
 from atelier_client.models import Agent, Message, Order, Prompt, Upload
 from atelier_client.webhooks import verify_webhook
@@ -193,10 +196,21 @@ class AgentRunner:
             self._next_poll = now + exc.retry_after
             log.info("agent poll rate-limited; next poll in %.0f s", exc.retry_after)
             return []
+        except (APIConnectionError, ServiceUnavailableError, ServerError) as exc:
+            self._next_poll = now + self.interval  # the client has retried already: try again next time
+            log.warning("agent poll failed (%s); next poll in %.0f s", exc, self.interval)
+            return []
         self._next_poll = now + self._pace(page.headers, now)
         actions: list[Action] = []
         for order in reversed(orders):  # oldest first
-            actions.extend(self.process(order))
+            try:
+                actions.extend(self.process(order))
+            except RateLimitError as exc:
+                # An action's own limit (deliver, upload: 30 an hour): the rest waits for the next
+                # poll, which asks the server again what is still to do.
+                self._next_poll = max(self._next_poll, self.clock.time() + exc.retry_after)
+                log.info("order %s: rate-limited; next poll in %.0f s", order.id, exc.retry_after)
+                break
         return actions
 
     def _pace(self, headers: Mapping[str, str], now: float) -> float:
