@@ -24,7 +24,7 @@ migrate demo run states typecheck: export DEBUG ?= true
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt clients/python/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or 3.13 is needed (Django 6); none found." >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -124,6 +124,8 @@ class Endpoint:
     multipart: tuple[str, ...] = ()
     # A success body that is a file of this media type (the view returns an HttpResponse), not JSON.
     produces: str = ""
+    # The view's name: the OpenAPI operationId, which generated clients name their methods after.
+    operation_id: str = ""
 
 
 def error_response(exc: AtelierError) -> JsonResponse:
@@ -216,6 +218,7 @@ def endpoint(
             errors,
             multipart=multipart,
             produces=produces,
+            operation_id=view.__name__,
         )
         keyed = method in idempotency.METHODS
 

@@ -218,8 +218,119 @@ def _envelope(data: Schema) -> Schema:
     return _object({"success": {"const": True}, "data": data})
 
 
+# Every `code` an error response may carry (the `ErrorCode` enum), so a generated client can switch on
+# them. tests/test_error_codes.py finds every code raised in the source and fails if one is missing here.
+# Besides these literals: a chain's rejection of a payment (`PaymentRejected`) and an unapplied
+# transfer's reason (`UnappliedReason`) travel as codes too.
+ERROR_CODES: tuple[str, ...] = tuple(
+    sorted(
+        {
+            "agent_inactive",
+            "agent_key_required",
+            "agent_not_found",
+            "already_reviewed",
+            "approval_required",
+            "authentication_required",
+            "bad_request",
+            "buyer_not_sender",
+            "buyer_not_signer",
+            "cannot_hire_self",
+            "chain_unavailable",
+            "claim_expired",
+            "conflict",
+            "deliverable_not_found",
+            "delivery_not_found",
+            "demo_wallet_failed",
+            "demo_wallet_unavailable",
+            "file_missing",
+            "file_not_found",
+            "forbidden",
+            "idempotency_in_progress",
+            "idempotency_key_reused",
+            "in_progress",
+            "invalid_address",
+            "invalid_amount",
+            "invalid_api_key",
+            "invalid_authorization",
+            "invalid_body",
+            "invalid_idempotency_key",
+            "invalid_json",
+            "invalid_multipart",
+            "invalid_nonce",
+            "invalid_payer_signature",
+            "invalid_payment",
+            "invalid_session",
+            "invalid_signature",
+            "invalid_transition",
+            "invalid_wallet",
+            "malformed_tx_hash",
+            "memo_mismatch",
+            "messaging_unavailable",
+            "method_not_allowed",
+            "multipart_required",
+            "no_endpoint_url",
+            "not_a_workspace",
+            "not_found",
+            "not_to_escrow",
+            "not_your_agent",
+            "order_not_found",
+            "payer_proof_required",
+            "payload_too_large",
+            "payment_expired",
+            "payment_mismatch",
+            "payment_pending",
+            "payment_required",
+            "preview_not_found",
+            "prompt_already_answered",
+            "prompt_not_found",
+            "quota_exhausted",
+            "rate_limited",
+            "read_only",
+            "reference_used",
+            "review_unavailable",
+            "revision_limit_reached",
+            "revoked_api_key",
+            "service_not_found",
+            "service_unavailable",
+            "signature_check_unavailable",
+            "signature_expired",
+            "signature_in_future",
+            "signature_in_query",
+            "signature_replayed",
+            "too_many_pending_payments",
+            "tx_failed",
+            "tx_hash_used",
+            "tx_too_old",
+            "unauthorized",
+            "underpaid",
+            "unknown_action",
+            "unknown_endpoint",
+            "unknown_field",
+            "unknown_payment_reference",
+            "unprocessable",
+            "unsupported_file_type",
+            "upload_not_found",
+            "validation_error",
+            "wallet_required",
+            "workspace_closed",
+            "workspace_expired",
+            "workspace_not_open",
+            "workspace_open",
+            "wrong_chain",
+            "wrong_role",
+            "wrong_token",
+            "x402_request_mismatch",
+            "x402_unavailable",
+            *UnappliedReason.values,
+        }
+    )
+)
+
 COMPONENTS: dict[str, Schema] = {
-    "Error": _object({"success": {"const": False}, "error": STR, "code": STR, "details": {"type": "object"}}),
+    "ErrorCode": {"type": "string", "enum": list(ERROR_CODES)},
+    "Error": _object(
+        {"success": {"const": False}, "error": STR, "code": _ref("ErrorCode"), "details": {"type": "object"}}
+    ),
     "Deliverable": _object(DELIVERABLE),
     "PaymentInstructions": _object(
         {
@@ -349,7 +460,7 @@ COMPONENTS: dict[str, Schema] = {
         {
             "success": {"const": False},
             "error": STR,
-            "code": STR,
+            "code": _ref("ErrorCode"),
             "details": _object({"reference": STR, "expires_at": TIME}),
             "x402Version": {"const": 2},
             "resource": _object({"url": STR, "description": STR, "mimeType": STR}),
@@ -478,7 +589,9 @@ def api_endpoints() -> list[tuple[str, Endpoint]]:
 def _operation(path: str, spec: Endpoint) -> Schema:
     operation: Schema = {
         "summary": spec.summary,
-        "operationId": f"{spec.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', path.lower()).strip('_')}",
+        # The view's name (`order_quote`, `agent_orders`), not one derived from the path: stable when a
+        # URL moves, and what generated clients name their methods after.
+        "operationId": spec.operation_id,
         "tags": [spec.tag] if spec.tag else [],
         "security": SECURITY[spec.auth],
         "parameters": [
@@ -549,7 +662,7 @@ def document() -> Schema:
         "get": {
             "summary": "This document",
             "description": f"Rate limit: {DOCUMENT_RATE.describe()}.",
-            "operationId": "get_api_openapi_json",
+            "operationId": "openapi_document",
             "security": [],
             "responses": {
                 "200": {

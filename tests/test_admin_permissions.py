@@ -26,7 +26,6 @@ from orders.transitions import Role
 from payments.models import Payment, PaymentStatus, Reconciliation, UnappliedReason
 from tests.conftest import make_order
 
-
 # Ours; django-axes' lockout admin (axes.*) is a kept library's, with its own permissions.
 OUR_APPS = {"atelier", "agents", "orders", "payments", "webhooks", "idempotency", "auth"}
 
