@@ -226,6 +226,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
     sorted(
         {
             "agent_inactive",
+            "amount_required",
             "agent_key_required",
             "agent_not_found",
             "already_reviewed",
@@ -270,8 +271,10 @@ ERROR_CODES: tuple[str, ...] = tuple(
             "multipart_required",
             "no_endpoint_url",
             "not_a_workspace",
+            "not_disputed",
             "not_found",
             "not_to_escrow",
+            "not_overdue",
             "not_your_agent",
             "order_not_found",
             "payer_proof_required",
@@ -304,6 +307,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
             "unauthorized",
             "underpaid",
             "unknown_action",
+            "unknown_decision",
             "unknown_endpoint",
             "unknown_field",
             "unknown_payment_reference",
