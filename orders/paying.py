@@ -360,6 +360,19 @@ def solana_pay_check(order: Order, *, throttle: bool = True) -> str:
     return outcome
 
 
+def payment_look(order: Order) -> str:
+    """What an open order page does on each view and poll (at most every REFERENCE_CHECK_SECONDS per
+    order): re-check the claims waiting on it (a Base transfer gaining its confirmations), then look
+    for a Solana Pay transfer by the order's reference. Returns what the last look found."""
+    if order.status not in PAYABLE:
+        return "not payable"
+    if not cache.add(f"payment-look:{order.id}", 1, timeout=REFERENCE_CHECK_SECONDS):
+        return "checked recently"
+    if payment_services.pending_claims(order) and payment_recheck(order.id) == "paid":
+        return "paid"
+    return solana_pay_check(order, throttle=False)
+
+
 def solana_pay_watch_start(order: Order) -> None:
     """Have the worker look for the order's Solana Pay transfer while nobody has the page open
     (a phone wallet pays, the tab is closed). One watch per order at a time."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -77,7 +78,7 @@ def hire(request: HttpRequest, service_id: str) -> HttpResponse:
     principal = session_principal(request)
     if principal is None or not principal.wallet:
         return _signin_redirect(request)
-    form = HireForm(request.POST)
+    form = HireForm(request.POST, buyer_chain=principal.chain)
     if not form.is_valid():
         return service_page(request, service, form, error=forms.first_error(form), status=400)
     try:
@@ -150,7 +151,8 @@ class Page:
             **_checkout_codes(payment),
             "base_wallet_pay": is_buyer and order.buyer_chain == "base" and bool(order.buyer_wallet),
             # One payment state at a time: a paid order shows no claim still waiting.
-            "payment_pending": payable and queries.payment_pending(order),
+            "payment_pending": queries.pending_claim(order),
+            "base_confirmations": settings.BASE_CONFIRMATIONS,
             "unapplied_transfers": queries.unapplied_transfers(order),
             "transfers": getattr(order, "transfer_list", []),
             "deliverables": deliverable_items(order, role),
@@ -223,12 +225,12 @@ def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tup
 
 
 def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, details: bool = True) -> Order:
-    """A payable Solana order: look for its Solana Pay transfer now (throttled), and keep a worker
-    looking while the page is away. The order re-read when that paid it."""
+    """A payable order: re-check its waiting claims and look for its Solana Pay transfer now
+    (throttled), and keep a worker looking while the page is away. Re-read when that paid it."""
     if order.status not in queries.PAYABLE:
         return order
     paying.solana_pay_watch_start(order)
-    if paying.solana_pay_check(order) == "paid":
+    if paying.payment_look(order) == "paid":
         order, _role, _principal = _viewer(request, order_id, details=details)
     return order
 

@@ -280,6 +280,7 @@ def payment_instructions(order: Order) -> dict[str, object] | None:
         "token_account": instructions.token_account,
         "token": instructions.token,
         "decimals": instructions.decimals,
+        "chain_id": instructions.chain_id,
         "payment_reference": order.payment_reference,
         # Base has no memo: the proof a payer who did not sign in with the sending wallet signs.
         "payer_proof_message": pay_proof_message(order.payment_reference)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
 
 from atelier.lib.money import usd_text
 
@@ -29,3 +30,10 @@ def usdc(base_units: int | None) -> str:
 def usd(amount: Decimal | None) -> str:
     """A USD amount with its cents and any finer digit it has: 2.500000 -> 2.50, 10.005000 -> 10.005."""
     return "" if amount is None else usd_text(amount)
+
+
+@register.filter
+def explorer_url(tx_hash: str, chain: str) -> str:
+    """The block explorer's page of a transaction (SOLANA_/BASE_EXPLORER_TX_URL), or "" when none is set."""
+    pattern = {"solana": settings.SOLANA_EXPLORER_TX_URL, "base": settings.BASE_EXPLORER_TX_URL}.get(chain, "")
+    return pattern.replace("{tx}", tx_hash) if pattern and tx_hash else ""

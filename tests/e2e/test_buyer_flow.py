@@ -341,7 +341,9 @@ def test_a_refused_action_shows_its_message_in_place(new_context: Any, site: Any
     from atelier.lib.principal import Principal
 
     transition(order_id, "cancel", Principal(wallet=order.buyer_wallet, chain=order.buyer_chain))
-    page.get_by_role("button", name="Accept the quote").click()
-    expect(page.locator("#panel-error")).to_contain_text("Cannot accept an order that is cancelled.")
+    page.get_by_text("Pay by hand instead").click()
+    page.locator("#escrow_tx_hash").fill(str(Keypair().sign_message(b"not on chain")))
+    page.get_by_role("button", name="Submit payment").click()
+    expect(page.locator("#panel-error")).to_contain_text("Cannot pay an order that is cancelled.")
     wait_for_status(page, "cancelled")
     context.close()

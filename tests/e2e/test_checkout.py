@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account.messages import encode_defunct
 from solders.keypair import Keypair
 from solders.message import Message
 from solders.transaction import Transaction
@@ -22,7 +23,7 @@ from orders.models import Order, Status
 from payments.devchain.solana import b58decode
 from tests.e2e.conftest import TIMEOUT_MS
 from tests.e2e.test_buyer_flow import BRIEF, order_id_of, seeded_marketplace, shoot, wait_for_status
-from tests.payments import solana_helpers
+from tests.payments import evm_helpers, solana_helpers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -158,3 +159,84 @@ def test_a_solana_pay_payment_made_outside_the_page_turns_it_paid_by_itself(
     # htmx 2 sets one inline style during the wallet's form submission, which the strict CSP blocks
     # (harmless: nothing is left unstyled); every other console error fails the test.
     assert not [error for error in errors if "htmx-2.min.js" not in error], errors
+
+
+# MetaMask's provider as sign-in and the order page use it; every request runs in the test.
+ETHEREUM_PROVIDER = """
+(() => {
+  window.ethereum = {
+    isMetaMask: true,
+    request: async ({ method, params }) => window.__testEthereum(method, params || []),
+  };
+})();
+"""
+
+
+@pytest.fixture(scope="session")
+def base_chain() -> Any:
+    with evm_helpers.running_devchain() as chain:
+        yield chain
+
+
+def test_a_base_buyer_pays_by_clicking_pay_with_metamask(
+    new_context: Any, site: Any, settings: Any, base_chain: Any, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    evm_helpers.point_settings(settings, base_chain, confirmations=2)
+    agent = seeded_marketplace()
+    service = Service.objects.get(agent=agent.agent, title="Logo in three styles")
+    buyer = evm_helpers.new_wallet(base_chain.url, usdc=100 * 10**6)
+    chain_id = hex(base_chain.chain.chain_id)
+    sent: list[str] = []
+
+    def ethereum(method: str, params: list[Any]) -> Any:
+        if method == "eth_requestAccounts":
+            return [buyer.address]
+        if method == "eth_chainId":
+            return chain_id
+        if method == "personal_sign":
+            message = bytes.fromhex(params[0].removeprefix("0x"))
+            return "0x" + buyer.sign_message(encode_defunct(primitive=message)).signature.hex()
+        if method == "eth_sendTransaction":
+            call = params[0]
+            assert call["from"].lower() == buyer.address.lower()
+            data = bytes.fromhex(call["data"].removeprefix("0x"))
+            raw, tx_hash = evm_helpers.sign_tx(base_chain.url, buyer, to=call["to"], data=data)
+            evm_helpers.send_raw(base_chain.url, raw)
+            sent.append(tx_hash)
+            return tx_hash
+        raise ValueError(f"unsupported: {method}")
+
+    page = new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.expose_function("__testEthereum", ethereum)
+    page.add_init_script(ETHEREUM_PROVIDER)
+
+    page.goto(f"/services/{service.id}/")
+    page.get_by_role("link", name="Sign in to hire").click()
+    page.locator("#signin-ethereum").click()
+    page.wait_for_url(f"{site.url}/services/{service.id}/")
+    page.locator("#id_brief").fill(BRIEF)
+    page.get_by_role("button", name="Hire for $25.00").click()
+    page.wait_for_url(re.compile(rf"^{re.escape(site.url)}/orders/ord_"))
+    wait_for_status(page, "quoted")
+    order_id = order_id_of(page.url)
+    link = page.locator("#eip681-link").get_attribute("href") or ""
+    assert link.startswith("ethereum:")
+    assert f"@{base_chain.chain.chain_id}/transfer?address=" in link
+    assert link.endswith("&uint256=25000000")
+    shoot(page, screenshots / "checkout-base-quoted.png")
+
+    page.get_by_role("button", name="Pay with MetaMask").click()
+    expect(page.locator("#payment-pending")).to_be_visible()  # seen, 2 confirmations awaited
+    expect(page.locator("#payment-state")).to_contain_text("waiting to be final")
+    shoot(page, screenshots / "checkout-base-pending.png")
+    evm_helpers.mine(base_chain.url, 2)
+    wait_for_status(page, "paid")
+    expect(page.locator("#payment-pending")).to_have_count(0)
+    shoot(page, screenshots / "checkout-base-paid.png")
+    order = Order.objects.get(pk=order_id)
+    assert (order.status, order.payment_chain, order.escrow_tx_hash) == (Status.PAID, "base", sent[0])
+    assert not errors, errors

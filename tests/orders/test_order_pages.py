@@ -153,7 +153,7 @@ BUTTONS = {
     ("status", "shown"),
     [
         (Status.PENDING_QUOTE, {"cancel"}),
-        (Status.QUOTED, {"accept", "pay", "cancel"}),
+        (Status.QUOTED, {"pay", "cancel"}),  # paying accepts: no separate accept button
         (Status.ACCEPTED, {"pay", "cancel"}),
         (Status.PAID, {"cancel"}),
         (Status.IN_PROGRESS, set()),
