@@ -48,6 +48,16 @@
     box.focus();
   }
 
+  // While the wallet's payment is being submitted the page's poll holds off: both would open the
+  // message box at once (the poll finds the same payment by its reference) and race to replace it.
+  let submitting = false;
+  document.addEventListener("htmx:beforeRequest", (event) => {
+    if (submitting && event.detail.requestConfig && event.detail.requestConfig.verb === "get") event.preventDefault();
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (event.detail.requestConfig && event.detail.requestConfig.verb === "post") submitting = false;
+  });
+
   function submitPayment(hash, chain) {
     const form = document.getElementById("pay-form");
     form.querySelector("#escrow_tx_hash").value = hash;
@@ -107,11 +117,13 @@
     const button = event.target.closest("#pay-solana-wallet, #pay-base-wallet");
     if (!button) return;
     button.disabled = true;
+    submitting = true;
     try {
       await (button.id === "pay-solana-wallet" ? paySolana(button) : payBase(button));
     } catch (error) {
       showError((error && error.message) || String(error));
       button.disabled = false;
+      submitting = false;
     }
   });
 
@@ -128,6 +140,43 @@
     setTimeout(() => { button.textContent = "Copy"; }, 2000);
   });
 
-  document.addEventListener("DOMContentLoaded", () => reveal(document));
+  // After a swap: say what changed (a live region outside the swapped part, so it is announced),
+  // and move focus somewhere sensible when the buyer's own action caused it (never on a poll).
+  let lastStatus = "";
+  function announce() {
+    const status = document.querySelector("#order-panel .status-line");
+    const announcer = document.getElementById("order-announcer");
+    if (!status || !announcer) return;
+    const text = "Order status: " + status.textContent.replace(/\s+/g, " ").trim();
+    if (lastStatus && text !== lastStatus) announcer.textContent = text;
+    lastStatus = text;
+  }
+
+  function focusable(element) {
+    if (!element) return null;
+    if (!element.matches("a, button, input, textarea, select, [tabindex]")) element.setAttribute("tabindex", "-1");
+    return element;
+  }
+
+  document.addEventListener("htmx:afterSettle", (event) => {
+    announce();
+    const config = event.detail.requestConfig;
+    if (!config || config.verb !== "post") return;
+    const target = event.detail.target;
+    let next = null;
+    if (target && target.id === "messages") {
+      next = document.getElementById("message-error") || document.getElementById("message-content");
+    } else if (target && target.id === "order-panel") {
+      next = focusable(
+        document.getElementById("panel-error") ||
+          document.getElementById("payment-state") ||
+          document.getElementById("paid-state") ||
+          document.querySelector("#order-panel h1"),
+      );
+    }
+    if (next) next.focus({ preventScroll: false });
+  });
+
+  document.addEventListener("DOMContentLoaded", () => { reveal(document); announce(); });
   document.addEventListener("htmx:load", (event) => reveal(event.detail.elt));
 })();

@@ -114,6 +114,8 @@ def test_a_buyer_pays_by_clicking_pay_with_phantom(
 
     page.get_by_role("button", name="Pay with Phantom").click()
     wait_for_status(page, "paid")
+    expect(page.locator("#order-announcer")).to_have_text("Order status: paid")  # said aloud once
+    expect(page.locator("#paid-state")).to_be_focused()  # focus follows the buyer's action
     expect(page.locator("#payment-pending")).to_have_count(0)  # never paid and pending together
     shoot(page, screenshots / "checkout-solana-paid.png")
     axe_check(page)
@@ -150,6 +152,9 @@ def test_a_solana_pay_payment_made_outside_the_page_turns_it_paid_by_itself(
     landed = time.monotonic()
     wait_for_status(page, "paid")
     seconds = time.monotonic() - landed
+    from playwright.sync_api import expect
+
+    expect(page.locator("#order-announcer")).to_have_text("Order status: paid")
     print(f"\nSolana Pay transfer landed -> page shows paid: {seconds:.2f} s")
     assert seconds * 1000 < TIMEOUT_MS
     no_overflow(page)
