@@ -366,8 +366,13 @@ def payment_look(order: Order) -> str:
     for a Solana Pay transfer by the order's reference. Returns what the last look found."""
     if order.status not in PAYABLE:
         return "not payable"
-    if not cache.add(f"payment-look:{order.id}", 1, timeout=REFERENCE_CHECK_SECONDS):
+    # A read first: the throttled case (most polls) costs one cache read. Two looks racing past it
+    # are harmless, order_pay is safe to run twice.
+    key = f"payment-look:{order.id}"
+    if cache.get(key):
         return "checked recently"
+    cache.set(key, 1, timeout=REFERENCE_CHECK_SECONDS)
+    solana_pay_watch_start(order)
     if payment_services.pending_claims(order) and payment_recheck(order.id) == "paid":
         return "paid"
     return solana_pay_check(order, throttle=False)
@@ -378,7 +383,8 @@ def solana_pay_watch_start(order: Order) -> None:
     (a phone wallet pays, the tab is closed). One watch per order at a time."""
     if order.status not in PAYABLE or order.payment_chain != wallets.SOLANA:
         return
-    if cache.add(f"solana-pay-watch:{order.id}", 1, timeout=_WATCH_MARK_SECONDS):
+    key = f"solana-pay-watch:{order.id}"
+    if not cache.get(key) and cache.add(key, 1, timeout=_WATCH_MARK_SECONDS):
         enqueue(watch_solana_pay, order.id, timezone.now().isoformat())
 
 

@@ -41,7 +41,7 @@ from atelier.lib.principal import Principal
 from orders import forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
-from orders.rendering import deliverable_items, timeline
+from orders.rendering import deliverable_items, earlier_deliverables, timeline
 from orders.transitions import Role, allowed_actions, order_open, transition
 from payments import checkout, demo_wallet
 from payments import services as payment_services
@@ -156,6 +156,7 @@ class Page:
             "unapplied_transfers": queries.unapplied_transfers(order),
             "transfers": getattr(order, "transfer_list", []),
             "deliverables": deliverable_items(order, role),
+            "earlier_deliverables": earlier_deliverables(order, role),
             "timeline": timeline(events),
             "last_event_id": events[-1].id if events else "",
             "messages": messages,
@@ -229,7 +230,6 @@ def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, de
     (throttled), and keep a worker looking while the page is away. Re-read when that paid it."""
     if order.status not in queries.PAYABLE:
         return order
-    paying.solana_pay_watch_start(order)
     if paying.payment_look(order) == "paid":
         order, _role, _principal = _viewer(request, order_id, details=details)
     return order
