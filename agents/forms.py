@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.core.validators import URLValidator
 
@@ -24,6 +26,15 @@ class HireForm(forms.Form):
         help_text=f"Up to {MAX_REFERENCE_URLS} links, one per line.",
     )
     payment_chain = forms.ChoiceField(choices=Chain.choices, initial=Chain.SOLANA)
+
+    def __init__(self, *args: Any, buyer_chain: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Base transfers bind by their sender: only a buyer signed in with a Base wallet pays there
+        # in one step. A Solana transfer binds by its memo, from any wallet, so Solana is always offered.
+        if buyer_chain == Chain.SOLANA:
+            field = self.fields["payment_chain"]
+            if isinstance(field, forms.ChoiceField):
+                field.choices = [(Chain.SOLANA.value, Chain.SOLANA.label)]
 
     def clean_reference_urls(self) -> list[str]:
         lines = [line.strip() for line in self.cleaned_data["reference_urls"].splitlines() if line.strip()]

@@ -58,7 +58,8 @@ def service_page(
 ) -> HttpResponse:
     """The service with its Hire form; the hire view re-renders it with the form's errors."""
     if form is None:
-        form = HireForm(initial={"payment_chain": request.session.get(sessions.BUYER_CHAIN) or "solana"})
+        chain = request.session.get(sessions.BUYER_CHAIN) or ""
+        form = HireForm(initial={"payment_chain": chain or "solana"}, buyer_chain=chain)
     reviews = service.reviews.order_by("-id")[:10]
     principal = session_principal(request)
     context = {

@@ -350,6 +350,17 @@ COMPONENTS: dict[str, Schema] = {
                 "description": "Base: what the sending wallet signs (EIP-191) as payer_signature when it is "
                 "not the wallet you signed in with.",
             },
+            "chain_id": {"type": ["integer", "null"], "description": "Base: the EVM chain id; Solana: null."},
+            "reference_key": {
+                **NULLABLE_STR,
+                "description": "Solana: the order's Solana Pay reference, a public key a paying transaction "
+                "names as a read-only account; the server finds the payment by it.",
+            },
+            "solana_pay_url": {
+                **NULLABLE_STR,
+                "description": "Solana: a Solana Pay transfer request (amount, USDC mint, reference, memo).",
+            },
+            "eip681_url": {**NULLABLE_STR, "description": "Base: an EIP-681 ERC-20 transfer link."},
         }
     ),
     "UnappliedTransfer": _object(

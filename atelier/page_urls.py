@@ -29,4 +29,5 @@ urlpatterns = [
     path("signin/agent", agent_views.agent_signin, name="signin_agent"),
     path("signout", payment_views.signout, name="signout"),
     path("orders/", include(order_patterns)),
+    path("solana-pay/orders/<str:order_id>", order_views.solana_pay_request, name="solana_pay_request"),
 ]

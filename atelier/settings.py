@@ -239,6 +239,10 @@ BASE_USDC_ADDRESS = env.str("BASE_USDC_ADDRESS", default="")
 BASE_ESCROW_PRIVATE_KEY = env.str("BASE_ESCROW_PRIVATE_KEY", default="")  # 0x hex
 # A Base payment counts once its block has this many confirmations.
 BASE_CONFIRMATIONS = env.int("BASE_CONFIRMATIONS", default=12)
+# Where the order page links a transaction: a URL with `{tx}` in it, per chain (empty: no link, as on
+# the local devchains), e.g. https://explorer.solana.com/tx/{tx} or https://basescan.org/tx/{tx}.
+SOLANA_EXPLORER_TX_URL = env.str("SOLANA_EXPLORER_TX_URL", default="")
+BASE_EXPLORER_TX_URL = env.str("BASE_EXPLORER_TX_URL", default="")
 
 # Background work: django.tasks on the database queue (`manage.py db_worker`).
 TASKS = {"default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}}

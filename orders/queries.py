@@ -138,8 +138,15 @@ def _open_payments(order: Order) -> list[Payment]:
 
 
 def payment_pending(order: Order) -> bool:
-    """A claimed transfer is waiting to be final."""
-    return any(payment.status == PaymentStatus.PENDING for payment in _open_payments(order))
+    """A claimed transfer is waiting to be final (never once the order is paid: one state at a time)."""
+    return pending_claim(order) is not None
+
+
+def pending_claim(order: Order) -> Payment | None:
+    """The oldest claimed transfer waiting to be final, while the order can still be paid."""
+    if order.status not in PAYABLE:
+        return None
+    return next((payment for payment in _open_payments(order) if payment.status == PaymentStatus.PENDING), None)
 
 
 def unapplied_transfers(order: Order) -> list[dict[str, Any]]:

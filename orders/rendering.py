@@ -97,6 +97,29 @@ def deliverable_items(order: Order, role: Role | None) -> list[dict[str, Any]]:
     return items
 
 
+def earlier_deliverables(order: Order, role: Role | None) -> list[dict[str, Any]]:
+    """What earlier deliveries held, newest first, the gate applied: a re-delivery keeps them visible
+    as history. No query for an order never re-delivered."""
+    if not order.revision_count:
+        return []
+    rows = list(order.deliverables.filter(superseded=True).order_by("-id"))
+    items = []
+    for deliverable in rows:
+        deliverable.order = order
+        urls = gate.deliverable_urls(deliverable, role)
+        items.append(
+            {
+                "id": deliverable.id,
+                "media_type": deliverable.media_type or "link",
+                "filename": _filename(deliverable.url) or deliverable.media_type,
+                "created_at": deliverable.created_at,
+                # A gated image shows its watermarked preview, as the current one does.
+                "url": urls.original_url or urls.preview_url or urls.url,
+            }
+        )
+    return items
+
+
 # --- the timeline -------------------------------------------------------------------------------
 
 _ACTOR = {"buyer": "Buyer", "agent": "The agent", "staff": "Staff", "system": "Atelier"}

@@ -11,18 +11,23 @@ Agents' owners (signed in with an API key) and staff see the same page read-only
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.middleware import HtmxDetails
 
 from agents.forms import HireForm
@@ -36,10 +41,13 @@ from atelier.lib.principal import Principal
 from orders import disputes, forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
-from orders.rendering import deliverable_items, timeline
+from orders.rendering import deliverable_items, earlier_deliverables, timeline
 from orders.transitions import Role, allowed_actions, order_open, transition
-from payments import demo_wallet
+from payments import checkout, demo_wallet
 from payments import services as payment_services
+from payments.chains import ChainError
+from payments.chains.solana import SolanaClient
+from payments.checkout import usdc_amount
 
 TEMPLATE = "orders/detail.html"
 
@@ -70,7 +78,7 @@ def hire(request: HttpRequest, service_id: str) -> HttpResponse:
     principal = session_principal(request)
     if principal is None or not principal.wallet:
         return _signin_redirect(request)
-    form = HireForm(request.POST)
+    form = HireForm(request.POST, buyer_chain=principal.chain)
     if not form.is_valid():
         return service_page(request, service, form, error=forms.first_error(form), status=400)
     try:
@@ -128,6 +136,7 @@ class Page:
         events = list(order.events.exclude(action="message").order_by("-id")[:TIMELINE_LIMIT])[::-1]
         review = Review.objects.filter(order=order).first() if order.status == Status.COMPLETED else None
         payable = order.status in queries.PAYABLE
+        payment = payment_services.payment_instructions(order) if payable else None
         bound = self.forms or {}
         can_message = is_buyer and order.status in MESSAGING_STATUSES
         quota_left = workspaces.quota_left(order)
@@ -138,11 +147,16 @@ class Page:
             "is_buyer": is_buyer,
             "read_only": not is_buyer,
             "actions": actions,
-            "payment": payment_services.payment_instructions(order) if payable else None,
-            "payment_pending": queries.payment_pending(order),
+            "payment": payment,
+            **_checkout_codes(payment),
+            "base_wallet_pay": is_buyer and order.buyer_chain == "base" and bool(order.buyer_wallet),
+            # One payment state at a time: a paid order shows no claim still waiting.
+            "payment_pending": queries.pending_claim(order),
+            "base_confirmations": settings.BASE_CONFIRMATIONS,
             "unapplied_transfers": queries.unapplied_transfers(order),
             "transfers": getattr(order, "transfer_list", []),
             "deliverables": deliverable_items(order, role),
+            "earlier_deliverables": earlier_deliverables(order, role),
             "timeline": timeline(events),
             "last_event_id": events[-1].id if events else "",
             "messages": messages,
@@ -190,6 +204,17 @@ class Page:
         return rows[:MESSAGE_PAGE][::-1], earlier
 
 
+def _checkout_codes(payment: dict[str, Any] | None) -> dict[str, str]:
+    """The QR codes of the checkout links, as inline SVG."""
+    if payment is None:
+        return {}
+    if payment.get("solana_pay_url"):
+        return {"solana_pay_qr": checkout.qr_svg(str(payment["solana_pay_url"]), title="Solana Pay QR code")}
+    if payment.get("eip681_url"):
+        return {"eip681_qr": checkout.qr_svg(str(payment["eip681_url"]), title="EIP-681 payment QR code")}
+    return {}
+
+
 def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tuple[Order, Role, Principal]:
     principal = session_principal(request)
     if principal is None:
@@ -201,11 +226,22 @@ def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tup
     return order, role, principal
 
 
+def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, details: bool = True) -> Order:
+    """A payable order: re-check its waiting claims and look for its Solana Pay transfer now
+    (throttled), and keep a worker looking while the page is away. Re-read when that paid it."""
+    if order.status not in queries.PAYABLE:
+        return order
+    if paying.payment_look(order) == "paid":
+        order, _role, _principal = _viewer(request, order_id, details=details)
+    return order
+
+
 @require_safe
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     if session_principal(request) is None:
         return _signin_redirect(request)
     order, role, principal = _viewer(request, order_id)
+    order = _found_by_reference(request, order, order_id)
     shown = Page(order, role, principal, before=request.GET.get("before", ""))
     return render(request, TEMPLATE, shown.context(request))
 
@@ -216,6 +252,7 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     if session_principal(request) is None:
         return HttpResponse(status=204)
     order, role, principal = _viewer(request, order_id, details=False)
+    order = _found_by_reference(request, order, order_id, details=False)
     after = request.GET.get("after", "")
     messages = order.messages.order_by("id")
     if after:
@@ -401,3 +438,53 @@ def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
         context["poller_oob"] = True
         body += render_to_string(f"{TEMPLATE}#poller", context, request)
     return HttpResponse(body, status=status)
+
+
+# --- Solana Pay transaction request --------------------------------------------------------------
+
+
+@csrf_exempt  # wallets POST here from outside the page: no session, no CSRF token; nothing private in the answer
+@require_http_methods(["GET", "POST", "OPTIONS"])
+def solana_pay_request(request: HttpRequest, order_id: str) -> HttpResponse:
+    """The Solana Pay transaction request endpoint (`solana:<this URL>`): GET gives the label and
+    icon, POST `{"account": <public key>}` gives the transaction that pays the order from that
+    account (memo, transferChecked into escrow, the order's reference), for the wallet to sign and
+    send. Whoever holds the link may fetch it; the transfer binds by its memo like any other."""
+    if request.method == "OPTIONS":
+        return _cors(HttpResponse(status=204))
+    if request.method == "GET":
+        icon = request.build_absolute_uri(static("icon.svg"))
+        return _cors(JsonResponse({"label": checkout.LABEL, "icon": icon}))
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        return _cors(JsonResponse({"error": "No such order."}, status=404))
+    if order.status not in queries.PAYABLE:
+        return _cors(
+            JsonResponse({"error": f"This order is {order.get_status_display().lower()}: nothing to pay."}, status=409)
+        )
+    try:
+        account = json.loads(request.body or b"{}").get("account", "")
+    except (ValueError, AttributeError):
+        account = ""
+    try:
+        raw, _reference = checkout.transaction_request(
+            SolanaClient.from_settings(),
+            account=str(account),
+            amount=payment_services.price_base_units(order),
+            payment_reference=order.payment_reference,
+        )
+    except ValueError:
+        return _cors(JsonResponse({"error": "account must be a Solana public key."}, status=400))
+    except ChainError:
+        return _cors(JsonResponse({"error": "Solana cannot be reached right now; try again."}, status=503))
+    paying.solana_pay_watch_start(order)
+    message = f"Pay {usdc_amount(payment_services.price_base_units(order))} USDC into Atelier escrow for {order.id}"
+    return _cors(JsonResponse({"transaction": base64.b64encode(raw).decode(), "message": message}))
+
+
+def _cors(response: HttpResponse) -> HttpResponse:
+    """Solana Pay wallets call from anywhere (web wallets from their own origin)."""
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response["Access-Control-Allow-Headers"] = "Content-Type"
+    return response

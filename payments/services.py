@@ -25,7 +25,7 @@ from atelier.lib import wallets
 from atelier.lib.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
 from atelier.lib.tasks import enqueue
 from atelier.lib.validation import Invalid
-from payments import chains, ledger
+from payments import chains, checkout, ledger
 from payments.chains.config import base_config
 from payments.ledger import usd_to_base_units
 from payments.models import (
@@ -271,18 +271,30 @@ def payment_instructions(order: Order) -> dict[str, object] | None:
         instructions = chains.client(order.payment_chain).payment_instructions()
     except chains.ChainError:
         return None
+    amount = price_base_units(order)
+    solana = order.payment_chain == wallets.SOLANA
     return {
         "chain": order.payment_chain,
-        "amount_base_units": price_base_units(order),
+        "amount_base_units": amount,
         "escrow_address": instructions.escrow_address,
         "token_account": instructions.token_account,
         "token": instructions.token,
         "decimals": instructions.decimals,
+        "chain_id": instructions.chain_id,
         "payment_reference": order.payment_reference,
         # Base has no memo: the proof a payer who did not sign in with the sending wallet signs.
         "payer_proof_message": pay_proof_message(order.payment_reference)
         if order.payment_chain == wallets.BASE
         else None,
+        # Checkout links a wallet opens (payments.checkout): Solana Pay with the order's own
+        # reference key, EIP-681 on Base.
+        "reference_key": checkout.reference_key(order.payment_reference) if solana else None,
+        "solana_pay_url": checkout.solana_pay_url(
+            instructions, amount=amount, payment_reference=order.payment_reference, message=f"Order {order.id}"
+        )
+        if solana
+        else None,
+        "eip681_url": None if solana else checkout.eip681_url(instructions, amount=amount),
     }
 
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
 
 from atelier.lib.money import usd_text
 
@@ -36,3 +37,10 @@ def usd(amount: Decimal | None) -> str:
 def iso_datetime(value: str | None) -> datetime | None:
     """An ISO 8601 string (as the API writes it) back to a datetime, for the `date` filter."""
     return datetime.fromisoformat(value) if value else None
+
+
+@register.filter
+def explorer_url(tx_hash: str, chain: str) -> str:
+    """The block explorer's page of a transaction (SOLANA_/BASE_EXPLORER_TX_URL), or "" when none is set."""
+    pattern = {"solana": settings.SOLANA_EXPLORER_TX_URL, "base": settings.BASE_EXPLORER_TX_URL}.get(chain, "")
+    return pattern.replace("{tx}", tx_hash) if pattern and tx_hash else ""

@@ -51,6 +51,7 @@ class PaymentInstructions:
     token_account: str  # Solana: the escrow's own USDC associated token account; Base: = escrow_address
     token: str  # Solana: the USDC mint; Base: the USDC ERC-20 contract
     decimals: int = 6
+    chain_id: int | None = None  # Base: the EVM chain id (EIP-681 names it); Solana: None
 
 
 @dataclass(frozen=True)

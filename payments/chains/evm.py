@@ -99,6 +99,7 @@ class EvmClient:
             token_account=self.escrow,
             token=self.usdc,
             decimals=USDC_DECIMALS,
+            chain_id=self.config.chain_id,
         )
 
     def verify_payment(

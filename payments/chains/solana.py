@@ -18,12 +18,13 @@ import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
-from solders.message import MessageV0
+from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.token.state import TokenAccount
-from solders.transaction import VersionedTransaction
+from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
@@ -264,6 +265,45 @@ class SolanaClient:
                 InboundTransfer(signature, sender, received, tuple(memos), int(tx.get("blockTime") or 0), signature)
             )
         return found, found[-1].position if found else after
+
+    def signatures_for(self, address: str, *, limit: int = 20) -> list[str]:
+        """The latest successful transactions naming `address` (a Solana Pay reference), newest first,
+        as soon as they are confirmed (`verify_payment` waits for finality itself)."""
+        page = self._rpc("getSignaturesForAddress", [address, {"limit": limit, "commitment": "confirmed"}])
+        if not isinstance(page, list):
+            raise ChainUnavailable("Solana RPC answered getSignaturesForAddress with garbage")
+        try:
+            return [str(entry["signature"]) for entry in page if entry.get("err") is None]
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getSignaturesForAddress with garbage: {exc!r}") from exc
+
+    def payment_transaction(self, *, payer: str, amount: int, memo: str, reference: str) -> bytes:
+        """A Solana Pay transaction for `payer` to sign: the memo, then transferChecked of `amount`
+        from the payer's USDC associated token account into the escrow's own, with `reference` as a
+        read-only account so the transfer can be found by it. Unsigned (blank signature), legacy
+        format, a recent blockhash; ValueError when `payer` is not a public key."""
+        owner = Pubkey.from_string(payer)
+        latest = self._rpc("getLatestBlockhash", [{"commitment": "confirmed"}])
+        try:
+            blockhash = Hash.from_string(latest["value"]["blockhash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getLatestBlockhash with garbage: {exc!r}") from exc
+        params = TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=get_associated_token_address(owner, self.mint),
+            mint=self.mint,
+            dest=self.escrow_token_account,
+            owner=owner,
+            amount=amount,
+            decimals=USDC_DECIMALS,
+            signers=[],
+        )
+        transfer = transfer_checked(params)
+        marked = AccountMeta(Pubkey.from_string(reference), is_signer=False, is_writable=False)
+        transfer = Instruction(transfer.program_id, transfer.data, [*transfer.accounts, marked])
+        note = create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner, message=memo.encode()))
+        message = Message.new_with_blockhash([note, transfer], owner, blockhash)
+        return bytes(Transaction.new_unsigned(message))
 
     def _get_transaction(self, signature: str, commitment: str) -> dict[str, Any] | None:
         config = {"encoding": "jsonParsed", "commitment": commitment, "maxSupportedTransactionVersion": 0}

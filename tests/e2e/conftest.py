@@ -86,3 +86,18 @@ def new_context(browser: Any, site: Any) -> Iterator[Any]:
     yield make
     for context in contexts:
         context.close()
+
+
+def axe_check(page: Any) -> None:
+    """axe-core (vendored in axe-playwright-python, no CDN) on the page as it is: no serious or
+    critical violation."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    bad = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} at "
+        + ", ".join(str(node["target"]) for node in violation["nodes"][:3])
+        for violation in results.response["violations"]
+        if violation["impact"] in ("serious", "critical")
+    ]
+    assert not bad, f"{page.url}:\n" + "\n".join(bad)

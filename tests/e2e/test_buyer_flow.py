@@ -182,12 +182,13 @@ def test_a_buyer_with_a_browser_wallet_hires_pays_talks_revises_approves_and_rev
     order_id = order_id_of(page.url)
     wait_for_status(page, "quoted")
     expect(page.locator("#payment")).to_contain_text("25.00 USDC")
-    reference = page.locator(".pay-details code").last.inner_text()
+    page.get_by_text("Pay by hand instead").click()
+    reference = page.locator("#payment-reference").inner_text()
     assert reference.startswith("atl-")
 
     # Pay from the wallet (the test signs the USDC transfer with the memo) and submit the signature.
     instructions = chains.client("solana").payment_instructions()
-    escrow_shown = page.locator(".pay-details dd code").first.inner_text()
+    escrow_shown = page.locator("#escrow-address").inner_text()
     assert escrow_shown == instructions.escrow_address
     signature = solana_helpers.pay_order(solana_chain.url, buyer, instructions, 25 * solana_helpers.USDC, reference)
     page.locator("#escrow_tx_hash").fill(signature)
@@ -340,7 +341,9 @@ def test_a_refused_action_shows_its_message_in_place(new_context: Any, site: Any
     from atelier.lib.principal import Principal
 
     transition(order_id, "cancel", Principal(wallet=order.buyer_wallet, chain=order.buyer_chain))
-    page.get_by_role("button", name="Accept the quote").click()
-    expect(page.locator("#panel-error")).to_contain_text("Cannot accept an order that is cancelled.")
+    page.get_by_text("Pay by hand instead").click()
+    page.locator("#escrow_tx_hash").fill(str(Keypair().sign_message(b"not on chain")))
+    page.get_by_role("button", name="Submit payment").click()
+    expect(page.locator("#panel-error")).to_contain_text("Cannot pay an order that is cancelled.")
     wait_for_status(page, "cancelled")
     context.close()

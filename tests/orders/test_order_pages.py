@@ -153,7 +153,7 @@ BUTTONS = {
     ("status", "shown"),
     [
         (Status.PENDING_QUOTE, {"cancel"}),
-        (Status.QUOTED, {"accept", "pay", "cancel"}),
+        (Status.QUOTED, {"pay", "cancel"}),  # paying accepts: no separate accept button
         (Status.ACCEPTED, {"pay", "cancel"}),
         (Status.PAID, {"cancel"}),
         (Status.IN_PROGRESS, set()),
@@ -572,3 +572,24 @@ def test_a_fixed_price_order_has_no_prompt_box(buyer, agent):
     order = make_order(buyer, agent, Status.PAID)
 
     assert 'id="workspace"' not in page(browser_of(buyer), order)
+
+
+def test_a_redelivery_keeps_the_earlier_version_visible_collapsed(buyer, agent):
+    order = make_order(buyer, agent, Status.DELIVERED)
+    Deliverable.objects.create(order=order, url="https://example.com/first-draft", media_type="link", superseded=True)
+    Deliverable.objects.create(order=order, url="https://example.com/second-draft", media_type="link")
+    Order.objects.filter(pk=order.id).update(revision_count=1)
+
+    body = page(browser_of(buyer), order)
+
+    assert 'id="earlier-deliveries"' in body
+    assert "Earlier versions (1)" in body
+    assert "https://example.com/first-draft" in body
+    assert "https://example.com/second-draft" in body
+
+
+def test_an_order_never_redelivered_shows_no_history(buyer, agent):
+    order = make_order(buyer, agent, Status.DELIVERED)
+    Deliverable.objects.create(order=order, url="https://example.com/only", media_type="link")
+
+    assert "earlier-deliveries" not in page(browser_of(buyer), order)

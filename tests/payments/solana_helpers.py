@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import requests
 from solders.hash import Hash
-from solders.instruction import Instruction
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
@@ -279,3 +281,33 @@ def block_time(url: str, signature: str) -> int:
 
 def now() -> int:
     return int(time.time())
+
+
+# --- Solana Pay, as a wallet does it ------------------------------------------------------------------
+
+
+def pay_transfer_request(url: str, payer: Keypair, request_url: str) -> str:
+    """What a Solana Pay wallet does with a transfer request URL (scanned from the QR code): the memo,
+    then transferChecked of `amount` of `spl-token` to the recipient's associated token account with
+    each `reference` as a read-only account. Returns the transaction signature."""
+    parsed = urlsplit(request_url)
+    assert parsed.scheme == "solana", request_url
+    fields = parse_qs(parsed.query)
+    recipient, mint = Pubkey.from_string(parsed.path), Pubkey.from_string(fields["spl-token"][0])
+    amount = int(Decimal(fields["amount"][0]) * 10**6)
+    transfer = token_transfer(payer, mint, get_associated_token_address(recipient, mint), amount)
+    references = [
+        AccountMeta(Pubkey.from_string(key), is_signer=False, is_writable=False) for key in fields["reference"]
+    ]
+    transfer = Instruction(transfer.program_id, transfer.data, [*transfer.accounts, *references])
+    return send_instructions(url, payer, [memo(payer, fields["memo"][0]), transfer], legacy=True)
+
+
+def sign_and_send(url: str, payer: Keypair, transaction_b64: str) -> str:
+    """A wallet's answer to a transaction request: sign the server's transaction as it is and send it."""
+    unsigned = Transaction.from_bytes(base64.b64decode(transaction_b64))
+    message = unsigned.message
+    assert message.account_keys[0] == payer.pubkey(), "the fee payer is the wallet's own account"
+    signed = Transaction.populate(message, [payer.sign_message(bytes(message))])
+    signature: str = rpc(url, "sendTransaction", base64.b64encode(bytes(signed)).decode(), {"encoding": "base64"})
+    return signature
