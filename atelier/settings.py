@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything that reads a session
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -131,19 +132,54 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one on every start
 MEDIA_ROOT = DATA_DIR / "media"
 
 # Deliverable files and agents' uploads are private: they live outside MEDIA_ROOT and STATIC_ROOT,
 # the "private" storage has no URL, and only the views in orders.files_api serve them, after
 # checking the viewer against the watermark gate (orders.gate).
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "private": {
+# Hashed names need `collectstatic` to have run (the deploy steps); the suite and DEBUG use the sources.
+STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
+# STORAGE_BACKEND=local (the default: a folder under DATA_DIR, one machine) or s3 (S3 or any
+# S3-compatible store, shared by every app server and worker; docs/deploy.md).
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+if STORAGE_BACKEND not in ("local", "s3"):
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be local or s3, not {STORAGE_BACKEND!r}.")
+# With S3, the original of a deliverable is served by a redirect to a URL signed for that one object
+# and valid this many seconds, once the view has checked the viewer (0: streamed through the app).
+PRIVATE_FILE_URL_SECONDS = env.int("PRIVATE_FILE_URL_SECONDS", default=60)
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")  # empty: AWS itself
+if STORAGE_BACKEND == "s3":
+    PRIVATE_STORAGE: dict[str, object] = {
+        "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("S3_BUCKET"),
+            "location": env.str("S3_PREFIX", default="private"),
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "region_name": env.str("S3_REGION", default="us-east-1"),
+            # Empty: boto3 finds credentials itself (instance role, AWS_* variables).
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            # A custom endpoint (MinIO, moto, most S3-compatible stores) is addressed by path.
+            "addressing_style": "path" if S3_ENDPOINT_URL else None,
+        },
+    }
+else:
+    PRIVATE_STORAGE = {
         "BACKEND": "atelier.lib.privatestorage.PrivateStorage",
         "OPTIONS": {"location": str(DATA_DIR / "private")},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # whitenoise: hashed names and gzip/brotli copies made by `collectstatic`, served far-future
+    # cached by the app server itself (no separate static host needed). DEBUG serves the sources.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
+    "private": PRIVATE_STORAGE,
 }
 # Image deliverables are fetched once (atelier.lib.safehttp) up to this size and pixel count.
 DELIVERABLE_FETCH_MAX_BYTES = env.int("DELIVERABLE_FETCH_MAX_BYTES", default=20 * 1024 * 1024)
@@ -174,12 +210,16 @@ PLATFORM_FEE_RATE = "0.10"
 # --- Browser security ---------------------------------------------------------------------------
 # A strict policy: scripts only from this origin and with the per-response nonce, no inline
 # handlers or styles, no framing. Media (video deliverables) may come from any https origin.
+S3_ORIGIN = [S3_ENDPOINT_URL.rstrip("/")] if STORAGE_BACKEND == "s3" and S3_ENDPOINT_URL else []
+if STORAGE_BACKEND == "s3" and not S3_ENDPOINT_URL:
+    S3_ORIGIN = [f"https://{PRIVATE_STORAGE['OPTIONS']['bucket_name']}.s3.amazonaws.com", "https://*.amazonaws.com"]  # type: ignore[index]
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:"],
-    "media-src": [CSP.SELF, "https:"],
+    # The S3 origin: deliverable originals redirect there (signed, short-lived) after the gate check.
+    "img-src": [CSP.SELF, "data:", *S3_ORIGIN],
+    "media-src": [CSP.SELF, "https:", *S3_ORIGIN],
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
     "object-src": [CSP.NONE],
