@@ -60,6 +60,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything that reads a session
+    "atelier.lib.requestlog.RequestLogMiddleware",  # a request id and one JSON line per request
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -244,12 +245,30 @@ if TRUSTED_PROXY_COUNT:
     # TLS ends at the proxy; without this the HTTPS redirect would loop.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# LOG_FORMAT=json (the default outside DEBUG): one JSON object per line, with the request id and
+# order id (atelier.lib.requestlog); plain lines for a person at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "atelier.lib.requestlog.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "atelier.lib.requestlog.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "atelier.lib.requestlog.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-tasks' own lines ("Task id=... state=...") would double atelier.task's.
+    "loggers": {"django.tasks": {"level": "WARNING"}, "django_tasks_db": {"level": "INFO"}},
 }
 
 # --- Chains -----------------------------------------------------------------------------------
