@@ -55,9 +55,11 @@ INSTALLED_APPS = [
     "webhooks",
     "idempotency",  # Idempotency-Key records for the API's POST and PATCH
     "atelier",  # management commands shared by all apps (requeue_stale_tasks)
+    "django_prometheus",  # request, database and cache metrics (atelier.metrics serves /metrics)
 ]
 
 MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything that reads a session
     "atelier.lib.requestlog.RequestLogMiddleware",  # a request id and one JSON line per request
@@ -69,7 +71,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its 429 response
+    "axes.middleware.AxesMiddleware",  # turns a lockout into its 429 response
+    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last: counts responses by view and status
 ]
 
 ROOT_URLCONF = "atelier.urls"
@@ -194,6 +197,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
 # How many reverse proxies sit in front of the app; the client IP is taken that many hops
 # from the right of X-Forwarded-For (0: REMOTE_ADDR only, so the header cannot be spoofed).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# GET /metrics (atelier.metrics): with a token, only `Authorization: Bearer <METRICS_TOKEN>`;
+# without one, only from loopback.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # `make bench` only: serves GET /bench/bare, a bare JSON view, as the benchmark's baseline.
 ATELIER_BENCH = env.bool("ATELIER_BENCH", default=False)
