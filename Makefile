@@ -71,6 +71,10 @@ typecheck: venv ## mypy with django-stubs
 states: venv ## Print the order transition table
 	$(BIN)/python manage.py states
 
+.PHONY: prod-sim
+prod-sim: venv ## Two gunicorn servers, two workers and the scheduler on PostgreSQL, Redis, S3 (moto) and the devchains; 200 paid orders with kills (PRODSIM_ORDERS)
+	$(BIN)/python bench/prod_sim.py
+
 .PHONY: bench
 bench: venv ## Benchmark under gunicorn + PostgreSQL + Redis with wrk; writes BENCHMARKS.md (BENCH_SCALE=0.01 for a quick run)
 	$(BIN)/python bench/run.py

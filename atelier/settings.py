@@ -306,5 +306,9 @@ BASE_ESCROW_PRIVATE_KEY = env.str("BASE_ESCROW_PRIVATE_KEY", default="")  # 0x h
 # A Base payment counts once its block has this many confirmations.
 BASE_CONFIRMATIONS = env.int("BASE_CONFIRMATIONS", default=12)
 
+# The scheduler puts a task RUNNING this long back in the queue (its worker died): longer than any
+# task takes (payouts and webhooks take seconds), or a slow task would run twice at once.
+REQUEUE_STALE_AFTER_SECONDS = env.int("REQUEUE_STALE_AFTER_SECONDS", default=300)
+
 # Background work: django.tasks on the database queue (`manage.py db_worker`).
 TASKS = {"default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}}

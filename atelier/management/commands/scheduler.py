@@ -24,6 +24,7 @@ from datetime import timedelta
 from io import StringIO
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
@@ -48,7 +49,7 @@ class Job:
 
 
 def _requeue_stale_tasks() -> str:
-    return f"requeued {requeue_stale(older_than=timedelta(minutes=5))}"
+    return f"requeued {requeue_stale(older_than=timedelta(seconds=settings.REQUEUE_STALE_AFTER_SECONDS))}"
 
 
 def _prune_idempotency_keys() -> str:
