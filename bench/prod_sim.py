@@ -235,10 +235,11 @@ def main() -> int:
         servers = [f"http://127.0.0.1:{port}" for port in ports]
         import requests
 
+        def ready(server: str) -> Callable[[], bool]:
+            return lambda: requests.get(f"{server}/readyz", timeout=5).status_code == 200
+
         for server in servers:
-            wait_until(
-                lambda s=server: requests.get(f"{s}/readyz", timeout=5).status_code == 200, timeout=120, what=server
-            )
+            wait_until(ready(server), timeout=120, what=server)
         log(f"up: app servers {ports}, S3 {s3_port}, devchains {solana_port}/{evm_port}, database {database}")
 
         os.environ.update({k: env[k] for k in ("DATABASE_URL", "CHAIN_MODE", "ALLOW_LOCAL_CHAIN", "DEVCHAIN_STATE")})
@@ -468,7 +469,9 @@ def main() -> int:
             rows = payouts()
             if any(count != 1 for _, _, count in rows) or len(rows) != ORDERS:
                 failures.append(f"payouts per order not exactly one: {[r for r in rows if r[2] != 1][:5]}")
-            statuses_db = dict(db.execute("SELECT status, count(*) FROM orders_order GROUP BY status").fetchall())
+            statuses_db: dict[str, int] = dict(
+                db.execute("SELECT status, count(*) FROM orders_order GROUP BY status").fetchall()
+            )
             figures["orders_by_status"] = statuses_db
             if statuses_db != {"completed": ORDERS}:
                 failures.append(f"orders by status: {statuses_db}")
