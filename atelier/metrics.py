@@ -1,5 +1,5 @@
-"""`GET /metrics` for Prometheus: django-prometheus's request, database and cache metrics, and the
-business gauges below, read from the database when scraped.
+"""`GET /metrics` for Prometheus: request and task counts and latencies (atelier.lib.requestlog, on
+prometheus_client), and the business gauges below, read from the database when scraped.
 
 Under gunicorn, each worker process counts its own requests; with PROMETHEUS_MULTIPROC_DIR set (an
 empty folder per host, emptied at start; docs/deploy.md) the counters are written there and any

@@ -55,14 +55,12 @@ INSTALLED_APPS = [
     "webhooks",
     "idempotency",  # Idempotency-Key records for the API's POST and PATCH
     "atelier",  # management commands shared by all apps (requeue_stale_tasks)
-    "django_prometheus",  # request, database and cache metrics (atelier.metrics serves /metrics)
 ]
 
 MIDDLEWARE = [
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",  # first: times the whole stack
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything that reads a session
-    "atelier.lib.requestlog.RequestLogMiddleware",  # a request id and one JSON line per request
+    "atelier.lib.requestlog.RequestLogMiddleware",  # a request id, one JSON line and metrics per request
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,8 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "axes.middleware.AxesMiddleware",  # turns a lockout into its 429 response
-    "django_prometheus.middleware.PrometheusAfterMiddleware",  # last: counts responses by view and status
+    "axes.middleware.AxesMiddleware",  # last: turns a lockout into its 429 response
 ]
 
 ROOT_URLCONF = "atelier.urls"

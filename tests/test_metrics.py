@@ -38,7 +38,8 @@ def test_metrics_has_the_business_gauges(buyer, agent):
     assert value(text, "atelier_task_backlog") >= 0
     assert value(text, "atelier_task_backlog_oldest_age_seconds") >= 0
     assert value(text, 'atelier_scheduled_job_ok{job="reconcile"}') == 0
-    assert "django_http_requests_total_by_method_total" in text
+    assert 'atelier_http_requests_total{method="GET",status="200",view="healthz"}' in text
+    assert "atelier_http_request_duration_seconds_bucket" in text
 
 
 def test_metrics_is_refused_off_loopback_and_without_the_token(db, settings):

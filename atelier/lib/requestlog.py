@@ -30,6 +30,24 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.tasks.signals import task_enqueued, task_finished, task_started
+from prometheus_client import Counter, Histogram
+
+# Prometheus (atelier.metrics serves them). With PROMETHEUS_MULTIPROC_DIR set before this module is
+# imported, each gunicorn worker writes its counts there and any worker reports all of them.
+# Labelled by the route's name, never the raw path, so the series stay few.
+HTTP_REQUESTS = Counter(
+    "atelier_http_requests", "HTTP responses by method, route and status.", ["method", "view", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "atelier_http_request_duration_seconds",
+    "Time to answer, by method and route.",
+    ["method", "view"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+TASKS = Counter("atelier_tasks", "Finished tasks by task and status.", ["task", "status"])
+TASK_LATENCY = Histogram(
+    "atelier_task_duration_seconds", "Time a task ran.", ["task"], buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60)
+)
 
 log = logging.getLogger("atelier.request")
 task_log = logging.getLogger("atelier.task")
@@ -125,6 +143,11 @@ class RequestLogMiddleware:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
             bind(order_id=_order_from_route(request))
+            elapsed = time.perf_counter() - started
+            match = getattr(request, "resolver_match", None)
+            view = (match.view_name or "unnamed") if match is not None else "unresolved"
+            HTTP_REQUESTS.labels(request.method, view, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(request.method, view).observe(elapsed)
             log.info(
                 "%s %s %s",
                 request.method,
@@ -135,7 +158,7 @@ class RequestLogMiddleware:
                     "method": request.method,
                     "path": request.path,
                     "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(elapsed * 1000, 1),
                 },
             )
             return response
@@ -178,6 +201,9 @@ def _on_started(sender: Any, task_result: Any, **kwargs: Any) -> None:
 def _on_finished(sender: Any, task_result: Any, **kwargs: Any) -> None:
     started, id_token, order_token = _task_started.pop(str(task_result.id), (None, None, None))
     status = str(getattr(task_result.status, "value", task_result.status))
+    TASKS.labels(task_result.task.module_path, status).inc()
+    if started is not None:
+        TASK_LATENCY.labels(task_result.task.module_path).observe(time.perf_counter() - started)
     task_log.log(
         logging.ERROR if status == "FAILED" else logging.INFO,
         "%s %s",
