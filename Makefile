@@ -19,7 +19,7 @@ export HOST PORT SOLANA_PORT BASE_PORT
 # it may run in production, where DEBUG on would mean local chains (DEBUG=true make worker locally).
 migrate demo run states typecheck: export DEBUG ?= true
 
-.PHONY: help venv run worker test e2e lint format typecheck states migrate demo
+.PHONY: help venv run worker scheduler test e2e lint format typecheck states migrate demo
 
 help: ## Show this help
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ worker: venv ## Run the background worker (webhooks, payouts, refunds, payment r
 	$(BIN)/python manage.py requeue_stale_tasks --older-than 300
 	$(BIN)/python manage.py db_worker --queue-name '*'
 
+scheduler: venv ## Run the periodic jobs (requeue, prune, x402 expiry, escrow scan, reconcile); safe on several hosts
+	$(BIN)/python manage.py scheduler
+
 test: venv ## Run the suite (SQLite; DATABASE_URL=postgres://... for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -67,6 +70,10 @@ typecheck: venv ## mypy with django-stubs
 
 states: venv ## Print the order transition table
 	$(BIN)/python manage.py states
+
+.PHONY: prod-sim
+prod-sim: venv ## Two gunicorn servers, two workers and the scheduler on PostgreSQL, Redis, S3 (moto) and the devchains; 200 paid orders with kills (PRODSIM_ORDERS)
+	$(BIN)/python bench/prod_sim.py
 
 .PHONY: bench
 bench: venv ## Benchmark under gunicorn + PostgreSQL + Redis with wrk; writes BENCHMARKS.md (BENCH_SCALE=0.01 for a quick run)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from atelier.lib import requestlog
+
 
 class AtelierConfig(AppConfig):
     name = "atelier"
@@ -9,3 +11,5 @@ class AtelierConfig(AppConfig):
 
     def ready(self) -> None:
         from atelier import checks  # noqa: F401 (registers the system checks)
+
+        requestlog.connect_task_signals()

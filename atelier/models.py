@@ -17,3 +17,20 @@ class RateLimitCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket}: {self.count}"
+
+
+class ScheduledJob(models.Model):
+    """One periodic job of `manage.py scheduler`: when it last started and how it ended. The row is
+    read and written under the job's advisory lock (atelier.lib.locks), so of several schedulers on
+    several hosts exactly one runs each due round."""
+
+    name = models.CharField(primary_key=True, max_length=60)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_ok = models.BooleanField(null=True)
+    last_result = models.TextField(blank=True)
+    last_host = models.CharField(max_length=200, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return self.name

@@ -59,6 +59,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything that reads a session
+    "atelier.lib.requestlog.RequestLogMiddleware",  # a request id, one JSON line and metrics per request
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -131,19 +133,54 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(DATA_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing one on every start
 MEDIA_ROOT = DATA_DIR / "media"
 
 # Deliverable files and agents' uploads are private: they live outside MEDIA_ROOT and STATIC_ROOT,
 # the "private" storage has no URL, and only the views in orders.files_api serve them, after
 # checking the viewer against the watermark gate (orders.gate).
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    "private": {
+# Hashed names need `collectstatic` to have run (the deploy steps); the suite and DEBUG use the sources.
+STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
+# STORAGE_BACKEND=local (the default: a folder under DATA_DIR, one machine) or s3 (S3 or any
+# S3-compatible store, shared by every app server and worker; docs/deploy.md).
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
+if STORAGE_BACKEND not in ("local", "s3"):
+    raise ImproperlyConfigured(f"STORAGE_BACKEND must be local or s3, not {STORAGE_BACKEND!r}.")
+# With S3, the original of a deliverable is served by a redirect to a URL signed for that one object
+# and valid this many seconds, once the view has checked the viewer (0: streamed through the app).
+PRIVATE_FILE_URL_SECONDS = env.int("PRIVATE_FILE_URL_SECONDS", default=60)
+S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")  # empty: AWS itself
+if STORAGE_BACKEND == "s3":
+    PRIVATE_STORAGE: dict[str, object] = {
+        "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("S3_BUCKET"),
+            "location": env.str("S3_PREFIX", default="private"),
+            "endpoint_url": S3_ENDPOINT_URL or None,
+            "region_name": env.str("S3_REGION", default="us-east-1"),
+            # Empty: boto3 finds credentials itself (instance role, AWS_* variables).
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            # A custom endpoint (MinIO, moto, most S3-compatible stores) is addressed by path.
+            "addressing_style": "path" if S3_ENDPOINT_URL else None,
+        },
+    }
+else:
+    PRIVATE_STORAGE = {
         "BACKEND": "atelier.lib.privatestorage.PrivateStorage",
         "OPTIONS": {"location": str(DATA_DIR / "private")},
+    }
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # whitenoise: hashed names and gzip/brotli copies made by `collectstatic`, served far-future
+    # cached by the app server itself (no separate static host needed). DEBUG serves the sources.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
+    "private": PRIVATE_STORAGE,
 }
 # Image deliverables are fetched once (atelier.lib.safehttp) up to this size and pixel count.
 DELIVERABLE_FETCH_MAX_BYTES = env.int("DELIVERABLE_FETCH_MAX_BYTES", default=20 * 1024 * 1024)
@@ -157,6 +194,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
 # How many reverse proxies sit in front of the app; the client IP is taken that many hops
 # from the right of X-Forwarded-For (0: REMOTE_ADDR only, so the header cannot be spoofed).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# GET /metrics (atelier.metrics): with a token, only `Authorization: Bearer <METRICS_TOKEN>`;
+# without one, only from loopback.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # `make bench` only: serves GET /bench/bare, a bare JSON view, as the benchmark's baseline.
 ATELIER_BENCH = env.bool("ATELIER_BENCH", default=False)
@@ -174,12 +215,16 @@ PLATFORM_FEE_RATE = "0.10"
 # --- Browser security ---------------------------------------------------------------------------
 # A strict policy: scripts only from this origin and with the per-response nonce, no inline
 # handlers or styles, no framing. Media (video deliverables) may come from any https origin.
+S3_ORIGIN = [S3_ENDPOINT_URL.rstrip("/")] if STORAGE_BACKEND == "s3" and S3_ENDPOINT_URL else []
+if STORAGE_BACKEND == "s3" and not S3_ENDPOINT_URL:
+    S3_ORIGIN = [f"https://{PRIVATE_STORAGE['OPTIONS']['bucket_name']}.s3.amazonaws.com", "https://*.amazonaws.com"]  # type: ignore[index]
 SECURE_CSP = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF, CSP.NONCE],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:"],
-    "media-src": [CSP.SELF, "https:"],
+    # The S3 origin: deliverable originals redirect there (signed, short-lived) after the gate check.
+    "img-src": [CSP.SELF, "data:", *S3_ORIGIN],
+    "media-src": [CSP.SELF, "https:", *S3_ORIGIN],
     "connect-src": [CSP.SELF],
     "font-src": [CSP.SELF],
     "object-src": [CSP.NONE],
@@ -204,12 +249,30 @@ if TRUSTED_PROXY_COUNT:
     # TLS ends at the proxy; without this the HTTPS redirect would loop.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# LOG_FORMAT=json (the default outside DEBUG): one JSON object per line, with the request id and
+# order id (atelier.lib.requestlog); plain lines for a person at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "atelier.lib.requestlog.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "atelier.lib.requestlog.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "atelier.lib.requestlog.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # django-tasks' own lines ("Task id=... state=...") would double atelier.task's.
+    "loggers": {"django.tasks": {"level": "WARNING"}, "django_tasks_db": {"level": "INFO"}},
 }
 
 # --- Chains -----------------------------------------------------------------------------------
@@ -243,6 +306,10 @@ BASE_CONFIRMATIONS = env.int("BASE_CONFIRMATIONS", default=12)
 # the local devchains), e.g. https://explorer.solana.com/tx/{tx} or https://basescan.org/tx/{tx}.
 SOLANA_EXPLORER_TX_URL = env.str("SOLANA_EXPLORER_TX_URL", default="")
 BASE_EXPLORER_TX_URL = env.str("BASE_EXPLORER_TX_URL", default="")
+
+# The scheduler puts a task RUNNING this long back in the queue (its worker died): longer than any
+# task takes (payouts and webhooks take seconds), or a slow task would run twice at once.
+REQUEUE_STALE_AFTER_SECONDS = env.int("REQUEUE_STALE_AFTER_SECONDS", default=300)
 
 # Background work: django.tasks on the database queue (`manage.py db_worker`).
 TASKS = {"default": {"BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend")}}

@@ -6,10 +6,13 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from atelier.endpoints import unknown_endpoint
-from atelier.health import healthz
+from atelier.health import healthz, readyz
+from atelier.metrics import metrics
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/", include("atelier.api_urls")),
     re_path(r"^api(?:/|$)", unknown_endpoint),  # the envelope, in DEBUG too

@@ -18,12 +18,13 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
-from django.http import FileResponse, HttpRequest
+from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.http.multipartparser import MultiPartParserError
+from django.http.response import HttpResponseBase
 
 from atelier.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
 from atelier.lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
-from atelier.lib.privatestorage import private_storage
+from atelier.lib.privatestorage import presigned_url, private_storage
 from atelier.lib.ratelimit import Rate
 from orders import gate
 from orders.exceptions import Refused
@@ -107,7 +108,7 @@ def deliverable_preview(request: ApiRequest, deliverable_id: str) -> FileRespons
     produces="*/*",
     tag="deliverables",
 )
-def deliverable_original(request: ApiRequest, deliverable_id: str) -> FileResponse:
+def deliverable_original(request: ApiRequest, deliverable_id: str) -> HttpResponseBase:
     deliverable, role = _deliverable_for(request, deliverable_id)
     if gate.is_gated(deliverable, role):
         raise _no_such_deliverable()  # not 403: the gate does not confirm what it holds back
@@ -117,6 +118,22 @@ def deliverable_original(request: ApiRequest, deliverable_id: str) -> FileRespon
             code="file_not_found",
             details={"fetch_status": deliverable.fetch_status or None, "fetch_error": deliverable.fetch_error or None},
         )
+    # On S3, the gate passed: a redirect to a URL signed for this object alone, valid for seconds, so
+    # a 50 MB original does not hold an app server's worker. Never cached: the URL expires.
+    inline = deliverable.content_type.startswith(INLINE_PREFIXES)
+    url = presigned_url(
+        deliverable.file_path,
+        seconds=settings.PRIVATE_FILE_URL_SECONDS,
+        content_type=deliverable.content_type,
+        download_name=deliverable.id,
+        inline=inline,
+    )
+    if url is not None:
+        response = HttpResponseRedirect(url)
+        response["Cache-Control"] = "private, no-store"
+        response["Vary"] = "Authorization, Cookie"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
     return _serve(deliverable.file_path, deliverable.content_type, download_name=deliverable.id)
 
 

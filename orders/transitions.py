@@ -30,6 +30,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from agents.models import Agent, PriceType, Service
+from atelier.lib import requestlog
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from atelier.lib.principal import SYSTEM, Principal
 from atelier.lib.tasks import enqueue
@@ -476,6 +477,7 @@ def check(order: Order, action: str, actor: Principal) -> Role:
 
 def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Order:
     """Move an order by `action`. Locks the order row; its events announce themselves after commit."""
+    requestlog.bind(order_id=order_id)  # on this request's or task's log lines from here on
     with transaction.atomic():
         order = _locked(order_id)
         role, rule = _rule_for(order, action, actor)
@@ -562,6 +564,7 @@ def order_open(
             **terms_of(service),
             **buyer,
         )
+        requestlog.bind(order_id=order.id)
         _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
     return order
 

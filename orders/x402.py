@@ -35,7 +35,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from django.core.cache import cache
@@ -387,3 +387,11 @@ def payment_header(headers: Any) -> str | None:
         if value:
             return str(value)
     return None
+
+
+def intents_prune(*, before: datetime) -> int:
+    """Delete the x402 intents that expired before `before` without making an order (the scheduler
+    keeps a week of them). A payment for one arriving later carries an unknown memo and is recorded
+    and returned like any other."""
+    deleted, _ = X402Intent.objects.filter(expires_at__lt=before, order__isnull=True).delete()
+    return deleted

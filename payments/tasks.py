@@ -17,6 +17,7 @@ from django.tasks import task
 from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
 from django.utils import timezone
 
+from atelier.lib import requestlog
 from atelier.lib.tasks import enqueue, retry_later
 from payments import chains, ledger
 from payments.models import HotWalletNonce, OutgoingTransfer, TransferKind, TransferStatus
@@ -65,6 +66,7 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
     """Step 1. Returns the transfer with signed bytes, or None when there is nothing to send."""
     with transaction.atomic():
         transfer = OutgoingTransfer.objects.select_for_update().get(pk=transfer_id)
+        requestlog.bind(order_id=transfer.order_id)  # on the task's log lines
         if transfer.status in (TransferStatus.CONFIRMED, TransferStatus.FAILED):
             return None  # done, or waiting for staff to retry it
         if transfer.raw_tx:

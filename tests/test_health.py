@@ -1,11 +1,17 @@
-"""`GET /healthz` and `check --deploy` say so when the rate limiter cannot count (it fails open)."""
+"""`GET /healthz` (the process is up), `GET /readyz` (everything this server needs answers) and
+`check --deploy` say so when the rate limiter cannot count (it fails open)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import caches
@@ -26,20 +32,100 @@ def _drop_counters() -> None:
         cursor.execute("DROP TABLE atelier_ratelimitcounter")
 
 
-def test_healthz_is_200_json_when_the_database_and_the_limiter_work(db):
+@pytest.fixture
+def chains(settings: Any) -> Iterator[list[dict[str, Any]]]:
+    """A JSON-RPC endpoint on loopback standing in for both chains; records what it was asked."""
+    calls: list[dict[str, Any]] = []
+
+    class Rpc(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "result": "0x1"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Rpc)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    settings.SOLANA_RPC_URL = settings.BASE_RPC_URL = url
+    yield calls
+    server.shutdown()
+
+
+def test_healthz_is_200_while_the_process_runs_and_touches_nothing_shared(db):
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE atelier_cache")
     response = Client().get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "checks": {"database": "ok", "cache": "ok", "rate_limiter": "ok"}}
+    assert response.json() == {"status": "ok"}
     assert "no-cache" in response["Cache-Control"]
 
 
-def test_without_the_counters_table_the_limiter_fails_open_and_healthz_is_503(db, caplog):
+def test_readyz_is_200_json_when_everything_answers(db, chains):
+    response = Client().get("/readyz")
+
+    assert response.status_code == 200, response.json()
+    assert response.json() == {
+        "status": "ok",
+        "checks": {
+            "database": "ok",
+            "cache": "ok",
+            "rate_limiter": "ok",
+            "storage": "ok",
+            "chain_solana": "ok",
+            "chain_base": "ok",
+        },
+    }
+    assert sorted(call["method"] for call in chains) == ["eth_blockNumber", "getLatestBlockhash"]
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_readyz_is_503_naming_a_chain_that_does_not_answer_without_its_url(db, chains, settings):
+    settings.BASE_RPC_URL = "http://127.0.0.1:9/?api-key=sk_live_secret_in_the_url"
+    response = Client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["chain_base"] == "the base RPC does not answer (ConnectionError)"
+    assert response.json()["checks"]["chain_solana"] == "ok"
+    assert "secret" not in response.content.decode()
+    assert "127.0.0.1" not in response.content.decode()
+
+
+def test_readyz_is_503_when_the_storage_does_not_answer(db, chains, settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "private": {
+            "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+            "OPTIONS": {
+                "bucket_name": "nowhere",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "AKIAEXAMPLEKEYID",
+                "secret_key": "wJalrXUtnFEMI-secret-access-key",
+                "addressing_style": "path",
+            },
+        },
+    }
+    response = Client().get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"].startswith("the private file storage does not answer (")
+    assert "AKIAEXAMPLEKEYID" not in response.content.decode()
+    assert "wJalrXUtnFEMI" not in response.content.decode()
+
+
+def test_without_the_counters_table_the_limiter_fails_open_and_readyz_is_503(db, caplog):
     _drop_counters()
     api = Api(Client(REMOTE_ADDR="198.51.100.30"))
 
     responses = [api.post(REGISTER, registration(number)) for number in range(7)]
-    health = Client().get("/healthz")
+    health = Client().get("/readyz")
 
     assert [response.status_code for response in responses] == [201] * 7  # open, but not quietly
     assert Agent.objects.count() == 7
@@ -50,21 +136,21 @@ def test_without_the_counters_table_the_limiter_fails_open_and_healthz_is_503(db
     assert body["checks"]["rate_limiter"].startswith("the rate-limit counters cannot be reached")
 
 
-def test_without_the_cache_table_healthz_is_503(db):
+def test_without_the_cache_table_readyz_is_503(db):
     with connection.cursor() as cursor:
         cursor.execute("DROP TABLE atelier_cache")
 
-    response = Client().get("/healthz")
+    response = Client().get("/readyz")
 
     assert response.status_code == 503
     assert response.json()["checks"]["cache"].startswith("the shared cache does not answer")
 
 
-def test_healthz_is_503_while_the_limiter_is_tripped(db, monkeypatch):
+def test_readyz_is_503_while_the_limiter_is_tripped(db, monkeypatch):
     monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 100.0)
     ratelimit._tripped[caches["default"]] = 105.0
 
-    response = Client().get("/healthz")
+    response = Client().get("/readyz")
 
     assert response.status_code == 503
     assert "lets every request through" in response.json()["checks"]["rate_limiter"]

@@ -4,6 +4,8 @@ that run at once, a loopback image server, and real images made with Pillow."""
 from __future__ import annotations
 
 import io
+import logging
+import socket
 import struct
 import threading
 import zlib
@@ -14,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import boto3
+from moto.server import ThreadedMotoServer
 from PIL import Image, ImageDraw
 
 CAMERA = "Atelier Test Camera"
@@ -102,3 +106,46 @@ def image_server() -> Iterator[ImageServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- a local S3 endpoint (moto's server mode on loopback) ---------------------------------------
+
+S3_KEY, S3_SECRET = "testing-key-id", "testing-secret-access-key"
+
+
+def start_s3_server() -> tuple[Any, str]:
+    """moto's S3 as a real HTTP server on a free loopback port: the app talks to it as to AWS."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per S3 request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+def use_s3(settings: Any, endpoint: str, bucket: str) -> Any:
+    """Private files in a fresh bucket on the local S3 endpoint; fetch tasks run at once. Returns a
+    boto3 client to look at the bucket as an outsider would."""
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET, region_name="us-east-1"
+    )
+    client.create_bucket(Bucket=bucket)
+    settings.STORAGE_BACKEND = "s3"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "private": {
+            "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "location": "private",
+                "endpoint_url": endpoint,
+                "region_name": "us-east-1",
+                "access_key": S3_KEY,
+                "secret_key": S3_SECRET,
+                "addressing_style": "path",
+            },
+        },
+    }
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+    return client
