@@ -38,9 +38,11 @@ def browser() -> Iterator[Any]:
     if executable is None:
         pytest.skip("Chromium is not installed: `apt-get install -y chromium` (e2e tests use the machine's browser)")
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.skip("The playwright package is not installed: `pip install -r requirements-dev.txt`")
+    # Assertions wait as long as actions do: a loaded CI machine is slower than Playwright's 5 s default.
+    expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
         yield browser
