@@ -122,6 +122,18 @@ def prepare_database(scale: float) -> tuple[str, dict[str, Any]]:
     return url, meta
 
 
+def bench_meta(url: str) -> dict[str, Any]:
+    """What `prepare_database` recorded about a loaded database (its ids and sizes)."""
+    import psycopg
+
+    with psycopg.connect(url) as db:
+        row = db.execute("SELECT value FROM bench_meta WHERE key = 'data'").fetchone()
+    if row is None:
+        raise RuntimeError(f"{url} has no bench data: run make bench first")
+    meta: dict[str, Any] = row[0]
+    return meta
+
+
 def credentials(url: str, meta: dict[str, Any]) -> dict[str, str]:
     """Fresh credentials for this run: the hot agent's API key, the hot buyer's wallet session
     token and a browser session (Django session with buyer_wallet/buyer_chain)."""
