@@ -17,6 +17,7 @@ import io
 import os
 import pstats
 import random
+import re
 import secrets
 import sys
 import time
@@ -102,14 +103,10 @@ def _trim(text: str) -> str:
     """pstats' table without its preamble, paths shortened to the package."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
-    site = "site-packages/"
     kept = []
     for line in lines[start:]:
-        if not line.strip():
-            continue
-        if site in line:
-            line = line[: line.index("/")] + line[line.index(site) + len(site) :]
-        kept.append(line.replace(str(ROOT) + "/", ""))
+        if line.strip():
+            kept.append(re.sub(r"/\S*site-packages/|" + re.escape(str(ROOT) + "/"), "", line))
     return "\n".join(kept)
 
 
