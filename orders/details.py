@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from functools import cache
+from operator import attrgetter
 from typing import Any
 
 from django.db import connection, models
@@ -68,13 +69,13 @@ def attach(orders: Sequence[Order]) -> None:
     for order in orders:
         lists = found[order.id]
         for part in PARTS:
-            lists[part.attr].sort(key=lambda row, keys=part.sort: tuple(getattr(row, key) for key in keys))
+            lists[part.attr].sort(key=attrgetter(*part.sort))
             for row in lists[part.attr]:
                 row._state.fields_cache["order"] = order
             setattr(order, part.attr, lists[part.attr])
         returns = {transfer.payment_id: transfer for transfer in lists["transfer_list"] if transfer.payment_id}
         for payment in lists["open_payments"]:
-            Payment.return_transfer.related.set_cached_value(payment, returns.get(payment.id))  # type: ignore[attr-defined]
+            Payment.return_transfer.related.set_cached_value(payment, returns.get(payment.id))
 
 
 @cache
@@ -90,7 +91,8 @@ def _branches(vendor: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
         where, where_params = (
             query.get_compiler(connection=connection).compile(query.where) if query.where else ("", [])
         )
-        pairs = ", ".join(f"'{field.attname}', {_json_value(table, field, vendor)}" for field in _fields(model))
+        fields = _fields(model)  # type: ignore[arg-type]  # a model class is hashable
+        pairs = ", ".join(f"'{field.attname}', {_json_value(table, field, vendor)}" for field in fields)
         sql = f'SELECT {index}, {table}."order_id", {build}({pairs}) FROM {table} WHERE '  # noqa: S608 - names from the models
         sql += f'({where}) AND {table}."order_id"' if where else f'{table}."order_id"'
         out.append((sql, tuple(where_params)))

@@ -78,14 +78,12 @@ _POLL_STATE = Prepared(
 )
 
 
-def poll_state(actor: Principal, order_id: str) -> Order | None:
-    """The order with only what a poll compares (`latest_event`, the id of its latest event), or None
-    for a stranger."""
+def poll_state(actor: Principal, order_id: str) -> tuple[Order, str] | None:
+    """The order with only what a poll compares, and the id of its latest event; None for a stranger."""
     found = _POLL_STATE.fetch(id=order_id)
     if not found or role_of(found[0], actor) is None:
         return None
-    order: Order = found[0]
-    return order
+    return found[0], found[0].latest_event or ""
 
 
 def latest_event_id(order: Order) -> str:
@@ -134,7 +132,7 @@ def order_page(
     rows = rows[:limit]
     if own is not None:
         for order in rows:
-            Order.agent.field.set_cached_value(order, own)  # type: ignore[attr-defined]
+            Order.agent.field.set_cached_value(order, own)
     attach(rows)
     return rows, cursor
 

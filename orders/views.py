@@ -260,7 +260,7 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
         return HttpResponse(status=204)
     seen = request.GET.get("v", "")
     state = queries.poll_state(principal, order_id) if seen else None
-    if state is not None and state.latest_event == seen and not paying.payment_look_due(state):
+    if state is not None and state[1] == seen and not paying.payment_look_due(state[0]):
         return HttpResponse(status=204)
     order, role, principal = _viewer(request, order_id, details=False)
     order = _found_by_reference(request, order, order_id, details=False)

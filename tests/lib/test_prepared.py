@@ -64,7 +64,8 @@ def test_rows_match_the_orm_with_converters_and_select_related(orders: list[Orde
     first = prepared.fetch(1, agent=agent.id, status=["paid"])
     assert any(order.reference_urls == ["https://example.com/a.png"] for order in first)  # JSON, not text
     assert all(isinstance(order.quoted_price_usd, Decimal) for order in first)
-    assert any(order.buyer_agent is None for order in first) and any(order.buyer_agent for order in first)
+    assert any(order.buyer_agent is None for order in first)
+    assert any(order.buyer_agent for order in first)
 
 
 def test_a_shape_compiles_once_and_runs_one_query(orders: list[Order], agent: AgentPersona) -> None:
@@ -86,9 +87,11 @@ def test_a_shape_compiles_once_and_runs_one_query(orders: list[Order], agent: Ag
 def test_only_and_annotations(orders: list[Order]) -> None:
     latest = Subquery(OrderEvent.objects.filter(order=OuterRef("pk")).order_by("-id").values("id")[:1])
     prepared = Prepared(
-        lambda slot: Order.objects.only("status", "buyer_wallet")
-        .annotate(latest_event=latest, title=F("service__title"))
-        .filter(pk=slot("id"))
+        lambda slot: (
+            Order.objects.only("status", "buyer_wallet")
+            .annotate(latest_event=latest, title=F("service__title"))
+            .filter(pk=slot("id"))
+        )
     )
     for order in orders:
         (got,) = prepared.fetch(id=order.pk)
