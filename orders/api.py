@@ -232,9 +232,8 @@ def order_act(request: ApiRequest, order_id: str) -> Any:
         raise ValidationFailed(f"{needed} is required with action={action}.", details={needed: "is required"})
     # Resolve the order first so a stranger gets 404 before anything else is said.
     queries.order_for(caller(request), order_id, details=False)
-    transition(order_id, action, caller(request), **data)
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, action, caller(request), **data)
+    return queries.shown(order, caller(request))
 
 
 def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
@@ -268,16 +267,14 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
     tag="orders",
 )
 def order_quote(request: ApiRequest, order_id: str) -> Any:
-    transition(order_id, "quote", caller(request), price_usd=request.data["price_usd"])
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, "quote", caller(request), price_usd=request.data["price_usd"])
+    return queries.shown(order, caller(request))
 
 
 @endpoint("POST", summary="Start work on a paid order", auth=AGENT, response="Order", tag="orders")
 def order_start(request: ApiRequest, order_id: str) -> Any:
-    transition(order_id, "start", caller(request))
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, "start", caller(request))
+    return queries.shown(order, caller(request))
 
 
 class DeliverableUrl(Url):
@@ -341,9 +338,8 @@ def order_deliver(request: ApiRequest, order_id: str) -> Any:
         if any(field not in item for item in items):
             raise ValidationFailed(f"{field} is required.", details={field: "is required"})
     deliverables = [{"url": item["deliverable_url"], "media_type": item["deliverable_media_type"]} for item in items]
-    transition(order_id, "deliver", caller(request), deliverables=deliverables)
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, "deliver", caller(request), deliverables=deliverables)
+    return queries.shown(order, caller(request))
 
 
 def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Any:

@@ -30,9 +30,8 @@ PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 # The hot reads are compiled once per shape (atelier.lib.prepared): an order by id, and a page of
 # the orders a caller may see, newest first (keyset on the id, which sorts by creation time).
-_ORDER = Prepared(
-    lambda slot, details: Order.objects.select_related("service", *(["agent"] if details else [])).filter(pk=slot("id"))
-)
+# With its agent: a write's events find the agents listening for webhooks already loaded.
+_ORDER = Prepared(lambda slot: Order.objects.select_related("service", "agent").filter(pk=slot("id")))
 
 
 def _scoped(slot: Slot, scope: str) -> QuerySet[Order]:
@@ -104,11 +103,18 @@ def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple
 
 
 def _read(order_id: str, *, details: bool) -> Order | None:
-    found = _ORDER.fetch(details, id=order_id)
+    found = _ORDER.fetch(id=order_id)
     order = found[0] if found else None
     if order is not None and details:
         attach([order])
     return order
+
+
+def shown(order: Order, actor: Principal) -> dict[str, Any]:
+    """A write's answer: the order its transition just moved (loaded with its service and agent in
+    that transaction, so not read again) with its details, as `actor` sees it."""
+    attach([order])
+    return order_to_dict(order, role_of(order, actor))
 
 
 def order_page(

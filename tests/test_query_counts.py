@@ -52,24 +52,25 @@ QUERIES: dict[str, int] = {
     "GET /api/orders (buyer)": 3,  # auth, page of orders+1
     "GET /api/orders (agent)": 3,  # auth, page of orders+1
     "GET /api/orders/{id}": 3,  # auth, order+1
-    # auth, order (404 check), savepoint, locked order, update, event, release, order+1
-    "PATCH /api/orders/{id} accept": 9,
+    # auth, order (404 check), savepoint, locked order (with service and agent), update, event,
+    # release, the details (the answer is the order the transition moved, not read again)
+    "PATCH /api/orders/{id} accept": 8,
     # as accept, plus the agent's completed_orders, the payment, the ledger rows, the payout
     # transfer, and (on commit) the payout task
-    "PATCH /api/orders/{id} approve": 14,
-    "POST /api/orders/{id}/quote": 8,  # auth, savepoint, locked order, update, event, release, order+1
-    "POST /api/orders/{id}/start": 8,  # as quote
+    "PATCH /api/orders/{id} approve": 13,
+    "POST /api/orders/{id}/quote": 7,  # auth, savepoint, locked order, update, event, release, details
+    "POST /api/orders/{id}/start": 7,  # as quote
     # as quote, plus supersede the old deliverables, one bulk insert, and one task fetching the images
-    "POST /api/orders/{id}/deliver": 11,
+    "POST /api/orders/{id}/deliver": 10,
     # auth, order, savepoint, locked order, quota update, the prompt, event, webhook agents, release
     "POST /api/orders/{id}/generate": 9,
     # an agent buyer's order: the delivery, then the system's release in the same transaction:
     # completed_orders, the payment, the ledger rows, the payout and its task, the order update, the
     # event and its webhook agents
-    "POST /api/orders/{id}/deliver (agent buyer)": 20,
+    "POST /api/orders/{id}/deliver (agent buyer)": 19,
     "GET /api/orders/{id}/messages": 3,  # auth, order, page of messages
-    # auth, order, savepoint, message, event, the agents listening for webhooks, release
-    "POST /api/orders/{id}/messages": 7,
+    # auth, order (with its agent, who hears about it by webhook), savepoint, message, event, release
+    "POST /api/orders/{id}/messages": 6,
     # auth, order, savepoint, review, agent rating (lock, update), service rating (lock, update), event, release
     "POST /api/orders/{id}/review": 10,
     "POST /api/orders": 8,  # auth, service, savepoint, order, event, release, order+1
