@@ -44,7 +44,8 @@ PARTS = (
         ("created_at", "id"),
     ),
     Part("transfer_list", OutgoingTransfer.objects.all(), ("id",)),
-    Part("decision_events", OrderEvent.objects.filter(DECIDING), ("id",)),
+    # Not a message: implies the timeline's partial index, so a busy order's messages are not walked.
+    Part("decision_events", OrderEvent.objects.exclude(action="message").filter(DECIDING), ("id",)),
 )
 
 
