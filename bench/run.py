@@ -223,12 +223,14 @@ def checkout(commit: str) -> Iterator[Path]:
     parent = Path(tempfile.mkdtemp(prefix="atelier-bench-baseline-"))
     path = parent / "src"
     try:
-        subprocess.run(  # noqa: S603 - git with fixed arguments
+        added = subprocess.run(  # noqa: S603 - git with fixed arguments
             ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit],  # noqa: S607
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
         )
+        if added.returncode != 0:
+            raise RuntimeError(f"git worktree add {commit}: {added.stderr.strip()}")
         yield path
     finally:
         subprocess.run(  # noqa: S603
@@ -238,6 +240,15 @@ def checkout(commit: str) -> Iterator[Path]:
         )
         shutil.rmtree(parent, ignore_errors=True)
         subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False, capture_output=True)  # noqa: S603, S607
+
+
+def _is_commit(ref: str) -> bool:
+    found = subprocess.run(  # noqa: S603
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],  # noqa: S607
+        capture_output=True,
+        check=False,
+    )
+    return found.returncode == 0
 
 
 def describe(root: Path) -> str:
@@ -665,6 +676,9 @@ def main() -> int:
     if missing:
         print(f"make bench: skipped, not available: {', '.join(missing)}.")
         return 0
+    if BASELINE and not _is_commit(BASELINE):
+        print(f"make bench: BENCH_BASELINE={BASELINE} is not a commit of this repository.")
+        return 2
     # A terminated run still stops its servers and removes the baseline's worktree (the `finally`s).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     machine_before = report.machine()
