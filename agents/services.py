@@ -15,6 +15,7 @@ from django.utils.text import slugify
 
 from agents.models import Agent, ApiKey, Service
 from atelier.lib.errors import Unauthorized
+from atelier.lib.prepared import Prepared
 
 KEY_PREFIX = "atelier_"
 # Don't write last_used_at on every request; once a minute is enough to see a key is alive.
@@ -39,6 +40,10 @@ def api_key_create(*, agent: Agent, label: str = "") -> str:
     return raw
 
 
+# Every agent request reads its key: compiled once (atelier.lib.prepared). Prefixes are unique.
+_KEY_BY_PREFIX = Prepared(lambda slot: ApiKey.objects.select_related("agent").filter(prefix=slot("prefix")))
+
+
 def api_key_authenticate(raw: str) -> Agent:
     """The active agent owning `raw`, or Unauthorized. One query (key joined with agent)."""
     body = raw.removeprefix(KEY_PREFIX)
@@ -46,7 +51,8 @@ def api_key_authenticate(raw: str) -> Agent:
     # Not printable (a NUL): never a key, and PostgreSQL refuses NUL in a query parameter.
     if not raw.startswith(KEY_PREFIX) or not prefix or not secret or not raw.isprintable():
         raise Unauthorized("The API key is malformed; it looks like atelier_<prefix>_<secret>.", code="invalid_api_key")
-    key = ApiKey.objects.select_related("agent").filter(prefix=prefix).first()
+    found = _KEY_BY_PREFIX.fetch(prefix=prefix)
+    key = found[0] if found else None
     # Hash even when the prefix is unknown so both paths take the same time.
     supplied = _hash(raw)
     if key is None or not hmac.compare_digest(supplied, key.key_hash):

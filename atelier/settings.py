@@ -101,6 +101,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
     )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters bound by the server, so psycopg prepares a query the connection has run
+    # PG_PREPARE_THRESHOLD times: the hot reads stop paying PostgreSQL's planning (0.1-0.4 ms each,
+    # BENCHMARKS.md). PG_PREPARE_THRESHOLD= (empty) turns it off, e.g. behind a transaction-mode
+    # PgBouncer older than 1.21, which cannot keep prepared statements.
+    prepare_threshold = env.str("PG_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": int(prepare_threshold) if prepare_threshold else None}
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Rate-limit counters live here, shared by every app server: the database cache by default,
@@ -238,6 +247,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 CSRF_TRUSTED_ORIGINS = [PUBLIC_URL.rstrip("/")]
 SESSION_COOKIE_HTTPONLY = True
+# Sessions read from the cache (Redis in production) and written through to the database: every open
+# order page asks its poll every 3 s, and a session read was one of its two queries.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = DEPLOYED
 CSRF_COOKIE_SECURE = DEPLOYED

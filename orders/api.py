@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -11,7 +12,6 @@ from django.utils import timezone
 from agents.models import Agent, Service
 from atelier.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
 from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
-from atelier.lib.pagination import page
 from atelier.lib.principal import Principal
 from atelier.lib.ratelimit import Rate
 from atelier.lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
@@ -23,6 +23,7 @@ from orders.uploads import UPLOAD_SCHEME, UPLOAD_URL
 
 HOUR = 3600
 POLL_RATE = Rate("orders_poll", 30, HOUR)
+POLL_STAMP_INTERVAL = timedelta(seconds=10)
 CREATE_RATE = Rate("orders_create", 30, HOUR)
 DELIVER_RATE = Rate("deliver", 30, HOUR)
 MESSAGE_RATE = Rate("messages", 60, HOUR)
@@ -41,7 +42,7 @@ ACTION_FIELDS = {"revision": "feedback", "dispute": "reason"}
 def _statuses(raw: str | None) -> list[str]:
     if not raw:
         return []
-    wanted = [part.strip() for part in raw.split(",") if part.strip()]
+    wanted = list(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     unknown = [name for name in wanted if name not in Status.values]
     if unknown:
         raise ValidationFailed(
@@ -50,12 +51,16 @@ def _statuses(raw: str | None) -> list[str]:
     return wanted
 
 
-def _listing(request: ApiRequest, queryset: Any) -> Reply:
-    statuses = _statuses(request.params.get("status"))
-    if statuses:
-        queryset = queryset.filter(status__in=statuses)
-    rows, cursor = page(queryset, limit=request.params.get("limit", 20), before=request.params.get("before"))
-    data = [queries.order_to_dict(order, role_of(order, caller(request))) for order in rows]
+def _listing(request: ApiRequest, own: Agent | None = None) -> Reply:
+    actor = caller(request)
+    rows, cursor = queries.order_page(
+        actor,
+        statuses=_statuses(request.params.get("status")),
+        limit=request.params.get("limit", 20),
+        before=request.params.get("before"),
+        own=own,
+    )
+    data = [queries.order_to_dict(order, role_of(order, actor)) for order in rows]
     return Reply(data, extra={"next_cursor": cursor})
 
 
@@ -74,19 +79,22 @@ def agent_orders(request: ApiRequest, agent_id: str) -> Reply:
         if not Agent.objects.filter(pk=agent_id).exists():
             raise NotFound("No such agent.", code="agent_not_found")
         raise Forbidden("An agent can only list its own orders.", code="not_your_agent")
-    reply = _listing(request, queries.orders_with_details().filter(agent=agent).order_by("-id"))
+    reply = _listing(request, own=agent)
     # After the listing: a poll refused for a bad filter is not a poll.
     _stamp_poll(agent)
     return reply
 
 
 def _stamp_poll(agent: Agent) -> None:
-    """`last_poll_at` = now. On PostgreSQL without waiting for the commit's disk flush, which cost
+    """`last_poll_at` = now, at most every POLL_STAMP_SECONDS (an agent polling every second wrote
+    the stamp every second; the profile shows when it was last seen, to the few seconds). On PostgreSQL without waiting for the commit's disk flush, which cost
     up to 4 ms a poll when the disk was busy (`make bench`, BENCHMARKS.md): a crash can
     lose only this stamp, and the next poll writes it again. `set_config(..., true)` lasts until
     the end of the statement's own transaction, so it covers this commit and nothing else (the
     poll writes nothing else), in the same single query as before."""
     now = timezone.now()
+    if agent.last_poll_at is not None and now - agent.last_poll_at < POLL_STAMP_INTERVAL:
+        return
     if connection.vendor != "postgresql":
         Agent.objects.filter(pk=agent.id).update(last_poll_at=now)
         return
@@ -107,7 +115,7 @@ def _stamp_poll(agent: Agent) -> None:
     tag="orders",
 )
 def order_list(request: ApiRequest) -> Reply:
-    return _listing(request, queries.orders_visible_to(caller(request)))
+    return _listing(request)
 
 
 @endpoint(
@@ -224,9 +232,8 @@ def order_act(request: ApiRequest, order_id: str) -> Any:
         raise ValidationFailed(f"{needed} is required with action={action}.", details={needed: "is required"})
     # Resolve the order first so a stranger gets 404 before anything else is said.
     queries.order_for(caller(request), order_id, details=False)
-    transition(order_id, action, caller(request), **data)
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, action, caller(request), **data)
+    return queries.shown(order, caller(request))
 
 
 def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
@@ -260,16 +267,14 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
     tag="orders",
 )
 def order_quote(request: ApiRequest, order_id: str) -> Any:
-    transition(order_id, "quote", caller(request), price_usd=request.data["price_usd"])
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, "quote", caller(request), price_usd=request.data["price_usd"])
+    return queries.shown(order, caller(request))
 
 
 @endpoint("POST", summary="Start work on a paid order", auth=AGENT, response="Order", tag="orders")
 def order_start(request: ApiRequest, order_id: str) -> Any:
-    transition(order_id, "start", caller(request))
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, "start", caller(request))
+    return queries.shown(order, caller(request))
 
 
 class DeliverableUrl(Url):
@@ -333,9 +338,8 @@ def order_deliver(request: ApiRequest, order_id: str) -> Any:
         if any(field not in item for item in items):
             raise ValidationFailed(f"{field} is required.", details={field: "is required"})
     deliverables = [{"url": item["deliverable_url"], "media_type": item["deliverable_media_type"]} for item in items]
-    transition(order_id, "deliver", caller(request), deliverables=deliverables)
-    order, role = queries.order_for(caller(request), order_id)
-    return queries.order_to_dict(order, role)
+    order = transition(order_id, "deliver", caller(request), deliverables=deliverables)
+    return queries.shown(order, caller(request))
 
 
 def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Any:

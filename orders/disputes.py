@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from atelier.lib.errors import Conflict, ValidationFailed
 from atelier.lib.principal import Principal
@@ -34,10 +34,7 @@ DECISION_LABELS = {
 NOTE_MAX = 500
 
 # The events that make and unmake a resolution: the buyer's dispute, and staff's decisions after it.
-_DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=ActorKind.STAFF)
-DECISION_EVENTS = Prefetch(
-    "events", queryset=OrderEvent.objects.filter(_DECIDING).order_by("id"), to_attr="decision_events"
-)
+DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=ActorKind.STAFF)
 
 
 # --- the resolution, as buyer, agent and API see it --------------------------------------------
@@ -45,10 +42,10 @@ DECISION_EVENTS = Prefetch(
 
 def resolution_to_dict(order: Order) -> dict[str, Any] | None:
     """Staff's latest decision on this order's dispute, or None (never disputed, not decided yet, or
-    disputed again since). Reads `decision_events` when prefetched (`DECISION_EVENTS`)."""
+    disputed again since). Reads `decision_events` when attached (`orders.details`)."""
     events: list[OrderEvent] | None = getattr(order, "decision_events", None)
     if events is None:
-        events = list(order.events.filter(_DECIDING).order_by("id"))
+        events = list(order.events.filter(DECIDING).order_by("id"))
     last = events[-1] if events else None
     if last is None or last.action not in DECISIONS:
         return None

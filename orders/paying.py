@@ -360,6 +360,15 @@ def solana_pay_check(order: Order, *, throttle: bool = True) -> str:
     return outcome
 
 
+def payment_look_due(order: Order) -> bool:
+    """Whether `payment_look` would look now: a payable order not looked at recently. One cache read."""
+    return order.status in PAYABLE and not cache.get(_look_key(order.id))
+
+
+def _look_key(order_id: str) -> str:
+    return f"payment-look:{order_id}"
+
+
 def payment_look(order: Order) -> str:
     """What an open order page does on each view and poll (at most every REFERENCE_CHECK_SECONDS per
     order): re-check the claims waiting on it (a Base transfer gaining its confirmations), then look
@@ -368,7 +377,7 @@ def payment_look(order: Order) -> str:
         return "not payable"
     # A read first: the throttled case (most polls) costs one cache read. Two looks racing past it
     # are harmless, order_pay is safe to run twice.
-    key = f"payment-look:{order.id}"
+    key = _look_key(order.id)
     if cache.get(key):
         return "checked recently"
     cache.set(key, 1, timeout=REFERENCE_CHECK_SECONDS)

@@ -1,69 +1,146 @@
 """Reads for orders: access checks, lists, and the order as the API shows it.
 
 Every read here runs a fixed number of queries whatever the number of rows: lists page by id
-(ids sort by creation time) and related rows come in one prefetch.
+(ids sort by creation time) and related rows come in one more query (`orders.details`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from atelier.lib.errors import NotFound
 from atelier.lib.money import usd_text
+from atelier.lib.prepared import Prepared, Slot
 from atelier.lib.principal import Principal
 from orders import disputes, gate, workspaces
-from orders.models import BuyerKind, Deliverable, DeliverableStatus, Order, Status
+from orders.details import attach
+from orders.models import BuyerKind, DeliverableStatus, Order, OrderEvent, Status
 from orders.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
 from payments import services as payment_services
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
 
-_CURRENT_DELIVERABLES = Prefetch(
-    "deliverables", queryset=Deliverable.objects.filter(superseded=False).order_by("id"), to_attr="current_deliverables"
-)
+if TYPE_CHECKING:
+    from agents.models import Agent
 
-
-# Claims waiting to be final and transfers that arrived but paid nothing, in one prefetch.
-_OPEN_PAYMENTS = Prefetch(
-    "payments",
-    queryset=Payment.objects.filter(status__in=[PaymentStatus.PENDING, PaymentStatus.UNAPPLIED])
-    .select_related("return_transfer")
-    .order_by("created_at"),
-    to_attr="open_payments",
-)
-_TRANSFERS = Prefetch("transfers", queryset=OutgoingTransfer.objects.order_by("id"), to_attr="transfer_list")
 PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 
-def orders_with_details() -> QuerySet[Order]:
-    return Order.objects.select_related("service", "agent").prefetch_related(
-        _CURRENT_DELIVERABLES, _OPEN_PAYMENTS, _TRANSFERS, disputes.DECISION_EVENTS
+# The hot reads are compiled once per shape (atelier.lib.prepared): an order by id, and a page of
+# the orders a caller may see, newest first (keyset on the id, which sorts by creation time).
+# With its agent: a write's events find the agents listening for webhooks already loaded.
+_ORDER = Prepared(lambda slot: Order.objects.select_related("service", "agent").filter(pk=slot("id")))
+
+
+def _scoped(slot: Slot, scope: str) -> QuerySet[Order]:
+    """The orders a caller of this kind is a party to. `own`: an agent's poll of the orders it
+    sells (its own Agent is set on them, not read again)."""
+    shown = Order.objects.select_related("service", "agent")
+    if scope == "own":
+        return Order.objects.select_related("service").filter(agent_id=slot("agent"))
+    if scope == "staff":
+        return shown
+    if scope == "agent":
+        return shown.filter(Q(agent_id=slot("agent")) | Q(buyer_agent_id=slot("agent")))
+    return shown.filter(
+        buyer_kind__in=[BuyerKind.HUMAN, BuyerKind.X402], buyer_wallet=slot("wallet"), buyer_chain=slot("chain")
     )
+
+
+def _newest(slot: Slot, scope: str, statuses: int, before: bool, limit: int) -> QuerySet[Order]:
+    queryset = _scoped(slot, scope)
+    if statuses:
+        queryset = queryset.filter(status__in=slot.many("status", statuses))
+    if before:
+        queryset = queryset.filter(id__lt=slot("before"))
+    return queryset.order_by("-id")[: limit + 1]
+
+
+_PAGE = Prepared(_newest)
+
+
+# The order page's poll when nothing changed, every 3 s per open tab: who may see the order, its
+# status and its latest event (every change the page shows records one), in one query of two index
+# lookups (orders.views.order_poll).
+_POLL_STATE = Prepared(
+    lambda slot: (
+        Order.objects.only(
+            "status", "buyer_kind", "buyer_wallet", "buyer_chain", "agent_id", "buyer_agent_id", "payment_chain"
+        )
+        .annotate(
+            latest_event=Subquery(OrderEvent.objects.filter(order=OuterRef("pk")).order_by("-id").values("id")[:1])
+        )
+        .filter(pk=slot("id"))
+    )
+)
+
+
+def poll_state(actor: Principal, order_id: str) -> tuple[Order, str] | None:
+    """The order with only what a poll compares, and the id of its latest event; None for a stranger."""
+    found = _POLL_STATE.fetch(id=order_id)
+    if not found or role_of(found[0], actor) is None:
+        return None
+    return found[0], found[0].latest_event or ""
+
+
+def latest_event_id(order: Order) -> str:
+    """The page's change stamp: the id of the order's latest event, "" before any."""
+    return order.events.order_by("-id").values_list("id", flat=True).first() or ""
 
 
 def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple[Order, Role]:
     """The order and the caller's role on it; 404 for strangers, as for orders that don't exist."""
-    queryset = orders_with_details() if details else Order.objects.select_related("service")
-    order = queryset.filter(pk=order_id).first()
+    order = _read(order_id, details=details)
     role = role_of(order, actor) if order is not None else None
     if order is None or role is None:
         raise NotFound("No such order.", code="order_not_found")
     if workspace_expire_if_due(order):  # a workspace whose window passed closes on sight
-        order = queryset.get(pk=order_id)
+        order = _read(order_id, details=details)
+        assert order is not None  # noqa: S101 - it was there a moment ago, and orders are never deleted
     return order, role
 
 
-def orders_visible_to(actor: Principal) -> QuerySet[Order]:
-    """Orders the caller is a party to (staff: all), newest first."""
-    queryset = orders_with_details().order_by("-id")
-    if actor.staff_user_id is not None:
-        return queryset
-    if actor.agent is not None:
-        return queryset.filter(Q(agent=actor.agent) | Q(buyer_agent=actor.agent))
-    return queryset.filter(
-        buyer_kind__in=[BuyerKind.HUMAN, BuyerKind.X402], buyer_wallet=actor.wallet, buyer_chain=actor.chain
-    )
+def _read(order_id: str, *, details: bool) -> Order | None:
+    found = _ORDER.fetch(id=order_id)
+    order = found[0] if found else None
+    if order is not None and details:
+        attach([order])
+    return order
+
+
+def shown(order: Order, actor: Principal) -> dict[str, Any]:
+    """A write's answer: the order its transition just moved (loaded with its service and agent in
+    that transaction, so not read again) with its details, as `actor` sees it."""
+    attach([order])
+    return order_to_dict(order, role_of(order, actor))
+
+
+def order_page(
+    actor: Principal, *, statuses: Sequence[str] = (), limit: int, before: str | None, own: Agent | None = None
+) -> tuple[list[Order], str | None]:
+    """A page of the orders `actor` is a party to (staff: all; `own`: those the agent sells), newest
+    first, with their details attached, and the cursor of the next page (None on the last)."""
+    values: dict[str, Any] = {"status": list(statuses)}
+    if own is not None:
+        scope, values["agent"] = "own", own.id
+    elif actor.staff_user_id is not None:
+        scope = "staff"
+    elif actor.agent is not None:
+        scope, values["agent"] = "agent", actor.agent.id
+    else:
+        scope, values["wallet"], values["chain"] = "wallet", actor.wallet, actor.chain
+    if before:
+        values["before"] = before
+    rows = _PAGE.fetch(scope, len(statuses), bool(before), limit, **values)
+    cursor = rows[limit - 1].id if len(rows) > limit else None
+    rows = rows[:limit]
+    if own is not None:
+        for order in rows:
+            Order.agent.field.set_cached_value(order, own)
+    attach(rows)
+    return rows, cursor
 
 
 def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:

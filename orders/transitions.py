@@ -32,6 +32,7 @@ from django.utils import timezone
 from agents.models import Agent, PriceType, Service
 from atelier.lib import requestlog
 from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from atelier.lib.prepared import Prepared
 from atelier.lib.principal import SYSTEM, Principal
 from atelier.lib.tasks import enqueue
 from orders import events, fetching
@@ -408,12 +409,19 @@ def _is_follow_up(action: str) -> bool:
     return any(rule.action == action for rule in FOLLOW_UPS)
 
 
+# of=("self",): lock the order row only, not the joined service and agent. Every write reads it:
+# compiled once (atelier.lib.prepared).
+_LOCKED = Prepared(
+    lambda slot: Order.objects.select_for_update(of=("self",)).select_related("service", "agent").filter(pk=slot("id"))
+)
+
+
 def _locked(order_id: str) -> Order:
-    try:
-        # of=("self",): lock the order row only, not the joined service and agent.
-        return Order.objects.select_for_update(of=("self",)).select_related("service", "agent").get(pk=order_id)
-    except Order.DoesNotExist:
-        raise NotFound("No such order.", code="order_not_found") from None
+    found = _LOCKED.fetch(id=order_id)
+    if not found:
+        raise NotFound("No such order.", code="order_not_found")
+    order: Order = found[0]
+    return order
 
 
 def _record(

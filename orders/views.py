@@ -36,7 +36,6 @@ from agents.sessions import session_principal
 from agents.views import service_page
 from atelier.lib import ratelimit, sessions
 from atelier.lib.errors import AtelierError, Forbidden, NotFound
-from atelier.lib.pagination import page
 from atelier.lib.principal import Principal
 from orders import disputes, forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
@@ -104,7 +103,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     principal = session_principal(request)
     if principal is None:
         return _signin_redirect(request)
-    rows, cursor = page(queries.orders_visible_to(principal), limit=LIST_PAGE, before=request.GET.get("before") or None)
+    rows, cursor = queries.order_page(principal, limit=LIST_PAGE, before=request.GET.get("before") or None)
     pending = {order.id for order in rows if queries.payment_pending(order)}
     return render(
         request,
@@ -132,6 +131,7 @@ class Page:
         order, role = self.order, self.role
         is_buyer = role == Role.BUYER and order.buyer_kind != BuyerKind.AGENT
         actions = allowed_actions(order, role) if is_buyer else []
+        stamp = queries.latest_event_id(order)  # first: what is read next is at least this new
         messages, earlier = self._messages()
         events = list(order.events.exclude(action="message").order_by("-id")[:TIMELINE_LIMIT])[::-1]
         review = Review.objects.filter(order=order).first() if order.status == Status.COMPLETED else None
@@ -159,6 +159,7 @@ class Page:
             "earlier_deliverables": earlier_deliverables(order, role),
             "timeline": timeline(events),
             "last_event_id": events[-1].id if events else "",
+            "change_stamp": stamp,
             "messages": messages,
             "earlier_cursor": earlier,
             "viewing_earlier": bool(self.before),
@@ -248,11 +249,22 @@ def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
 
 @require_safe
 def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
-    """HTMX polling: new messages appended, and the order panel when something else happened."""
-    if session_principal(request) is None:
+    """HTMX polling: new messages appended, and the order panel when something else happened.
+
+    The common case, a tab left open on an order where nothing happened, answers 204 (htmx swaps
+    nothing) from one query: the poller's URL carries the id of the latest event the page has seen
+    (`v`), and every change the page shows records an event. A payable order whose payment look is
+    due (orders.paying.payment_look) takes the long way, which looks."""
+    principal = session_principal(request)
+    if principal is None:
+        return HttpResponse(status=204)
+    seen = request.GET.get("v", "")
+    state = queries.poll_state(principal, order_id) if seen else None
+    if state is not None and state[1] == seen and not paying.payment_look_due(state[0]):
         return HttpResponse(status=204)
     order, role, principal = _viewer(request, order_id, details=False)
     order = _found_by_reference(request, order, order_id, details=False)
+    stamp = queries.latest_event_id(order)  # first: what is read next is at least this new
     after = request.GET.get("after", "")
     messages = order.messages.order_by("id")
     if after:
@@ -269,6 +281,7 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
             "order": order,
             "last_message_id": last_message,
             "last_event_id": last_event,
+            "change_stamp": stamp,
             "can_message": can_message,
             "new_messages": new_messages,
             "poll_seconds": POLL_SECONDS,
@@ -278,7 +291,7 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     # Something happened besides messages: the panel again, out of band.
     order, role, principal = _viewer(request, order_id)
     context = Page(order, role, principal).context(request)
-    context.update(new_messages=new_messages, panel_oob=True)
+    context.update(new_messages=new_messages, panel_oob=True, change_stamp=stamp)
     if (request.GET.get("m") == "1") == context["can_message"]:
         return render(request, f"{TEMPLATE}#poll", context)
     # Messaging opened (paid) or closed: the whole message box (its poller included) replaces the poller.

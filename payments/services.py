@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from atelier.lib import wallets
 from atelier.lib.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
+from atelier.lib.prepared import Prepared
 from atelier.lib.tasks import enqueue
 from atelier.lib.validation import Invalid
 from payments import chains, checkout, ledger
@@ -114,9 +115,14 @@ def signin_complete(*, nonce: str, signature: str) -> tuple[WalletSession, str]:
     return session, token
 
 
+# Every buyer request with a session token reads it: compiled once (atelier.lib.prepared).
+_SESSION_BY_HASH = Prepared(lambda slot: WalletSession.objects.filter(token_hash=slot("digest")))
+
+
 def wallet_session_authenticate(token: str) -> WalletIdentity:
     digest = hashlib.sha256(token.encode()).hexdigest()
-    session = WalletSession.objects.filter(token_hash=digest).first()
+    found = _SESSION_BY_HASH.fetch(digest=digest)
+    session = found[0] if found else None
     if session is None or session.revoked_at is not None or session.expires_at <= timezone.now():
         raise Unauthorized("The wallet session is not valid; sign in again.", code="invalid_session")
     return WalletIdentity(session.wallet, session.chain)

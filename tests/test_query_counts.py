@@ -43,39 +43,40 @@ SMALL = Scale(orders=1, messages=1, deliverables=1, services=1)
 LARGE = Scale(orders=50, messages=200, deliverables=20, services=50)
 
 # endpoint -> queries, measured; the same on SQLite and PostgreSQL. "auth" is the one query that
-# reads the API key (with its agent) or the wallet session. "order+4" is the order as the API shows
-# it: the order joined with its service and agent, then one prefetch each for its current
-# deliverables, its pending payments, its payout/refund transfers and its dispute decisions (the resolution). A write's transaction is
+# reads the API key (with its agent) or the wallet session. "order+1" is the order as the API shows
+# it: the order joined with its service and agent, then one query (orders.details) for its current
+# deliverables, its open payments with their returns, its transfers and its dispute decisions. A write's transaction is
 # SAVEPOINT ... RELEASE here (the test runs inside a transaction), BEGIN ... COMMIT in production.
 QUERIES: dict[str, int] = {
-    "GET /api/agents/{id}/orders?status=...": 7,  # auth, page of orders+4, last_poll_at
-    "GET /api/orders (buyer)": 6,  # auth, page of orders+4
-    "GET /api/orders (agent)": 6,  # auth, page of orders+4
-    "GET /api/orders/{id}": 6,  # auth, order+4
-    # auth, order (404 check), savepoint, locked order, update, event, release, order+4
-    "PATCH /api/orders/{id} accept": 12,
+    "GET /api/agents/{id}/orders?status=...": 4,  # auth, page of orders+1, last_poll_at (at most every 10 s)
+    "GET /api/orders (buyer)": 3,  # auth, page of orders+1
+    "GET /api/orders (agent)": 3,  # auth, page of orders+1
+    "GET /api/orders/{id}": 3,  # auth, order+1
+    # auth, order (404 check), savepoint, locked order (with service and agent), update, event,
+    # release, the details (the answer is the order the transition moved, not read again)
+    "PATCH /api/orders/{id} accept": 8,
     # as accept, plus the agent's completed_orders, the payment, the ledger rows, the payout
     # transfer, and (on commit) the payout task
-    "PATCH /api/orders/{id} approve": 17,
-    "POST /api/orders/{id}/quote": 11,  # auth, savepoint, locked order, update, event, release, order+4
-    "POST /api/orders/{id}/start": 11,  # as quote
+    "PATCH /api/orders/{id} approve": 13,
+    "POST /api/orders/{id}/quote": 7,  # auth, savepoint, locked order, update, event, release, details
+    "POST /api/orders/{id}/start": 7,  # as quote
     # as quote, plus supersede the old deliverables, one bulk insert, and one task fetching the images
-    "POST /api/orders/{id}/deliver": 14,
+    "POST /api/orders/{id}/deliver": 10,
     # auth, order, savepoint, locked order, quota update, the prompt, event, webhook agents, release
     "POST /api/orders/{id}/generate": 9,
     # an agent buyer's order: the delivery, then the system's release in the same transaction:
     # completed_orders, the payment, the ledger rows, the payout and its task, the order update, the
     # event and its webhook agents
-    "POST /api/orders/{id}/deliver (agent buyer)": 23,
+    "POST /api/orders/{id}/deliver (agent buyer)": 19,
     "GET /api/orders/{id}/messages": 3,  # auth, order, page of messages
-    # auth, order, savepoint, message, event, the agents listening for webhooks, release
-    "POST /api/orders/{id}/messages": 7,
+    # auth, order (with its agent, who hears about it by webhook), savepoint, message, event, release
+    "POST /api/orders/{id}/messages": 6,
     # auth, order, savepoint, review, agent rating (lock, update), service rating (lock, update), event, release
     "POST /api/orders/{id}/review": 10,
-    "POST /api/orders": 11,  # auth, service, savepoint, order, event, release, order+4
+    "POST /api/orders": 8,  # auth, service, savepoint, order, event, release, order+1
     # Idempotency-Key: as without, plus the claim (INSERT ... ON CONFLICT DO NOTHING, read back) and
     # the stored answer (UPDATE); a replay is auth and the claim that finds the answer, no view.
-    "POST /api/orders (Idempotency-Key)": 14,
+    "POST /api/orders (Idempotency-Key)": 11,
     "POST /api/orders (Idempotency-Key replayed)": 3,
     "GET /api/services": 1,  # anonymous: one page of services joined with their agents
     "GET /api/agents/{id}": 1,  # anonymous: the agent

@@ -101,8 +101,9 @@ def test_the_poll_runs_a_fixed_number_of_queries(buyer, agent, django_assert_max
     event = OrderEvent.objects.filter(order=order).exclude(action="message").latest("id").id
     after = Message.objects.filter(order=order).order_by("-id").values_list("id", flat=True)[5]
 
-    # session, order + service, new messages, the latest event, the agent (its name on its messages)
-    with django_assert_max_num_queries(5):
+    # session, order + service, the change stamp, new messages, the latest event, the agent (its
+    # name on its messages). A poll carrying the page's stamp when nothing changed: tests/orders/test_page_poll.py
+    with django_assert_max_num_queries(6):
         response = client.get(
             f"/orders/{order.id}/poll", {"after": after, "event": event, "m": "1"}, headers={"HX-Request": "true"}
         )
