@@ -24,6 +24,7 @@ import random
 import re
 import secrets
 import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -106,15 +107,17 @@ def profile_endpoint(item: dict[str, Any], n: int = 300, warmup: int = 30) -> di
     return {"ms": plain_ms, "profiled_ms": profiled_ms, "n": n, "warmup": warmup, "top": _trim(out.getvalue())}
 
 
+# Where a profiled function's file lives, cut from its path: packages, this checkout, the stdlib.
+_PREFIX = re.compile(
+    r"/\S*site-packages/|" + "|".join(re.escape(f"{path}/") for path in (ROOT, sysconfig.get_path("stdlib")))
+)
+
+
 def _trim(text: str) -> str:
-    """pstats' table without its preamble, paths shortened to the package."""
+    """pstats' table without its preamble, paths shortened to the package (or module)."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
-    kept = []
-    for line in lines[start:]:
-        if line.strip():
-            kept.append(re.sub(r"/\S*site-packages/|" + re.escape(str(ROOT) + "/"), "", line))
-    return "\n".join(kept)
+    return "\n".join(_PREFIX.sub("", line) for line in lines[start:] if line.strip())
 
 
 def _fetch(path: str, headers: dict[str, str]) -> str:
