@@ -76,5 +76,5 @@ prod-sim: venv ## Two gunicorn servers, two workers and the scheduler on Postgre
 	$(BIN)/python bench/prod_sim.py
 
 .PHONY: bench
-bench: venv ## Benchmark under gunicorn + PostgreSQL + Redis with wrk; writes BENCHMARKS.md (BENCH_SCALE=0.01 for a quick run)
+bench: venv ## Benchmark under gunicorn + PostgreSQL + Redis with wrk; writes BENCHMARKS.md (BENCH_SCALE=0.01 for a quick run, BENCH_BASELINE=<commit> for before/after)
 	$(BIN)/python bench/run.py

@@ -20,10 +20,12 @@ from typing import Any
 
 FULL = {"agents": 1_000, "services": 5_000, "orders": 100_000, "messages": 1_000_000}
 PAGE_MESSAGES = 200
-DATA_VERSION = 4  # bump when the generated data changes: older databases are loaded again
+HEAVY_MESSAGES = 10_000  # on one more order of the hot buyer, at every scale (on top of FULL's messages)
+DATA_VERSION = 5  # bump when the generated data changes: older databases are loaded again
 HOT_AGENT_SHARE = 0.02  # the polled agent's share of all orders
 HOT_AGENT_OPEN = 30  # its newest orders that are paid or in progress (a full page of 20 for the poll)
 HOT_BUYER_SHARE = 0.01  # the buyer whose order is read and whose page is rendered
+SHOWCASE = 14  # the hot buyer's newest orders that the benchmark reads or writes (fewer at tiny scales)
 EVENT_BATCH = 200_000  # order events per COPY (messages go with them)
 MESSAGE_COLUMNS = ["id", "order_id", "sender_role", "sender_id", "content", "created_at"]
 EVENT_COLUMNS = ["id", "order_id", "action", "actor_kind", "actor_id", "from_status", "to_status", "data", "created_at"]
@@ -179,14 +181,15 @@ def load(conninfo: str, scale: float) -> dict[str, Any]:
     agents = agent_rows(draw)
     services, by_agent = service_rows(draw, agents)
     orders, hot_buyer = order_rows(draw, agents, services, by_agent)
-    page_order, get_order, message_orders = open_hot_orders(orders, agents[0]["id"], hot_buyer)
-    counts = message_counts(draw, orders, page_order)
+    hot = open_hot_orders(orders, agents[0]["id"], hot_buyer)
+    counts = message_counts(draw, orders, hot)
     with psycopg.connect(conninfo) as conn, conn.cursor() as cursor:
         _copy(cursor, Agent, agents)
         _copy(cursor, Service, services)
         _copy(cursor, Order, orders)
         log(f"  agents, services, orders copied ({time.perf_counter() - started:.1f} s)")
         copy_messages_and_events(cursor, message_and_event_rows(draw, orders, counts))
+        fill_change_stamps(cursor)
         cursor.execute("ANALYZE")
     load_seconds = time.perf_counter() - started
     return {
@@ -200,11 +203,14 @@ def load(conninfo: str, scale: float) -> dict[str, Any]:
             s["id"] for s in services if s["agent_id"] == agents[1]["id"] and s["price_type"] == "fixed"
         ),
         "hot_buyer": hot_buyer,
-        "page_order": page_order["id"],
-        "get_order": get_order["id"],
-        "message_orders": [o["id"] for o in message_orders],
+        "page_order": hot.page["id"],
+        "get_order": hot.get["id"],
+        "solana_order": hot.solana["id"],
+        "heavy_order": hot.heavy["id"],
+        "heavy_messages": HEAVY_MESSAGES,
+        "message_orders": [o["id"] for o in hot.messaged],
         "hot_agent_orders": sum(1 for o in orders if o["agent_id"] == agents[0]["id"]),
-        "max_messages_per_order": max(counts.values()),
+        "max_messages_per_order": max(count for order_id, count in counts.items() if order_id != hot.heavy["id"]),
     }
 
 
@@ -335,49 +341,65 @@ def _walk(row: dict[str, Any], service: dict[str, Any], ms: int) -> None:
 
 
 def _force(o: dict[str, Any], status: str) -> None:
-    """Walk an order the benchmark reads to `status` (paid or in progress) as of its creation."""
+    """Walk an order the benchmark reads to `status` (accepted, paid or in progress) as of its creation."""
     o["status"] = status
     o["_path"] = [s for s in PATHS[status] if s != "quote"]
     o["quoted_price_usd"] = o.get("quoted_price_usd") or Decimal("25.00")
     o["platform_fee_usd"] = o["quoted_price_usd"] * Decimal("0.10")
-    o["escrow_tx_hash"] = o.get("escrow_tx_hash") or secrets.token_hex(32)
-    for moment in ("quoted_at", "accepted_at", "paid_at", "started_at"):
-        o[moment] = o["created_at"]
-    if status == "paid":
-        o["started_at"] = None
+    o["quoted_at"] = o["created_at"]
+    for step, moment in (("accept", "accepted_at"), ("pay", "paid_at"), ("start", "started_at")):
+        o[moment] = o["created_at"] if step in o["_path"] else None
+    if "pay" in o["_path"]:
+        o["escrow_tx_hash"] = o.get("escrow_tx_hash") or secrets.token_hex(32)
+    else:
+        o.pop("escrow_tx_hash", None)  # not paid: the column's default (empty)
     for moment in ("delivered_at", "completed_at", "cancelled_at"):
         o[moment] = None
     o["revision_count"], o["revision_feedback"], o["dispute_reason"] = 0, "", ""
 
 
-def open_hot_orders(
-    orders: list[dict[str, Any]], hot_agent_id: str, hot_buyer: str
-) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
-    """Walk the orders the benchmark reads to the statuses it needs; returns the page's order, the
-    order read by GET, and the orders messages are posted to."""
+@dataclass(frozen=True)
+class HotOrders:
+    """The hot buyer's orders that the benchmark reads or writes (all in progress but `solana`)."""
+
+    page: dict[str, Any]  # the order page and its poll: PAGE_MESSAGES messages
+    get: dict[str, Any]  # read by GET /api/orders/{id}
+    solana: dict[str, Any]  # accepted, payable on Solana: the page shows a Solana Pay QR and looks for payment
+    heavy: dict[str, Any]  # the order page and its poll with HEAVY_MESSAGES messages
+    messaged: list[dict[str, Any]]  # messages are posted to these
+
+
+def open_hot_orders(orders: list[dict[str, Any]], hot_agent_id: str, hot_buyer: str) -> HotOrders:
+    """Walk the orders the benchmark reads to the statuses it needs."""
     # The polled agent's newest orders are paid or in progress, so every poll (at every data size)
     # returns a full page of 20: the cost comparison between sizes compares the same work.
     hot_orders = [o for o in orders if o["agent_id"] == hot_agent_id]
     for index, o in enumerate(hot_orders[-HOT_AGENT_OPEN:]):
         if o["status"] not in ("paid", "in_progress"):
             _force(o, "paid" if index % 3 == 0 else "in_progress")
-    # The hot buyer's showcase orders, newest first: in progress.
-    showcase = [o for o in orders if o.get("buyer_wallet") == hot_buyer and o["buyer_kind"] == "human"][-12:]
+    # The hot buyer's showcase orders, newest last: in progress, one accepted (and not yet paid).
+    showcase = [o for o in orders if o.get("buyer_wallet") == hot_buyer and o["buyer_kind"] == "human"][-SHOWCASE:]
+    if len(showcase) < 5:
+        raise RuntimeError(f"the hot buyer has {len(showcase)} orders, the benchmark needs at least 5")
     for o in showcase:
         _force(o, "in_progress")
-    return showcase[-1], showcase[-2], showcase[:-2]
+    _force(showcase[-3], "accepted")
+    return HotOrders(
+        page=showcase[-1], get=showcase[-2], solana=showcase[-3], heavy=showcase[-4], messaged=showcase[:-4]
+    )
 
 
-def message_counts(draw: Draw, orders: list[dict[str, Any]], page_order: dict[str, Any]) -> dict[str, int]:
+def message_counts(draw: Draw, orders: list[dict[str, Any]], hot: HotOrders) -> dict[str, int]:
     """How many messages each order gets (by id; absent: none)."""
     rng, n = draw.rng, draw.n
     # Messages: a heavy tail (most orders a handful, a few hundreds), only where messaging is open.
-    talkers = [o for o in orders if o["status"] in MESSAGING and o is not page_order]
+    fixed = {hot.page["id"]: PAGE_MESSAGES, hot.heavy["id"]: HEAVY_MESSAGES}
+    talkers = [o for o in orders if o["status"] in MESSAGING and o["id"] not in fixed]
     # Pareto weights capped at 300: the busiest orders get several hundred messages, not tens of thousands.
     weights = [min(rng.paretovariate(1.3), 300.0) for _ in talkers]
     picks = Counter(rng.choices(range(len(talkers)), weights=weights, k=n["messages"] - PAGE_MESSAGES))
     counts = {talkers[index]["id"]: count for index, count in picks.items()}
-    counts[page_order["id"]] = PAGE_MESSAGES
+    counts.update(fixed)
     return counts
 
 
@@ -409,8 +431,10 @@ def message_and_event_rows(draw: Draw, orders: list[dict[str, Any]], counts: dic
             previous = to
         count = counts.get(o["id"], 0)
         moment_ms = ms + 200_000
+        # Up to 10 minutes between messages; seconds on the heavy order, so its 10,000 end within a day.
+        gap = 600_000 if count < HEAVY_MESSAGES else 8_000
         for k in range(count):
-            moment_ms += rng.randrange(1_000, 600_000)
+            moment_ms += rng.randrange(1_000, gap)
             role = "buyer" if k % 2 == 0 else "agent"
             sender = buyer if role == "buyer" else o["agent_id"]
             message_id = make_id("msg", moment_ms)
@@ -436,3 +460,22 @@ def copy_messages_and_events(cursor: Any, rows: Iterable[Any]) -> None:
         if len(event_rows) >= EVENT_BATCH:
             flush()
     flush()
+
+
+def fill_change_stamps(cursor: Any) -> int:
+    """`orders_order.change_stamp` (the id of the order's latest event, which the app writes in the
+    same transaction as every event) where the column exists and is out of date: after the COPYs, and
+    on every run (the baseline's older code writes events without it). Returns the rows updated."""
+    cursor.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()"
+        " AND table_name = 'orders_order' AND column_name = 'change_stamp'"
+    )
+    if cursor.fetchone() is None:
+        return 0
+    cursor.execute(
+        "UPDATE orders_order o SET change_stamp = e.last"
+        " FROM (SELECT order_id, max(id) AS last FROM orders_orderevent GROUP BY order_id) e"
+        " WHERE o.id = e.order_id AND o.change_stamp IS DISTINCT FROM e.last"
+    )
+    updated: int = cursor.rowcount
+    return updated

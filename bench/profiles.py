@@ -2,11 +2,14 @@
 the view, the database and Redis all real; only gunicorn and the socket left out).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/atelier_bench_100000 \\
-        .venv/bin/python bench/profiles.py poll order_get -n 300
+        .venv/bin/python bench/profiles.py poll order_get page_poll -n 300
 
-`make bench` (bench/run.py) calls `profile_endpoints` and puts the top 15 functions of each endpoint
-into its report. Names: those of `bench.run.endpoints`. Environment as `make bench`'s server: DEBUG
-off, rate limits on Redis (BENCH_REDIS), one trusted proxy (each request its own client).
+`make bench` (bench/run.py) runs this in its own process with `--spec` (the endpoints as it asked
+them, JSON: name -> path, headers, ...) and `--out` (the results as JSON) and puts the top 15
+functions of each endpoint into its report. Without `--spec`: the endpoints of `bench.run.endpoints`
+with fresh credentials, the page polls at the URL their page gives its poller. Environment as `make
+bench`'s server: DEBUG off, rate limits on Redis (BENCH_REDIS), one trusted proxy (each request its
+own client).
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import json
 import os
 import pstats
 import random
 import re
 import secrets
 import sys
+import sysconfig
 import time
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,10 @@ def _setup() -> None:
 
 
 def _call(handler: Any, factory: Any, item: dict[str, Any]) -> int:
+    return _request(handler, factory, item)[0]
+
+
+def _request(handler: Any, factory: Any, item: dict[str, Any]) -> tuple[int, bytes]:
     path = _RNG.choice(item["paths"]) if item.get("paths") else item["path"]
     headers = dict(item.get("headers", {}))
     forwarded = f"{_RNG.randint(11, 223)}.{_RNG.randint(0, 255)}.{_RNG.randint(0, 255)}.{_RNG.randint(1, 254)}"
@@ -65,10 +74,9 @@ def _call(handler: Any, factory: Any, item: dict[str, Any]) -> int:
     )
     status: list[int] = []
     response = handler(request.environ, lambda line, _headers, *_: status.append(int(line.split()[0])))
-    for _chunk in response:
-        pass
+    body = b"".join(response)
     response.close()  # request_finished: connections kept (conn_max_age), as under gunicorn
-    return status[0]
+    return status[0], body
 
 
 def profile_endpoint(item: dict[str, Any], n: int = 300, warmup: int = 30) -> dict[str, Any]:
@@ -96,39 +104,59 @@ def profile_endpoint(item: dict[str, Any], n: int = 300, warmup: int = 30) -> di
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)
     stats.sort_stats("tottime").print_stats(TOP)
-    return {"ms": plain_ms, "profiled_ms": profiled_ms, "n": n, "top": _trim(out.getvalue())}
+    return {"ms": plain_ms, "profiled_ms": profiled_ms, "n": n, "warmup": warmup, "top": _trim(out.getvalue())}
+
+
+# Where a profiled function's file lives, cut from its path: packages, this checkout, the stdlib.
+_PREFIX = re.compile(
+    r"/\S*site-packages/|" + "|".join(re.escape(f"{path}/") for path in (ROOT, sysconfig.get_path("stdlib")))
+)
 
 
 def _trim(text: str) -> str:
-    """pstats' table without its preamble, paths shortened to the package."""
+    """pstats' table without its preamble, paths shortened to the package (or module)."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
-    kept = []
-    for line in lines[start:]:
-        if line.strip():
-            kept.append(re.sub(r"/\S*site-packages/|" + re.escape(str(ROOT) + "/"), "", line))
-    return "\n".join(kept)
+    return "\n".join(_PREFIX.sub("", line) for line in lines[start:] if line.strip())
+
+
+def _fetch(path: str, headers: dict[str, str]) -> str:
+    """A page through the WSGI handler, for `bench.run.resolve_pollers`."""
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.test.client import RequestFactory
+
+    status, body = _request(WSGIHandler(), RequestFactory(), {"path": path, "headers": headers})
+    if status != 200:
+        raise RuntimeError(f"GET {path} answered {status}")
+    return body.decode()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="endpoints (bench.run.endpoints); default: all")
+    parser.add_argument("names", nargs="*", help="endpoints (bench.run.endpoints or --spec); default: all")
     parser.add_argument("-n", type=int, default=300)
+    parser.add_argument("--spec", type=Path, help="the endpoints as JSON (name -> path, headers, ...)")
+    parser.add_argument("--out", type=Path, help="write the results here as JSON (name -> ms, top, ...)")
     args = parser.parse_args()
     _setup()
-    from django.conf import settings
+    if args.spec:
+        spec: dict[str, dict[str, Any]] = json.loads(args.spec.read_text())
+    else:
+        from django.conf import settings
 
-    from bench import run
+        from bench import run
 
-    url = settings.DATABASES["default"]["NAME"]
-    database = f"{run.PG}/{url}"
-    meta = run.bench_meta(database)
-    spec = run.endpoints(meta, run.credentials(database, meta))
+        database = f"{run.PG}/{settings.DATABASES['default']['NAME']}"
+        meta = run.bench_meta(database)
+        spec = run.resolve_pollers(run.endpoints(meta, run.credentials(database, meta)), _fetch)
+    results = {}
     for name in args.names or list(spec):
-        result = profile_endpoint(spec[name], n=args.n)
+        result = results[name] = profile_endpoint(spec[name], n=args.n)
         print(f"== {name}: {result['ms']:.2f} ms/request ({result['profiled_ms']:.2f} profiled), n={result['n']}")
         print(result["top"])
         print()
+    if args.out:
+        args.out.write_text(json.dumps(results))
     return 0
 
 

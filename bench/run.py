@@ -2,28 +2,41 @@
 
     .venv/bin/python bench/run.py                  # full scale: 1,000 agents ... 1,000,000 messages
     BENCH_SCALE=0.01 BENCH_DURATION=3 .venv/bin/python bench/run.py   # a quick run
+    BENCH_BASELINE=95ba1d0 .venv/bin/python bench/run.py              # before (that commit) and after
 
 What it does:
 1. Skips (exit 0) when PostgreSQL (127.0.0.1:5432, user postgres) or Redis (127.0.0.1:6379) or
    wrk is missing.
-2. Databases `atelier_bench_<orders>`: one at BENCH_SCALE (100,000 orders at 1.0) and one at a
+2. Databases `<BENCH_DB_PREFIX>_<orders>`: one at BENCH_SCALE (100,000 orders at 1.0) and one at a
    hundredth of it (1,000 orders), each migrated and loaded with COPY once (bench/dataset.py); a
-   `bench_meta` row marks a finished load (and its load time), so later runs reuse the data.
-3. For each database: gunicorn (2 sync workers, DEBUG off, CACHE_URL=redis://.../13,
-   TRUSTED_PROXY_COUNT=1, ATELIER_BENCH=1 for GET /bench/bare), then wrk per endpoint. Every wrk
-   request carries a random X-Forwarded-For, so each request is its own client for the rate
-   limiter (which still runs, on Redis) and the per-IP limits never stop the run.
-4. A full lifecycle driver (create, accept, pay with a real USDC transfer on a Solana devchain,
-   start, deliver, approve) in Python threads: lifecycles per second and per-step latency.
-5. Prints a Markdown table and writes it to BENCHMARKS.md.
+   `bench_meta` row marks a finished load (and its load time), so later runs reuse the data (after
+   `migrate` and a refresh of `orders_order.change_stamp`, where that column exists).
+3. With BENCH_BASELINE=<commit>: that commit is checked out into a temporary git worktree (removed
+   at the end) and a second gunicorn runs it against the same databases ("before"; this checkout's
+   code is "after").
+4. Servers: gunicorn (2 sync workers, DEBUG off, CACHE_URL=redis://.../13 (the baseline: the next
+   Redis database), TRUSTED_PROXY_COUNT=1, ATELIER_BENCH=1 for GET /bench/bare, STATIC_MANIFEST off).
+   Every wrk request carries a random X-Forwarded-For, so each request is its own client for the
+   rate limiter (which still runs, on Redis) and the per-IP limits never stop the run.
+5. Per endpoint, ROUNDS interleaved rounds: in each, per code version, the bare view and then the
+   endpoint (the versions' order alternating between rounds). The order page's polls are asked at
+   the URL the page itself gives its poller, as a browser would.
+6. Cost at 1 connection, interleaved: 1k against 100k orders, and 200 against 10,000 messages.
+7. A full lifecycle driver (create, accept, pay with a real USDC transfer on a Solana devchain,
+   start, deliver, approve) against each version, in alternating rounds (bench/lifecycle.py).
+8. cProfile of each endpoint of this checkout's code in-process (bench/profiles.py), top 15.
+9. Prints a Markdown report (bench/report.py) and writes it into BENCHMARKS.md.
 
-Environment: BENCH_SCALE (1.0), BENCH_DURATION (seconds per endpoint, 10), BENCH_CONNECTIONS (4),
-BENCH_LIFECYCLES (40), BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS
+Environment: BENCH_SCALE (1.0), BENCH_DURATION (seconds per endpoint and version, split over the
+rounds; 10), BENCH_CONNECTIONS (4), BENCH_LIFECYCLES (40 per version), BENCH_BASELINE (a commit;
+unset: no "before"), BENCH_DB_PREFIX (atelier_bench), BENCH_PROFILE_N (requests per profile, 200;
+0: no profiles), BENCH_PG (postgres://postgres@127.0.0.1:5432), BENCH_REDIS
 (redis://127.0.0.1:6379/13), BENCH_OUTPUT (BENCHMARKS.md; "-" prints only).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -31,13 +44,16 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -45,16 +61,35 @@ from urllib.parse import urlparse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.dataset import DATA_VERSION, PAGE_MESSAGES, load, log, make_id, sizes  # noqa: E402 (run as a script: ROOT first)
+from bench import report  # noqa: E402 (run as a script: ROOT first)
+from bench.dataset import (  # noqa: E402
+    DATA_VERSION,
+    HEAVY_MESSAGES,
+    PAGE_MESSAGES,
+    fill_change_stamps,
+    load,
+    log,
+    make_id,
+    sizes,
+)
+from bench.lifecycle import lifecycle, summarize, wallet_session  # noqa: E402
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 LIFECYCLES = int(os.environ.get("BENCH_LIFECYCLES", "40"))
+BASELINE = os.environ.get("BENCH_BASELINE", "")
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "atelier_bench")
+PROFILE_N = int(os.environ.get("BENCH_PROFILE_N", "200"))
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
 OUTPUT = os.environ.get("BENCH_OUTPUT", str(ROOT / "BENCHMARKS.md"))
 PYTHON = sys.executable
+ROUNDS = 3  # interleaved rounds per endpoint; DURATION is split over them
+ROUND_SECONDS = max(2, round(DURATION / ROUNDS))
+COST_ROUNDS = 3  # the 1-connection cost tables
+COST_SECONDS = max(2, DURATION // 3)
+WRITES = ("accept", "deliver", "approve")  # the lifecycle's writes reported against the bare view
 _RNG = random.Random()  # noqa: S311 - client addresses for the rate limiter, not security
 
 
@@ -74,6 +109,10 @@ def free_port() -> int:
         return port
 
 
+def _ip() -> str:
+    return f"{_RNG.randint(11, 223)}.{_RNG.randint(0, 255)}.{_RNG.randint(0, 255)}.{_RNG.randint(1, 254)}"
+
+
 # --- data (generated and copied by bench/dataset.py) ---------------------------------------------
 
 
@@ -81,37 +120,23 @@ def prepare_database(scale: float) -> tuple[str, dict[str, Any]]:
     """The database for `scale`, migrated and loaded (or reused); its URL and its bench_meta."""
     import psycopg
 
-    name = f"atelier_bench_{sizes(scale)['orders']}"
+    name = f"{DB_PREFIX}_{sizes(scale)['orders']}"
     url = f"{PG}/{name}"
+    meta = _loaded(url, name)
+    if meta is not None:
+        log(f"{name}: reusing the data loaded earlier (loaded in {meta['load_seconds']} s); migrating")
+        _migrate(url)  # migrations added since the load (the old code's inserts get the db_defaults)
+        with psycopg.connect(url) as db, db.cursor() as cursor:
+            updated = fill_change_stamps(cursor)
+        if updated:
+            log(f"{name}: change_stamp brought up to date on {updated} orders")
+        meta["reused"] = True
+        return url, meta
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        meta = None
-        if exists:
-            with psycopg.connect(url) as db:
-                has_table = db.execute("SELECT to_regclass('bench_meta')").fetchone()
-                if has_table and has_table[0]:
-                    row = db.execute("SELECT value FROM bench_meta WHERE key = 'data'").fetchone()
-                    count = db.execute(
-                        "SELECT count(*) FROM orders_order WHERE payment_reference LIKE '%%bench'"
-                    ).fetchone()
-                    if (
-                        row
-                        and count
-                        and count[0] == row[0]["sizes"]["orders"]
-                        and row[0].get("version") == DATA_VERSION
-                    ):
-                        meta = row[0]
-        if meta is not None:
-            log(f"{name}: reusing the data loaded earlier (loaded in {meta['load_seconds']} s)")
-            meta["reused"] = True
-            return url, meta
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
     log(f"{name}: migrating")
-    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
-    subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
-    )
+    _migrate(url)
     log(f"{name}: loading {sizes(scale)}")
     meta = load(url, scale)
     with psycopg.connect(url) as db:
@@ -120,6 +145,32 @@ def prepare_database(scale: float) -> tuple[str, dict[str, Any]]:
     log(f"{name}: loaded in {meta['load_seconds']} s")
     meta["reused"] = False
     return url, meta
+
+
+def _loaded(url: str, name: str) -> dict[str, Any] | None:
+    """The bench_meta of a complete load of this DATA_VERSION in database `name`, or None."""
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            return None
+    with psycopg.connect(url) as db:
+        has_table = db.execute("SELECT to_regclass('bench_meta')").fetchone()
+        if not (has_table and has_table[0]):
+            return None
+        row = db.execute("SELECT value FROM bench_meta WHERE key = 'data'").fetchone()
+        count = db.execute("SELECT count(*) FROM orders_order WHERE payment_reference LIKE '%%bench'").fetchone()
+    if row and count and count[0] == row[0]["sizes"]["orders"] and row[0].get("version") == DATA_VERSION:
+        meta: dict[str, Any] = row[0]
+        return meta
+    return None
+
+
+def _migrate(url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": url, "LOG_LEVEL": "WARNING"}
+    subprocess.run(  # noqa: S603 - our own manage.py, fixed arguments
+        [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
 
 
 def bench_meta(url: str) -> dict[str, Any]:
@@ -163,40 +214,88 @@ def credentials(url: str, meta: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def wallet_session(db: Any, wallet: str) -> str:
-    """A wallet session row, as `payments.services.signin_complete` writes it after a signature."""
-    now = dt.datetime.now(dt.UTC)
-    token = "atws_" + secrets.token_urlsafe(32)
-    db.execute(
-        "INSERT INTO payments_walletsession (id, token_hash, wallet, chain, created_at, expires_at) VALUES (%s, %s, %s, 'solana', %s, %s)",
-        [
-            make_id("ses", int(now.timestamp() * 1000)),
-            hashlib.sha256(token.encode()).hexdigest(),
-            wallet,
-            now,
-            now + dt.timedelta(days=1),
-        ],
+# --- code versions and servers -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def checkout(commit: str) -> Iterator[Path]:
+    """`commit` checked out into a temporary git worktree, removed afterwards (also on failure)."""
+    parent = Path(tempfile.mkdtemp(prefix="atelier-bench-baseline-"))
+    path = parent / "src"
+    try:
+        added = subprocess.run(  # noqa: S603 - git with fixed arguments
+            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), commit],  # noqa: S607
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if added.returncode != 0:
+            raise RuntimeError(f"git worktree add {commit}: {added.stderr.strip()}")
+        yield path
+    finally:
+        subprocess.run(  # noqa: S603
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],  # noqa: S607
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(parent, ignore_errors=True)
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "prune"], check=False, capture_output=True)  # noqa: S603, S607
+
+
+def _is_commit(ref: str) -> bool:
+    found = subprocess.run(  # noqa: S603
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],  # noqa: S607
+        capture_output=True,
+        check=False,
     )
-    return token
+    return found.returncode == 0
 
 
-# --- server -------------------------------------------------------------------------------------
+def describe(root: Path) -> str:
+    """`<short hash> <subject>` of the checkout at `root`, and whether tracked files differ from it
+    (BENCHMARKS.md aside: the bench writes it)."""
+    show = subprocess.run(  # noqa: S603
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dirty = subprocess.run(  # noqa: S603
+        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return show.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def next_redis_database(url: str) -> str:
+    """The baseline's cache: the Redis database after BENCH_REDIS's, so neither reads the other's keys."""
+    parsed = urlparse(url)
+    number = parsed.path.strip("/")
+    return parsed._replace(path=f"/{int(number) + 1}").geturl() if number.isdigit() else url
 
 
 class Server:
-    def __init__(self, database_url: str, data_dir: str, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, database_url: str, data_dir: str, extra_env: dict[str, str], *, root: Path = ROOT, cache: str = REDIS
+    ) -> None:
         self.port = free_port()
+        self.root = root
         self.env = {
             **os.environ,
             # Persistent connections, as a production DATABASE_URL should have them (django-environ
             # reads these from the query string): a new PostgreSQL connection costs ~10 ms.
             "DATABASE_URL": database_url + "?conn_max_age=60&conn_health_checks=true",
-            "CACHE_URL": REDIS,
+            "CACHE_URL": cache,
             "DEBUG": "false",
             "TRUSTED_PROXY_COUNT": "1",
             "ATELIER_BENCH": "1",
             "LOG_LEVEL": "WARNING",
             "ATELIER_DATA_DIR": data_dir,
+            # No collectstatic here: the plain storage (with the manifest, every {% static %} needs
+            # a collected file; whitenoise's lookup costs the same either way).
+            "STATIC_MANIFEST": "false",
             **extra_env,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -204,17 +303,20 @@ class Server:
     def __enter__(self) -> Server:
         command = [PYTHON, "-m", "gunicorn", "atelier.wsgi:application", "--workers", "2", "--worker-class", "sync"]
         command += ["--bind", f"127.0.0.1:{self.port}", "--log-level", "warning", "--timeout", "60"]
-        self.process = subprocess.Popen(command, cwd=ROOT, env=self.env)  # noqa: S603 - fixed arguments
+        self.process = subprocess.Popen(command, cwd=self.root, env=self.env)  # noqa: S603 - fixed arguments
         import requests
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn in {self.root} exited with {self.process.returncode}")
             try:
                 if requests.get(f"{self.base}/bench/bare", timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
             time.sleep(0.3)
+        self.__exit__()
         raise RuntimeError("gunicorn did not answer /bench/bare within 60 s")
 
     @property
@@ -222,9 +324,34 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def fetch(self, path: str, headers: dict[str, str]) -> str:
+        """A page as a browser gets it (no redirect followed: only a 200 will do)."""
+        import requests
+
+        response = requests.get(
+            self.base + path, headers={**headers, "X-Forwarded-For": _ip()}, allow_redirects=False, timeout=30
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {path} answered {response.status_code}: {response.text[:300]}")
+        return response.text
+
+
+@dataclass
+class Version:
+    """One code version under test: "before" (BENCH_BASELINE) or "after" (this checkout)."""
+
+    key: str
+    describe: str
+    server: Server
+    spec: dict[str, dict[str, Any]]
 
 
 LUA = """
@@ -292,28 +419,48 @@ def wrk(
     stats["p99_ms"] = stats["p99_us"] / 1000
     stats["connections"] = connections
     if stats["status_errors"] or stats["errors"]:
-        log(f"  WARNING {method} {path}: {stats['status_errors']} non-2xx/3xx, {stats['errors']} socket errors")
+        log(f"  WARNING {method} {path}: {stats['status_errors']} answers >= 400, {stats['errors']} socket errors")
     return stats
 
 
-def check(server: Server, method: str, path: str, headers: dict[str, str], body: str | None = None) -> None:
-    """One request first: the benchmark measures only endpoints that answer 2xx."""
+def measure(server: Server, item: dict[str, Any], *, duration: int, connections: int | None = None) -> dict[str, Any]:
+    """wrk on one endpoint of the spec (at the item's own connection count unless told)."""
+    kwargs = {k: item[k] for k in ("method", "headers", "body", "paths") if k in item}
+    conns = connections or item.get("connections", CONNECTIONS)
+    return wrk(server, item["path"], connections=conns, duration=duration, **kwargs)
+
+
+def check(server: Server, item: dict[str, Any]) -> int:
+    """One request first: the benchmark measures only endpoints that answer 2xx. Returns the status."""
     import requests
 
+    method, path = item.get("method", "GET"), item["path"]
     response = requests.request(
         method,
         server.base + path,
-        headers={**headers, "X-Forwarded-For": "198.51.100.77", "Content-Type": "application/json"},
-        data=body,
+        headers={**item.get("headers", {}), "X-Forwarded-For": _ip(), "Content-Type": "application/json"},
+        data=item.get("body"),
+        allow_redirects=False,
         timeout=10,
     )
     if response.status_code >= 300:
         raise RuntimeError(f"{method} {path} answered {response.status_code}: {response.text[:300]}")
+    return response.status_code
 
 
 def endpoints(meta: dict[str, Any], creds: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What the benchmark asks, by name. The page polls have `poller_of` (the page whose poller they
+    are) instead of a path until `resolve_pollers` fills it in."""
     agent = {"Authorization": f"Bearer {creds['agent_key']}"}
     buyer = {"Authorization": f"Bearer {creds['buyer_token']}"}
+    browser = {"Cookie": f"sessionid={creds['session_key']}"}
+    htmx = {**browser, "HX-Request": "true", "HX-Trigger": "poller", "HX-Target": "poller"}  # as htmx polls
+    heavy = f"{meta['heavy_messages']:,}"
+    page = {
+        "path": f"/orders/{meta['page_order']}/",
+        "headers": browser,
+        "label": f"order page render `GET /orders/{{id}}/` ({PAGE_MESSAGES} messages; the page shows the latest 50)",
+    }
     return {
         "bare": {"path": "/bench/bare", "label": "bare Django JSON view (baseline)"},
         "poll": {
@@ -334,297 +481,200 @@ def endpoints(meta: dict[str, Any], creds: dict[str, str]) -> dict[str, dict[str
             "body": json.dumps({"content": "Thanks, the second draft is close. Could the icon be a bit larger?"}),
             "label": "message POST by the buyer `POST /api/orders/{id}/messages`",
         },
-        "page": {
-            "path": f"/orders/{meta['page_order']}/",
-            "headers": {"Cookie": f"sessionid={creds['session_key']}"},
-            "label": f"order page render `GET /orders/{{id}}/` ({PAGE_MESSAGES} messages; the page shows the latest 50)",
+        "page": page,
+        "page_c1": {**page, "connections": 1, "label": "order page, 1 connection (server time)"},
+        "page_poll": {
+            "poller_of": page["path"],
+            "headers": htmx,
+            "label": "order page poll, nothing changed `GET /orders/{id}/poll?…` (an open tab, every 3 s)",
+        },
+        "solana_pay_poll": {
+            "poller_of": f"/orders/{meta['solana_order']}/",
+            "headers": htmx,
+            "label": "order page poll, accepted order with a Solana Pay QR (looks for the transfer, throttled)",
+        },
+        "page_heavy": {
+            "path": f"/orders/{meta['heavy_order']}/",
+            "headers": browser,
+            "label": f"order page render, {heavy} messages",
+        },
+        "page_poll_heavy": {
+            "poller_of": f"/orders/{meta['heavy_order']}/",
+            "headers": htmx,
+            "label": f"order page poll, nothing changed, {heavy} messages",
         },
     }
 
 
-def run_wrk_set(server: Server, spec: dict[str, dict[str, Any]], names: list[str]) -> dict[str, dict[str, Any]]:
-    results = {}
-    for name in names:
-        item = spec[name]
-        kwargs = {k: item[k] for k in ("method", "headers", "body", "paths") if k in item}
-        check(server, item.get("method", "GET"), item["path"], item.get("headers", {}), item.get("body"))
-        wrk(server, item["path"], duration=2, **kwargs)  # warm up (unreported)
-        results[name] = wrk(server, item["path"], **kwargs)
-        stats = results[name]
-        log(f"  {name}: {stats['rps']:.0f} req/s, p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms")
-    return results
+class _Poller(HTMLParser):
+    """The `hx-get` of the element with id="poller" (attribute values come unescaped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if self.url is None and values.get("id") == "poller":
+            self.url = values.get("hx-get")
 
 
-COST_ROUNDS = 3
-
-
-def cost_flat(servers: dict[str, tuple[Server, dict[str, dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
-    """The poll and the order GET on both data sizes, both servers up, interleaved for COST_ROUNDS
-    rounds at 1 connection (no queueing: latency = the server's cost), so that the machine's drift
-    hits both sizes alike. The median of the rounds' p50 latencies per size and endpoint."""
-    samples: dict[str, dict[str, list[dict[str, Any]]]] = {size: {"poll": [], "order_get": []} for size in servers}
-    for round_index in range(COST_ROUNDS):
-        for size, (server, spec) in servers.items():
-            for name in ("poll", "order_get"):
-                item = spec[name]
-                stats = wrk(
-                    server, item["path"], headers=item["headers"], connections=1, duration=max(2, DURATION // 2)
-                )
-                samples[size][name].append(stats)
-        log(f"  cost round {round_index + 1}/{COST_ROUNDS} done")
-    out: dict[str, dict[str, Any]] = {}
-    for size, by_name in samples.items():
-        out[size] = {}
-        for name, runs in by_name.items():
-            out[size][name] = {
-                "p50_ms": statistics.median(r["p50_ms"] for r in runs),
-                "rps": statistics.median(r["rps"] for r in runs),
-                "rounds": [round(r["p50_ms"], 1) for r in runs],
-            }
+def resolve_pollers(
+    spec: dict[str, dict[str, Any]], fetch: Callable[[str, dict[str, str]], str]
+) -> dict[str, dict[str, Any]]:
+    """The spec with each page poll's path: the poller's URL on its page, as `fetch` gets the page
+    (a browser: GET with the session cookie). Old code and new may give different URLs."""
+    out = {}
+    for name, item in spec.items():
+        if "poller_of" in item:
+            parser = _Poller()
+            page_headers = {k: v for k, v in item.get("headers", {}).items() if not k.startswith("HX-")}
+            parser.feed(fetch(item["poller_of"], page_headers))
+            if not parser.url:
+                raise RuntimeError(f"{item['poller_of']} has no element with id=poller and an hx-get")
+            item = {**item, "path": parser.url}
+        out[name] = item
     return out
 
 
-# --- lifecycle ------------------------------------------------------------------------------------
+# The endpoints wrk measures, in this order (the bare view runs in each of their rounds).
+MAIN = (
+    "poll",
+    "order_get",
+    "message_post",
+    "page",
+    "page_c1",
+    "page_poll",
+    "solana_pay_poll",
+    "page_heavy",
+    "page_poll_heavy",
+)
 
 
-def lifecycle(server: Server, url: str, meta: dict[str, Any], creds: dict[str, str], solana_url: str) -> dict[str, Any]:
-    """Create to approve with a real USDC transfer on the Solana devchain, in 2 threads."""
-    import psycopg
-    import requests
-
-    from payments.chains import PaymentInstructions
-    from tests.payments import solana_helpers
-
-    agent_headers = {"Authorization": f"Bearer {creds['lifecycle_agent_key']}"}
-    steps: dict[str, list[float]] = {
-        s: [] for s in ("create", "accept", "chain_transfer", "pay", "start", "deliver", "approve")
-    }
-    failures: list[str] = []
-    lock = threading.Lock()
-    per_thread = max(1, LIFECYCLES // 2)
-
-    def ip() -> str:
-        return f"{_RNG.randint(11, 223)}.{_RNG.randint(0, 255)}.{_RNG.randint(0, 255)}.{_RNG.randint(1, 254)}"
-
-    def worker() -> None:
-        session = requests.Session()
-        buyer = solana_helpers.new_wallet(solana_url, usdc=10_000 * 10**6)
-        with psycopg.connect(url) as db:
-            token = wallet_session(db, str(buyer.pubkey()))
-        buyer_headers = {"Authorization": f"Bearer {token}"}
-
-        def call(step: str, method: str, path: str, headers: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
-            began = time.perf_counter()
-            response = session.request(
-                method, server.base + path, json=body, headers={**headers, "X-Forwarded-For": ip()}, timeout=30
+def compare(versions: list[Version], names: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each endpoint, ROUNDS rounds: per version the bare view then the endpoint, the versions'
+    order alternating between rounds. Per version and endpoint: the medians of the rounds and the
+    median of the per-round ratio to the bare view; and the status each endpoint answered first."""
+    results: dict[str, dict[str, Any]] = {v.key: {} for v in versions}
+    statuses: dict[str, dict[str, int]] = {v.key: {} for v in versions}
+    bares: dict[str, list[dict[str, Any]]] = {v.key: [] for v in versions}
+    for v in versions:
+        statuses[v.key]["bare"] = check(v.server, v.spec["bare"])
+        measure(v.server, v.spec["bare"], duration=1)  # warm-up (unreported)
+    for name in names:
+        for v in versions:
+            statuses[v.key][name] = check(v.server, v.spec[name])
+            measure(v.server, v.spec[name], duration=1)
+        rounds: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {v.key: [] for v in versions}
+        for index in range(ROUNDS):
+            for v in versions if index % 2 == 0 else versions[::-1]:
+                item = v.spec[name]
+                bare = measure(v.server, v.spec["bare"], duration=ROUND_SECONDS, connections=item.get("connections"))
+                rounds[v.key].append((bare, measure(v.server, item, duration=ROUND_SECONDS)))
+        for v in versions:
+            results[v.key][name] = summary = _rounds(rounds[v.key])
+            if name != "page_c1":  # the 4-connection bare rounds make the bare view's row
+                bares[v.key] += [bare for bare, _stats in rounds[v.key]]
+            log(
+                f"  {v.key} {name}: {summary['rps']:.0f} req/s ({summary['vs_bare']:.1%} of bare), "
+                f"p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms"
             )
-            elapsed = time.perf_counter() - began
-            if response.status_code >= 300:
-                raise RuntimeError(f"{step}: {response.status_code} {response.text[:200]}")
-            with lock:
-                steps[step].append(elapsed)
-            data: dict[str, Any] = response.json()["data"]
-            return data
+    for v in versions:
+        results[v.key] = {"bare": _rounds([(b, b) for b in bares[v.key]]), **results[v.key]}
+    return results, statuses
 
-        for _ in range(per_thread):
-            try:
-                order = call(
-                    "create",
-                    "POST",
-                    "/api/orders",
-                    buyer_headers,
-                    {
-                        "service_id": meta["lifecycle_service"],
-                        "brief": "Three logo directions, transparent PNG.",
-                        "payment_chain": "solana",
-                    },
-                )
-                path = f"/api/orders/{order['id']}"
-                if "accept" in order["allowed_actions"]:
-                    order = call("accept", "PATCH", path, buyer_headers, {"action": "accept"})
-                payment = order["payment"]
-                instructions = PaymentInstructions(
-                    chain="solana",
-                    escrow_address=payment["escrow_address"],
-                    token_account=payment["token_account"],
-                    token=payment["token"],
-                )
-                began = time.perf_counter()
-                tx = solana_helpers.pay_order(
-                    solana_url, buyer, instructions, payment["amount_base_units"], payment["payment_reference"]
-                )
-                with lock:
-                    steps["chain_transfer"].append(time.perf_counter() - began)
-                call(
-                    "pay",
-                    "PATCH",
-                    path,
-                    buyer_headers,
-                    {"action": "pay", "escrow_tx_hash": tx, "payment_chain": "solana"},
-                )
-                call("start", "POST", path + "/start", agent_headers, {})
-                call(
-                    "deliver",
-                    "POST",
-                    path + "/deliver",
-                    agent_headers,
-                    {"deliverable_url": "https://example.com/logos", "deliverable_media_type": "link"},
-                )
-                done = call("approve", "PATCH", path, buyer_headers, {"action": "approve"})
-                if done["status"] != "completed":
-                    raise RuntimeError(f"approve left the order {done['status']}")
-            except Exception as error:  # counted and reported
-                with lock:
-                    failures.append(str(error))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    began = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - began
-    completed = len(steps["approve"])
+def _rounds(rounds: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
     return {
-        "completed": completed,
-        "failures": failures,
-        "wall": wall,
-        "per_second": completed / wall if wall else 0.0,
-        "steps": {name: _pct(values) for name, values in steps.items() if values},
+        "rps": statistics.median(s["rps"] for _b, s in rounds),
+        "p50_ms": statistics.median(s["p50_ms"] for _b, s in rounds),
+        "p99_ms": statistics.median(s["p99_ms"] for _b, s in rounds),
+        "vs_bare": statistics.median(s["rps"] / b["rps"] for b, s in rounds),
+        "bare_rps": [round(b["rps"]) for b, _s in rounds],
+        "rounds_rps": [round(s["rps"]) for _b, s in rounds],
+        "errors": sum(s["status_errors"] + s["errors"] for _b, s in rounds),
     }
 
 
-def _pct(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
+def cost_rounds(cells: dict[str, tuple[Server, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each cell (a server and an endpoint) at 1 connection (no queueing: latency = the server's
+    cost) for COST_ROUNDS interleaved rounds, the order reversed every other round, so that the
+    machine's drift hits all cells alike. Per cell: the median of the rounds' p50 latencies."""
+    samples: dict[str, list[dict[str, Any]]] = {key: [] for key in cells}
+    for server, item in cells.values():
+        check(server, item)
+    for index in range(COST_ROUNDS):
+        keys = list(cells) if index % 2 == 0 else list(cells)[::-1]
+        for key in keys:
+            server, item = cells[key]
+            samples[key].append(measure(server, item, duration=COST_SECONDS, connections=1))
+        log(f"  cost round {index + 1}/{COST_ROUNDS} done")
     return {
-        "n": len(ordered),
-        "p50_ms": statistics.median(ordered) * 1000,
-        "p99_ms": ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000,
+        key: {
+            "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+            "rps": statistics.median(r["rps"] for r in runs),
+            "rounds": [round(r["p50_ms"], 1) for r in runs],
+        }
+        for key, runs in samples.items()
     }
 
 
-# --- report -------------------------------------------------------------------------------------
+def lifecycles(versions: list[Version], url: str, meta: dict[str, Any], creds: dict[str, str], solana: str) -> Any:
+    """LIFECYCLES per version, in rounds of half of them: before, after, after, before."""
+    order = versions + versions[::-1] if len(versions) > 1 else versions * 2
+    rounds: dict[str, list[dict[str, Any]]] = {v.key: [] for v in versions}
+    for v in order:
+        rounds[v.key].append(lifecycle(v.server.base, url, meta, creds, solana, max(2, LIFECYCLES // 2)))
+    out = {key: summarize(runs) for key, runs in rounds.items()}
+    for key, cycle in out.items():
+        log(f"  {key} lifecycles: {cycle['completed']} in {cycle['wall']:.1f} s, {len(cycle['failures'])} failed")
+    return out
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem_kb = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-    )
-    return {
-        "nproc": str(os.cpu_count()),
-        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
-        "cpu": cpu,
-        "load": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
-    }
-
-
-def report(
-    big: dict[str, Any],
-    small_meta: dict[str, Any],
-    flat: dict[str, dict[str, Any]],
-    cycle: dict[str, Any] | None,
-    before: dict[str, str],
-    after_load: str,
-    command: str,
-) -> str:
-    res, bare = big["results"], big["results"]["bare"]
-    lines = [
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: `{command}`",
-        "",
-        f"Machine: {before['nproc']} CPUs ({before['cpu']}), {before['memory']} memory. Load average (1, 5, 15 min) "
-        f"before the run: {before['load']}; after: {after_load}.",
-        f"Server: gunicorn, 2 sync workers, DEBUG off, PostgreSQL (local), rate limits on Redis "
-        f"(`CACHE_URL={REDIS}`). Client: wrk, 1 thread, {CONNECTIONS} connections, {DURATION} s per "
-        "endpoint after a 2 s warm-up, a random X-Forwarded-For per request (`TRUSTED_PROXY_COUNT=1`).",
-        f"Data: {_sizes(big['meta'])} (loaded in {big['meta']['load_seconds']} s"
-        f"{', reused from an earlier run' if big['meta'].get('reused') else ''}); the polled agent has "
-        f"{big['meta']['hot_agent_orders']} orders; the busiest order has {big['meta']['max_messages_per_order']} messages.",
-        "",
-        "| endpoint | req/s | p50 ms | p99 ms | req/s vs bare | p50 vs bare | p99 vs bare | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    targets = {
-        "poll": ("rps", 0.6, 50.0),
-        "order_get": ("rps", 0.6, 50.0),
-    }
-    for name, stats in res.items():
-        label = big["spec"][name]["label"] if name != "page_c1" else "order page, 1 connection (server time)"
-        target = ""
-        if name in targets:
-            ok = stats["rps"] / bare["rps"] >= 0.6 and stats["p99_ms"] < 50
-            target = f"≥ 60% of bare, p99 < 50 ms: {'**met**' if ok else '**missed**'}"
-        if name == "page_c1":
-            target = f"< 30 ms: {'**met**' if stats['p50_ms'] < 30 else '**missed**'} (p50)"
-        lines.append(
-            f"| {label} | {stats['rps']:.0f} | {stats['p50_ms']:.1f} | {stats['p99_ms']:.1f} | "
-            f"{stats['rps'] / bare['rps']:.2f} | {stats['p50_ms'] / bare['p50_ms']:.2f} | {stats['p99_ms'] / bare['p99_ms']:.2f} | {target} |"
-        )
-    errors = {name: s["status_errors"] + s["errors"] for name, s in res.items() if s["status_errors"] or s["errors"]}
-    if errors:
-        lines.append("")
-        lines.append(f"Non-2xx or socket errors during the run: {errors}.")
-    lines += [
-        "",
-        f"Cost per request from {small_meta['sizes']['orders']:,} to {big['meta']['sizes']['orders']:,} orders "
-        f"(both servers up, one wrk connection, {COST_ROUNDS} interleaved rounds of {max(2, DURATION // 2)} s per size; "
-        "the median of the rounds' p50 latencies; target < 1.2):",
-        "",
-        f"| endpoint | p50 ms at {small_meta['sizes']['orders']:,} (rounds) | p50 ms at {big['meta']['sizes']['orders']:,} (rounds) | cost ratio | req/s small / big | target |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
-    for name in ("poll", "order_get"):
-        s, b = flat["small"][name], flat["big"][name]
-        ratio = b["p50_ms"] / s["p50_ms"]
-        lines.append(
-            f"| {name} | {s['p50_ms']:.1f} ({', '.join(map(str, s['rounds']))}) | {b['p50_ms']:.1f} ({', '.join(map(str, b['rounds']))}) | "
-            f"{ratio:.2f} | {s['rps']:.0f} / {b['rps']:.0f} | {'**met**' if ratio < 1.2 else '**missed**'} |"
-        )
-    if cycle:
-        lines += [
-            "",
-            f"Full lifecycle (create, accept when offered, USDC transfer on the Solana devchain, pay, start, deliver, approve), "
-            f"2 client threads: {cycle['completed']} completed in {cycle['wall']:.1f} s = **{cycle['per_second']:.2f} lifecycles/s**"
-            f"{f', {len(cycle["failures"])} failed: {cycle["failures"][:2]}' if cycle['failures'] else ''}.",
-            "",
-            "| step | n | p50 ms | p99 ms |",
-            "|---|---:|---:|---:|",
-        ]
-        for name, stats in cycle["steps"].items():
-            label = name + (" (client-side, the devchain)" if name == "chain_transfer" else "")
-            lines.append(f"| {label} | {stats['n']} | {stats['p50_ms']:.1f} | {stats['p99_ms']:.1f} |")
-    return "\n".join(lines) + "\n"
-
-
-def _sizes(meta: dict[str, Any]) -> str:
-    n = meta["sizes"]
-    return f"{n['agents']:,} agents, {n['services']:,} services, {n['orders']:,} orders, {n['messages']:,} messages"
-
-
-def write_report(text: str) -> None:
-    if OUTPUT == "-":
-        return
-    path = Path(OUTPUT)
-    marker_start, marker_end = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
-    block = f"{marker_start}\n{text}{marker_end}\n"
-    if path.exists() and marker_start in path.read_text():
-        current = path.read_text()
-        head, rest = current.split(marker_start, 1)
-        tail = rest.split(marker_end, 1)[1].lstrip("\n")
-        path.write_text(head + block + ("\n" + tail if tail else ""))
-    else:
-        path.write_text(
-            "# Benchmarks\n\nWritten by `make bench` (bench/run.py); notes below the results are kept between runs.\n\n"
-            + block
-        )
-    log(f"results written to {path}")
+def profiles(spec: dict[str, dict[str, Any]], names: list[str], env: dict[str, str]) -> dict[str, Any]:
+    """bench/profiles.py on each endpoint (this checkout's code, in its own process), or the error."""
+    with tempfile.TemporaryDirectory(prefix="atelier-bench-profiles-") as tmp:
+        spec_file, out_file = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_file.write_text(json.dumps({name: spec[name] for name in names}))
+        command = [PYTHON, "bench/profiles.py", "--spec", str(spec_file), "--out", str(out_file), "-n", str(PROFILE_N)]
+        try:
+            subprocess.run(command, cwd=ROOT, env=env, check=True, timeout=900)  # noqa: S603 - our own script
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            log(f"  WARNING profiles failed: {error}")
+            return {"error": str(error)}
+        result: dict[str, Any] = json.loads(out_file.read_text())
+        return result
 
 
 # --- main -----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def devchain(data_dir: str) -> Iterator[dict[str, str]]:
+    """The Solana and EVM devchains (this checkout's `manage.py devchain`); the servers' chain env."""
+    solana_port, evm_port = free_port(), free_port()
+    chain_env = {
+        "CHAIN_MODE": "local",
+        "DEVCHAIN_STATE": f"{data_dir}/devchain.json",
+        "SOLANA_RPC_URL": f"http://127.0.0.1:{solana_port}",
+        "BASE_RPC_URL": f"http://127.0.0.1:{evm_port}",
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
+        [PYTHON, "manage.py", "devchain", "--solana-port", str(solana_port), "--evm-port", str(evm_port)],
+        cwd=ROOT,
+        env={**os.environ, **chain_env, "ATELIER_DATA_DIR": data_dir},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(chain_env["DEVCHAIN_STATE"]).exists():
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("the devchain did not start")
+            time.sleep(0.3)
+        yield chain_env
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def main() -> int:
@@ -638,9 +688,18 @@ def main() -> int:
     if missing:
         print(f"make bench: skipped, not available: {', '.join(missing)}.")
         return 0
-    before = machine()
+    if BASELINE and not _is_commit(BASELINE):
+        print(f"make bench: BENCH_BASELINE={BASELINE} is not a commit of this repository.")
+        return 2
+    # A terminated run still stops its servers and removes the baseline's worktree (the `finally`s).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    machine_before = report.machine()
     command = " ".join(
-        [f"{k}={os.environ[k]}" for k in ("BENCH_SCALE", "BENCH_DURATION", "BENCH_CONNECTIONS") if k in os.environ]
+        [
+            f"{k}={os.environ[k]}"
+            for k in ("BENCH_SCALE", "BENCH_DURATION", "BENCH_CONNECTIONS", "BENCH_BASELINE")
+            if k in os.environ
+        ]
         + ["make bench"]
     )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "atelier.settings")
@@ -655,47 +714,82 @@ def main() -> int:
     django.setup()
     small_url, small_meta = prepare_database(SCALE / 100)
     big_url, big_meta = prepare_database(SCALE)
-    with tempfile.TemporaryDirectory(prefix="atelier-bench-") as data_dir:
-        solana_port, evm_port = free_port(), free_port()
-        chain_env = {
-            "CHAIN_MODE": "local",
-            "DEVCHAIN_STATE": f"{data_dir}/devchain.json",
-            "SOLANA_RPC_URL": f"http://127.0.0.1:{solana_port}",
-            "BASE_RPC_URL": f"http://127.0.0.1:{evm_port}",
-        }
-        devchain = subprocess.Popen(  # noqa: S603 - our own manage.py, fixed arguments
-            [PYTHON, "manage.py", "devchain", "--solana-port", str(solana_port), "--evm-port", str(evm_port)],
-            cwd=ROOT,
-            env={**os.environ, **chain_env, "ATELIER_DATA_DIR": data_dir},
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not Path(chain_env["DEVCHAIN_STATE"]).exists():
-                if time.monotonic() > deadline or devchain.poll() is not None:
-                    raise RuntimeError("the devchain did not start")
-                time.sleep(0.3)
-            small_creds, big_creds = credentials(small_url, small_meta), credentials(big_url, big_meta)
-            small_spec, big_spec = endpoints(small_meta, small_creds), endpoints(big_meta, big_creds)
-            log(f"big: {_sizes(big_meta)}; small: {_sizes(small_meta)}")
-            with Server(big_url, data_dir, chain_env) as server, Server(small_url, data_dir, chain_env) as small_server:
-                names = ["bare", "poll", "order_get", "message_post", "page"]
-                results = run_wrk_set(server, big_spec, names)
-                page = big_spec["page"]
-                results["page_c1"] = wrk(server, page["path"], headers=page["headers"], connections=1)
-                log(f"  page at 1 connection: p50 {results['page_c1']['p50_ms']:.1f} ms")
-                flat = cost_flat({"small": (small_server, small_spec), "big": (server, big_spec)})
-                log("  lifecycle driver")
-                cycle = lifecycle(server, big_url, big_meta, big_creds, chain_env["SOLANA_RPC_URL"])
-                log(f"  lifecycles: {cycle['completed']} in {cycle['wall']:.1f} s, {len(cycle['failures'])} failed")
-            big = {"results": results, "meta": big_meta, "spec": big_spec}
-        finally:
-            devchain.terminate()
-            devchain.wait(timeout=30)
-    text = report(big, small_meta, flat, cycle, before, machine()["load"], command)
+    log(f"big: {report.sizes_text(big_meta)}; small: {report.sizes_text(small_meta)}")
+    with contextlib.ExitStack() as stack:
+        data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="atelier-bench-"))
+        baseline = stack.enter_context(checkout(BASELINE)) if BASELINE else None
+        chain_env = stack.enter_context(devchain(data_dir))
+        small_creds, big_creds = credentials(small_url, small_meta), credentials(big_url, big_meta)
+        with contextlib.ExitStack() as servers:
+            versions = []
+            if baseline is not None:
+                old = servers.enter_context(
+                    Server(big_url, data_dir, chain_env, root=baseline, cache=next_redis_database(REDIS))
+                )
+                spec = resolve_pollers(endpoints(big_meta, big_creds), old.fetch)
+                versions.append(Version("before", describe(baseline), old, spec))
+            new = servers.enter_context(Server(big_url, data_dir, chain_env))
+            versions.append(
+                Version("after", describe(ROOT), new, resolve_pollers(endpoints(big_meta, big_creds), new.fetch))
+            )
+            small = servers.enter_context(Server(small_url, data_dir, chain_env))
+            small_spec = resolve_pollers(endpoints(small_meta, small_creds), small.fetch)
+            for v in versions:
+                log(f"{v.key}: {v.describe}; page poll at {v.spec['page_poll']['path']}")
+            results, statuses = compare(versions, MAIN)
+            new_spec = versions[-1].spec
+            log("  cost: 1k against 100k orders")
+            flat = cost_rounds(
+                {
+                    f"{size} {name}": (server, spec[name])
+                    for name in report.FLAT
+                    for size, server, spec in (("small", small, small_spec), ("big", new, new_spec))
+                }
+            )
+            log(f"  cost: {PAGE_MESSAGES} against {HEAVY_MESSAGES:,} messages")
+            heavy = cost_rounds(
+                {
+                    f"{size} {name}": (new, new_spec[name + suffix])
+                    for name in report.HEAVY
+                    for size, suffix in (("light", ""), ("heavy", "_heavy"))
+                }
+            )
+            log("  lifecycle driver")
+            cycles = lifecycles(versions, big_url, big_meta, big_creds, chain_env["SOLANA_RPC_URL"])
+        profiled: dict[str, Any] = {}
+        if PROFILE_N > 0:
+            log(f"  cProfile, {PROFILE_N} requests per endpoint")
+            env = {**os.environ, **chain_env, "DATABASE_URL": big_url, "ATELIER_DATA_DIR": data_dir}
+            profiled = profiles(new_spec, ["bare", *[n for n in MAIN if n != "page_c1"]], env)
+    run = {
+        "command": command,
+        "machine": machine_before,
+        "load_after": report.machine()["load"],
+        "config": {
+            "redis": REDIS,
+            "connections": CONNECTIONS,
+            "rounds": ROUNDS,
+            "round_seconds": ROUND_SECONDS,
+            "cost_rounds": COST_ROUNDS,
+            "cost_seconds": COST_SECONDS,
+            "writes": WRITES,
+        },
+        "big": big_meta,
+        "small": small_meta,
+        "spec": new_spec,
+        "versions": {v.key: v.describe for v in versions},
+        "paths": {v.key: {n: v.spec[n]["path"] for n in ("page_poll", "solana_pay_poll")} for v in versions},
+        "results": results,
+        "statuses": statuses,
+        "flat": flat,
+        "heavy": heavy,
+        "lifecycles": cycles,
+        "profiles": profiled,
+    }
+    text = report.report(run)
     print()
     print(text)
-    write_report(text)
+    report.write(text, OUTPUT)
     return 0
 
 
