@@ -455,7 +455,7 @@ def test_cache_url_redis_gives_djangos_backend_with_its_prefix_and_short_timeout
     monkeypatch.setitem(environ.Env.CACHE_SCHEMES, "redis", "django_redis.cache.RedisCache")
     config = cache_config("redis://127.0.0.1:6379/3?key_prefix=atelier&timeout=60")
 
-    assert config["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert config["BACKEND"] == "atelier.lib.rediscache.ReusingRedisCache"  # Django's, one client per pool
     assert config["LOCATION"] == "redis://127.0.0.1:6379/3"
     assert (config["KEY_PREFIX"], config["TIMEOUT"]) == ("atelier", 60)
     assert "key_prefix" not in config
