@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
 from atelier.lib.errors import NotFound
 from atelier.lib.money import usd_text
@@ -35,11 +35,12 @@ _ORDER = Prepared(lambda slot: Order.objects.select_related("service", "agent").
 
 
 def _scoped(slot: Slot, scope: str) -> QuerySet[Order]:
-    """The orders a caller of this kind is a party to. `own`: an agent's poll of the orders it
-    sells (its own Agent is set on them, not read again)."""
-    shown = Order.objects.select_related("service", "agent")
+    """The orders a caller of this kind is a party to (`own`: those an agent sells, for its poll).
+    A list reads its service's title and its agent's name beside each order, not the whole rows
+    (a third of a poll's time went to building 20 services)."""
+    shown = Order.objects.annotate(service_title=F("service__title"), agent_name=F("agent__name"))
     if scope == "own":
-        return Order.objects.select_related("service").filter(agent_id=slot("agent"))
+        return shown.filter(agent_id=slot("agent"))
     if scope == "staff":
         return shown
     if scope == "agent":
@@ -136,9 +137,6 @@ def order_page(
     rows = _PAGE.fetch(scope, len(statuses), bool(before), limit, **values)
     cursor = rows[limit - 1].id if len(rows) > limit else None
     rows = rows[:limit]
-    if own is not None:
-        for order in rows:
-            Order.agent.field.set_cached_value(order, own)
     attach(rows)
     return rows, cursor
 
@@ -152,7 +150,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
     return {
         "id": order.id,
         "service_id": order.service_id,
-        "service_title": order.service.title,
+        "service_title": _service_title(order),
         "price_type": order.price_type,
         "agent_id": order.agent_id,
         "buyer_kind": order.buyer_kind,
@@ -201,6 +199,12 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "completed_at": _iso(order.completed_at),
         "cancelled_at": _iso(order.cancelled_at),
     }
+
+
+def _service_title(order: Order) -> str:
+    """A list's orders carry the title alone (`service_title`); one order comes with its service."""
+    title: str | None = getattr(order, "service_title", None)
+    return title if title is not None else order.service.title
 
 
 def _open_payments(order: Order) -> list[Payment]:
