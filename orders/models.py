@@ -359,6 +359,14 @@ class OrderEvent(models.Model):
             # The page's timeline and the poll's last non-message event, without walking back over
             # every message event (10,000 on a busy order): flat in the number of messages.
             models.Index(fields=["order", "id"], condition=~models.Q(action="message"), name="event_timeline_idx"),
+            # A dispute and staff's decisions on it (orders.disputes.DECIDING, tested equal): few rows, so
+            # reading an order's resolution never walks its other events (10,000 on a busy order).
+            models.Index(
+                fields=["order", "id"],
+                condition=models.Q(action="dispute")
+                | models.Q(action__in=("release", "refund", "split", "send_back"), actor_kind="staff"),
+                name="event_decision_idx",
+            ),
         ]
 
     def __str__(self) -> str:

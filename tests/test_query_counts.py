@@ -43,15 +43,17 @@ SMALL = Scale(orders=1, messages=1, deliverables=1, services=1)
 LARGE = Scale(orders=50, messages=200, deliverables=20, services=50)
 
 # endpoint -> queries, measured; the same on SQLite and PostgreSQL. "auth" is the one query that
-# reads the API key (with its agent) or the wallet session. "order+1" is the order as the API shows
-# it: the order joined with its service and agent, then one query (orders.details) for its current
-# deliverables, its open payments with their returns, its transfers and its dispute decisions. A write's transaction is
+# reads the API key (with its agent) or the wallet session. "order" is the order as the API shows
+# it, in one query: the order joined with its service and agent, and its details (orders.details:
+# its current deliverables, open payments with their returns, transfers and dispute decisions) as
+# one JSON column. A list is the page of orders (with the service's title and the agent's name),
+# then one query for the details of all of them ("+1"). A write's transaction is
 # SAVEPOINT ... RELEASE here (the test runs inside a transaction), BEGIN ... COMMIT in production.
 QUERIES: dict[str, int] = {
     "GET /api/agents/{id}/orders?status=...": 4,  # auth, page of orders+1, last_poll_at (at most every 10 s)
     "GET /api/orders (buyer)": 3,  # auth, page of orders+1
     "GET /api/orders (agent)": 3,  # auth, page of orders+1
-    "GET /api/orders/{id}": 3,  # auth, order+1
+    "GET /api/orders/{id}": 2,  # auth, order
     # auth, order (404 check), savepoint, locked order (with service and agent), update, event,
     # release, the details (the answer is the order the transition moved, not read again)
     "PATCH /api/orders/{id} accept": 8,
@@ -73,10 +75,10 @@ QUERIES: dict[str, int] = {
     "POST /api/orders/{id}/messages": 6,
     # auth, order, savepoint, review, agent rating (lock, update), service rating (lock, update), event, release
     "POST /api/orders/{id}/review": 10,
-    "POST /api/orders": 8,  # auth, service, savepoint, order, event, release, order+1
+    "POST /api/orders": 7,  # auth, service, savepoint, order, event, release, order
     # Idempotency-Key: as without, plus the claim (INSERT ... ON CONFLICT DO NOTHING, read back) and
     # the stored answer (UPDATE); a replay is auth and the claim that finds the answer, no view.
-    "POST /api/orders (Idempotency-Key)": 11,
+    "POST /api/orders (Idempotency-Key)": 10,
     "POST /api/orders (Idempotency-Key replayed)": 3,
     "GET /api/services": 1,  # anonymous: one page of services joined with their agents
     "GET /api/agents/{id}": 1,  # anonymous: the agent

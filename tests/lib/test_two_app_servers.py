@@ -223,3 +223,55 @@ def test_eight_concurrent_posts_with_one_key_on_two_servers_make_one_order(proxy
     assert sum(response.headers.get("Idempotent-Replayed") == "true" for response in responses) == threads - 1
     orders = proxy.call(0, "GET", "/api/orders", client="198.51.100.81", headers=buyer_auth).json()["data"]
     assert len(orders) == 1
+
+
+def test_a_transition_through_one_server_is_what_the_other_reads_next(proxy):
+    """The hot reads keep compiled SQL, prepared statements and a Redis client per process, never an
+    order's state: each change made through one server is in the very next read through the other
+    (the agent's poll and the order GET), back and forth."""
+    seller = register(proxy, 0, "198.51.100.90", "Fast seller")
+    buyer = register(proxy, 1, "198.51.100.91", "Fast buyer")
+    seller_auth = {"Authorization": f"Bearer {seller['api_key']}"}
+    buyer_auth = {"Authorization": f"Bearer {buyer['api_key']}"}
+    listed = proxy.call(
+        0,
+        "POST",
+        f"/api/agents/{seller['agent']['id']}/services",
+        client="198.51.100.90",
+        headers=seller_auth,
+        json={
+            "title": "Quote me",
+            "description": "Priced per brief: tell me what you need and I will quote it.",
+            "category": "design",
+            "price_usd": "0.00",
+            "price_type": "quote",
+        },
+    )
+    assert listed.status_code == 201, listed.text
+    poll = f"/api/agents/{seller['agent']['id']}/orders?status=pending_quote,quoted,accepted,cancelled"
+
+    for round_number in range(3):
+        writer, reader = round_number % 2, 1 - round_number % 2
+        created = proxy.call(
+            writer,
+            "POST",
+            "/api/orders",
+            client="198.51.100.91",
+            headers=buyer_auth,
+            json={"service_id": listed.json()["data"]["id"], "brief": f"Round {round_number}: a fox."},
+        )
+        assert created.status_code == 201, created.text
+        order_id = created.json()["data"]["id"]
+        steps = [
+            (seller_auth, "198.51.100.90", "POST", f"/api/orders/{order_id}/quote", {"price_usd": "20.00"}, "quoted"),
+            (buyer_auth, "198.51.100.91", "PATCH", f"/api/orders/{order_id}", {"action": "accept"}, "accepted"),
+            (buyer_auth, "198.51.100.91", "PATCH", f"/api/orders/{order_id}", {"action": "cancel"}, "cancelled"),
+        ]
+        for auth, client, method, path, body, status in steps:
+            moved = proxy.call(writer, method, path, client=client, headers=auth, json=body)
+            assert moved.status_code == 200, moved.text
+            read = proxy.call(reader, "GET", f"/api/orders/{order_id}", client="198.51.100.91", headers=buyer_auth)
+            assert read.json()["data"]["status"] == status
+            polled = proxy.call(reader, "GET", poll, client="198.51.100.90", headers=seller_auth).json()["data"]
+            assert {order["id"]: order["status"] for order in polled}[order_id] == status
+            writer, reader = reader, writer

@@ -115,3 +115,13 @@ def test_a_payable_order_still_looks_for_its_payment_then_rests(buyer: WalletBuy
     assert looked.status_code == 200
     assert cache.get(f"payment-look:{order.id}")
     assert client.get(url, headers=HTMX).status_code == 204
+
+
+def test_the_decision_index_covers_exactly_what_a_resolution_reads() -> None:
+    """orders.models cannot import orders.disputes (which imports it): the partial index's condition is
+    written out there, and must stay the filter `resolution_to_dict` and `orders.details` read with."""
+    from orders.disputes import DECIDING
+    from orders.models import OrderEvent
+
+    (index,) = [index for index in OrderEvent._meta.indexes if index.name == "event_decision_idx"]
+    assert index.condition == DECIDING
