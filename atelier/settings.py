@@ -101,15 +101,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;", "timeout": 20}
     )
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Parameters bound by the server, so psycopg prepares a query the connection has run
-    # PG_PREPARE_THRESHOLD times: the hot reads stop paying PostgreSQL's planning (0.1-0.4 ms each,
-    # BENCHMARKS.md). PG_PREPARE_THRESHOLD= (empty) turns it off, e.g. behind a transaction-mode
-    # PgBouncer older than 1.21, which cannot keep prepared statements.
-    prepare_threshold = env.str("PG_PREPARE_THRESHOLD", default="5")
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"server_side_binding": True, "prepare_threshold": int(prepare_threshold) if prepare_threshold else None}
-    )
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "PG_PREPARED_STATEMENTS", default=True
+):
+    # Parameters bound by the server, so the hot reads (atelier.lib.prepared) can be prepared
+    # statements: PostgreSQL stops planning them on every request (0.1-0.9 ms each, BENCHMARKS.md).
+    # Only those: every other query is planned afresh with its values, as before (a generic plan
+    # for "this order's messages, newest first" assumed an average order and walked a 10,000-message
+    # one). PG_PREPARED_STATEMENTS=false, e.g. behind a transaction-mode PgBouncer older than 1.21.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": None})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Rate-limit counters live here, shared by every app server: the database cache by default,

@@ -55,9 +55,11 @@ class Prepared:
     """A queryset factory `build(slot, *shape)`, compiled once per database alias and shape."""
 
     def __init__(self, build: Callable[..., QuerySet[Any]], *, server_prepared: bool = True) -> None:
-        """`server_prepared=False`: PostgreSQL plans it afresh each time, with the values at hand. For a
-        query whose best plan depends on them: a generic plan for `agent_id = $1` expects an average
-        agent, and read all 280 open orders of a busy one before sorting (BENCHMARKS.md)."""
+        """On PostgreSQL with server-side binding (settings), the statement is a prepared one: planned
+        once per connection, not on every request. `server_prepared=False`: planned afresh each time,
+        with the values at hand, for a query whose best plan depends on them (a generic plan for
+        `agent_id = $1` expects an average agent, and read all 280 open orders of a busy one before
+        sorting; BENCHMARKS.md)."""
         self.build = build
         self.server_prepared = server_prepared
         self._compiled: dict[tuple[str, Hashable], _Compiled] = {}
@@ -70,16 +72,15 @@ class Prepared:
         params = [_fill(param, values) for param in compiled.params]
         connection = connections[using]
         with connection.cursor() as cursor:
-            raw = connection.connection
-            threshold = getattr(raw, "prepare_threshold", None)
-            if not self.server_prepared and threshold is not None:
-                raw.prepare_threshold = None  # psycopg: this statement only, never prepared
+            prepare = self.server_prepared and connection.settings_dict["OPTIONS"].get("server_side_binding") is True
+            if prepare:  # psycopg prepares (or reuses) this statement; other queries stay unprepared
+                connection.connection.prepare_threshold = 0
             try:
                 cursor.execute(compiled.sql, params)
                 rows = cursor.fetchall()
             finally:
-                if not self.server_prepared and threshold is not None:
-                    raw.prepare_threshold = threshold
+                if prepare:
+                    connection.connection.prepare_threshold = None
         if compiled.converters:
             rows = [_convert(row, compiled.converters, connection) for row in rows]
         return [_instance(compiled, row, using) for row in rows]
