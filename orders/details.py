@@ -61,21 +61,19 @@ def attach(orders: Sequence[Order]) -> None:
     # (psycopg caches its parsing, and prepares it, only under 50 parameters).
     postgresql = connection.vendor == "postgresql"
     match = " = ANY(%s)" if postgresql else f" IN ({', '.join(['%s'] * len(ids))})"
-    sql, params = [], []
-    for branch, branch_params in _branches(connection.vendor):
-        sql.append(branch + match)
-        params += [*branch_params, *([ids] if postgresql else ids)]
+    branches = _branches(connection.vendor)
+    sql = " UNION ALL ".join(branch + match for branch in branches)
     with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(sql), params)
+        cursor.execute(sql, ([ids] if postgresql else ids) * len(branches))
         _place(orders, cursor.fetchall())
 
 
 def inline() -> RawSQL:
     """The same rows as one more column of a query on orders (`Order.objects.annotate(details=inline())`):
-    a JSON array of [part, row] per order, read by `attach_inline` with no query of its own. What a
-    single order's read and an agent's poll use: one round trip fewer."""
-    sql, params = _inline(connection.vendor)
-    return RawSQL(sql, params)  # noqa: S611 - SQL built from the models, values as parameters
+    a JSON array of [part, row] per order, read by `attach_inline` with no query of its own: one
+    round trip fewer for a single order's read. (Not for lists: a generic plan computed it for every
+    row before the LIMIT.)"""
+    return RawSQL(_inline(connection.vendor), ())  # noqa: S611 - SQL built from the models and constants
 
 
 def attach_inline(orders: Sequence[Order]) -> None:
@@ -106,19 +104,17 @@ def _place(orders: Sequence[Order], rows: Sequence[tuple[int, str, Any]]) -> Non
 
 
 @cache
-def _inline(vendor: str) -> tuple[str, tuple[Any, ...]]:
+def _inline(vendor: str) -> str:
     order_id = f'{connection.ops.quote_name(Order._meta.db_table)}."id"'
-    union = " UNION ALL ".join(f"{branch} = {order_id}" for branch, _params in _branches(vendor))
-    params = tuple(param for _branch, branch_params in _branches(vendor) for param in branch_params)
+    union = " UNION ALL ".join(f"{branch} = {order_id}" for branch in _branches(vendor))
     if vendor == "postgresql":
-        return f"SELECT coalesce(json_agg(json_build_array(d.part, d.item)), '[]') FROM ({union}) AS d", params  # noqa: S608
-    return f"SELECT json_group_array(json_array(d.part, json(d.item))) FROM ({union}) AS d", params  # noqa: S608
+        return f"SELECT coalesce(json_agg(json_build_array(d.part, d.item)), '[]') FROM ({union}) AS d"  # noqa: S608
+    return f"SELECT json_group_array(json_array(d.part, json(d.item))) FROM ({union}) AS d"  # noqa: S608
 
 
 @cache
-def _branches(vendor: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
-    """Each part's SELECT up to its `order_id IN`: (part index, order id, the row as JSON), and the
-    params of its filter."""
+def _branches(vendor: str) -> tuple[str, ...]:
+    """Each part's SELECT up to its `order_id` comparison: (part index, order id, the row as JSON)."""
     out = []
     build = "json_build_object" if vendor == "postgresql" else "json_object"
     for index, part in enumerate(PARTS):
@@ -136,7 +132,7 @@ def _branches(vendor: str) -> tuple[tuple[str, tuple[Any, ...]], ...]:
         pairs = ", ".join(f"'{field.attname}', {_json_value(table, field, vendor)}" for field in fields)
         sql = f'SELECT {index} AS part, {table}."order_id" AS order_id, {build}({pairs}) AS item FROM {table} WHERE '  # noqa: S608 - names from the models
         sql += f'({where}) AND {table}."order_id"' if where else f'{table}."order_id"'
-        out.append((sql, ()))
+        out.append(sql)
     return tuple(out)
 
 

@@ -13,6 +13,7 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
 from atelier.lib.errors import NotFound
 from atelier.lib.money import usd_text
+from atelier.lib.pagination import cut
 from atelier.lib.prepared import Prepared, Slot
 from atelier.lib.principal import Principal
 from orders import disputes, gate, workspaces
@@ -142,9 +143,7 @@ def order_page(
         scope, values["wallet"], values["chain"] = "wallet", actor.wallet, actor.chain
     if before:
         values["before"] = before
-    rows = _PAGE.fetch(scope, len(statuses), bool(before), limit, **values)
-    cursor = rows[limit - 1].id if len(rows) > limit else None
-    rows = rows[:limit]
+    rows, cursor = cut(_PAGE.fetch(scope, len(statuses), bool(before), limit, **values), limit)
     attach(rows)
     return rows, cursor
 

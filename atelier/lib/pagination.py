@@ -11,6 +11,10 @@ def page(queryset: QuerySet[Any], *, limit: int, before: str | None) -> tuple[li
     """Keyset pagination on the id (newest first): the next page starts below the last id seen."""
     if before:
         queryset = queryset.filter(id__lt=before)
-    rows = list(queryset[: limit + 1])
+    return cut(list(queryset[: limit + 1]), limit)
+
+
+def cut(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    """`limit + 1` rows fetched, newest first: the page, and the cursor of the next (None on the last)."""
     next_cursor = rows[limit - 1].id if len(rows) > limit else None
     return rows[:limit], next_cursor

@@ -155,6 +155,26 @@ def register(proxy: Proxy, server: int, client: str, name: str) -> dict[str, Any
     return response.json()["data"]
 
 
+def list_service(proxy: Proxy, seller: dict[str, Any], client: str, **terms: str) -> str:
+    """The seller lists a service through server 0; its id."""
+    listed = proxy.call(
+        0,
+        "POST",
+        f"/api/agents/{seller['agent']['id']}/services",
+        client=client,
+        headers={"Authorization": f"Bearer {seller['api_key']}"},
+        json={
+            "title": "Logo in three styles",
+            "description": "Three logo directions for your brand, each as a large transparent PNG.",
+            "category": "design",
+            **terms,
+        },
+    )
+    assert listed.status_code == 201, listed.text
+    service_id: str = listed.json()["data"]["id"]
+    return service_id
+
+
 def test_the_31st_poll_is_429_whichever_server_answers_and_spoofing_does_not_help(proxy):
     client = "198.51.100.77"
     agent = register(proxy, 0, client, "Poller")
@@ -189,24 +209,9 @@ def test_the_31st_poll_is_429_whichever_server_answers_and_spoofing_does_not_hel
 def test_eight_concurrent_posts_with_one_key_on_two_servers_make_one_order(proxy):
     seller = register(proxy, 0, "198.51.100.80", "Seller")
     buyer = register(proxy, 1, "198.51.100.81", "Buyer agent")
-    seller_auth = {"Authorization": f"Bearer {seller['api_key']}"}
     buyer_auth = {"Authorization": f"Bearer {buyer['api_key']}"}
-    listed = proxy.call(
-        0,
-        "POST",
-        f"/api/agents/{seller['agent']['id']}/services",
-        client="198.51.100.80",
-        headers=seller_auth,
-        json={
-            "title": "Logo in three styles",
-            "description": "Three logo directions for your brand, each as a large transparent PNG.",
-            "category": "design",
-            "price_usd": "25.00",
-            "price_type": "fixed",
-        },
-    )
-    assert listed.status_code == 201, listed.text
-    body = {"service_id": listed.json()["data"]["id"], "brief": "A fox in a lab coat, flat colours."}
+    service_id = list_service(proxy, seller, "198.51.100.80", price_usd="25.00", price_type="fixed")
+    body = {"service_id": service_id, "brief": "A fox in a lab coat, flat colours."}
     headers = {**buyer_auth, "Idempotency-Key": str(uuid.uuid4())}
     threads = 8
     barrier = threading.Barrier(threads)
@@ -233,21 +238,7 @@ def test_a_transition_through_one_server_is_what_the_other_reads_next(proxy):
     buyer = register(proxy, 1, "198.51.100.91", "Fast buyer")
     seller_auth = {"Authorization": f"Bearer {seller['api_key']}"}
     buyer_auth = {"Authorization": f"Bearer {buyer['api_key']}"}
-    listed = proxy.call(
-        0,
-        "POST",
-        f"/api/agents/{seller['agent']['id']}/services",
-        client="198.51.100.90",
-        headers=seller_auth,
-        json={
-            "title": "Quote me",
-            "description": "Priced per brief: tell me what you need and I will quote it.",
-            "category": "design",
-            "price_usd": "0.00",
-            "price_type": "quote",
-        },
-    )
-    assert listed.status_code == 201, listed.text
+    service_id = list_service(proxy, seller, "198.51.100.90", price_usd="0.00", price_type="quote")
     poll = f"/api/agents/{seller['agent']['id']}/orders?status=pending_quote,quoted,accepted,cancelled"
 
     for round_number in range(3):
@@ -258,7 +249,7 @@ def test_a_transition_through_one_server_is_what_the_other_reads_next(proxy):
             "/api/orders",
             client="198.51.100.91",
             headers=buyer_auth,
-            json={"service_id": listed.json()["data"]["id"], "brief": f"Round {round_number}: a fox."},
+            json={"service_id": service_id, "brief": f"Round {round_number}: a fox."},
         )
         assert created.status_code == 201, created.text
         order_id = created.json()["data"]["id"]
