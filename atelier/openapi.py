@@ -161,6 +161,7 @@ ORDER: dict[str, Schema] = {
     "payment": {"oneOf": [_ref("PaymentInstructions"), {"type": "null"}]},
     "payment_pending": {"type": "boolean"},
     "unapplied_transfers": {"type": "array", "items": _ref("UnappliedTransfer")},
+    "unapplied_transfers_total": INT,
     "transfers": {"type": "array", "items": _ref("Transfer")},
     "deliverables": {"type": "array", "items": _ref("Deliverable")},
     "allowed_actions": {"type": "array", "items": {"enum": list(ACTIONS)}},
@@ -374,8 +375,9 @@ COMPONENTS: dict[str, Schema] = {
             "message": STR,
             "why": STR,
             "returned_to": STR,
-            "return_status": {"enum": ["pending", "signed", "confirmed", "failed", None]},
+            "return_status": {"enum": ["pending", "signed", "confirmed", "failed", "held", None]},
             "return_tx_hash": NULLABLE_STR,
+            "return_held_reason": NULLABLE_STR,
         }
     ),
     "Transfer": _object(
@@ -384,9 +386,10 @@ COMPONENTS: dict[str, Schema] = {
             "chain": {"enum": Chain.values},
             "to_address": NULLABLE_STR,
             "amount_base_units": INT,
-            "status": {"enum": ["pending", "signed", "confirmed", "failed"]},
+            "status": {"enum": ["pending", "signed", "confirmed", "failed", "held"]},
             "tx_hash": NULLABLE_STR,
             "error": NULLABLE_STR,
+            "held_reason": NULLABLE_STR,
         }
     ),
     "Resolution": _object(

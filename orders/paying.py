@@ -143,7 +143,7 @@ def record_unapplied(
         payment, created = payment_services.record_unapplied(
             order=order, chain=chain, transfer=transfer, reason=reason, due=due
         )
-        if created and order is not None:
+        if created and order is not None and payment.order_id is not None:  # dust names no order
             events.record(
                 order,
                 "payment_unapplied",
@@ -271,7 +271,7 @@ def escrow_scan(chain: str) -> list[chains.InboundTransfer]:
 def _decide(chain: str, item: chains.InboundTransfer) -> bool:
     if item.amount <= 0 or payment_services.accounted(chain, item.tx_hash) is not None:
         return True
-    transfer = chains.VerifiedTransfer(item.tx_hash, item.sender, item.amount, item.block_time)
+    transfer = item.verified()
     if chain == wallets.SOLANA:
         return _decide_by_memo(chain, item, transfer)
     # Base carries no reference: a claim with a proven payer pays it; unclaimed, it goes back.

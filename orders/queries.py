@@ -190,6 +190,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
         "payment_pending": payment_pending(order),
         "unapplied_transfers": unapplied_transfers(order),
+        "unapplied_transfers_total": unapplied_total(order),
         "transfers": [_transfer(transfer) for transfer in getattr(order, "transfer_list", [])],
         # The watermark gate decides which URLs this viewer gets (orders.gate).
         "deliverables": rendered,
@@ -237,13 +238,23 @@ def pending_claim(order: Order) -> Payment | None:
     return next((payment for payment in _open_payments(order) if payment.status == PaymentStatus.PENDING), None)
 
 
+# An order shows its latest few transfers that paid nothing, and how many there are: anyone who knows
+# the order's memo can send it transfers, so the list must not grow with them.
+UNAPPLIED_SHOWN = 3
+
+
+def _unapplied(order: Order) -> list[Payment]:
+    return [payment for payment in _open_payments(order) if payment.status == PaymentStatus.UNAPPLIED]
+
+
 def unapplied_transfers(order: Order) -> list[dict[str, Any]]:
-    """Transfers that named this order and arrived but paid nothing, and where their return stands."""
-    return [
-        payment_services.unapplied_to_dict(payment)
-        for payment in _open_payments(order)
-        if payment.status == PaymentStatus.UNAPPLIED
-    ]
+    """The latest transfers that named this order and arrived but paid nothing, and where their
+    return stands (at most UNAPPLIED_SHOWN; dust is attached to no order at all)."""
+    return [payment_services.unapplied_to_dict(payment) for payment in _unapplied(order)[-UNAPPLIED_SHOWN:]]
+
+
+def unapplied_total(order: Order) -> int:
+    return len(_unapplied(order))
 
 
 def _transfer(transfer: OutgoingTransfer) -> dict[str, Any]:
@@ -255,6 +266,7 @@ def _transfer(transfer: OutgoingTransfer) -> dict[str, Any]:
         "status": transfer.status,
         "tx_hash": transfer.tx_hash or None,
         "error": transfer.last_error or None,
+        "held_reason": transfer.held_reason or None,
     }
 
 

@@ -154,6 +154,7 @@ class Page:
             "payment_pending": queries.pending_claim(order),
             "base_confirmations": settings.BASE_CONFIRMATIONS,
             "unapplied_transfers": queries.unapplied_transfers(order),
+            "unapplied_total": queries.unapplied_total(order),
             "transfers": getattr(order, "transfer_list", []),
             "deliverables": deliverable_items(order, role),
             "earlier_deliverables": earlier_deliverables(order, role),

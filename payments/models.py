@@ -81,6 +81,13 @@ class Payment(models.Model):
     amount_base_units = models.BigIntegerField(default=0)
     due_base_units = models.BigIntegerField(default=0)  # unapplied: what the order or offer asked for
     reason = models.CharField(max_length=20, choices=UnappliedReason.choices, blank=True)
+    # Solana: the token account the USDC left (where a return or refund goes while it is open), and
+    # whether its owner (`payer`) signed the transaction. A swap route or a vault program moves USDC
+    # out of an account whose owner never signed: money back to it would go to the pool, so it is held
+    # for staff, with the transaction's signers as the other candidates.
+    source_account = models.CharField(max_length=64, blank=True)
+    payer_signed = models.BooleanField(default=True)
+    signers = models.JSONField(default=list, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
     checks = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -122,6 +129,8 @@ class LedgerAccount(models.TextChoices):
     PLATFORM_REVENUE = "platform_revenue"  # the 10% fee
     # liability: arrived in escrow, applied to no order, owed back to its sender until returned
     UNAPPLIED_REFUNDABLE = "unapplied_refundable"
+    # equity: what the escrow wallet already held when the ledger began (`reconcile --record-opening`)
+    OPENING_BALANCE = "opening_balance"
 
 
 class LedgerKind(models.TextChoices):
@@ -133,6 +142,7 @@ class LedgerKind(models.TextChoices):
     REFUND_OUT = "refund_out"
     UNAPPLIED_IN = "unapplied_in"  # a transfer into escrow that pays no order
     RETURN_OUT = "return_out"  # that transfer sent back
+    OPENING = "opening"  # the escrow's balance before the ledger began, once per chain
 
 
 class LedgerEntry(models.Model):
@@ -158,7 +168,12 @@ class LedgerEntry(models.Model):
             models.UniqueConstraint(fields=["payment", "kind", "account"], name="ledger_unapplied_posts_once"),
             models.CheckConstraint(condition=~Q(amount=0), name="ledger_amount_nonzero"),
             models.CheckConstraint(
-                condition=Q(order__isnull=True) ^ Q(payment__isnull=True), name="ledger_names_order_or_payment"
+                condition=(Q(order__isnull=True) ^ Q(payment__isnull=True))
+                | Q(kind="opening", order__isnull=True, payment__isnull=True),
+                name="ledger_names_order_or_payment",
+            ),
+            models.UniqueConstraint(
+                fields=["chain", "account"], condition=Q(kind="opening"), name="ledger_opening_once"
             ),
         ]
 
@@ -177,6 +192,11 @@ class TransferStatus(models.TextChoices):
     SIGNED = "signed"  # signed bytes persisted; sending or waiting for finality
     CONFIRMED = "confirmed"
     FAILED = "failed"  # cannot be sent (no wallet, RPC error) or landed and failed: visible, retryable
+    # Not sent, and not sent by itself: sending would cost the escrow more than a fee (the recipient
+    # has no USDC account to receive it) or could reach the wrong person (the paying account's owner
+    # did not sign). Shown on the order and in the transfers queue until the recipient has an account
+    # (looked at again by the scheduler) or staff decide.
+    HELD = "held"
 
 
 class OutgoingTransfer(models.Model):
@@ -194,6 +214,9 @@ class OutgoingTransfer(models.Model):
     kind = models.CharField(max_length=10, choices=TransferKind.choices)
     chain = models.CharField(max_length=10, choices=Chain.choices)
     to_address = models.CharField(max_length=64, blank=True)
+    # Solana: the token account a return or refund goes to while it is open (the one the USDC came
+    # from); otherwise the owner's existing associated account. Never an account created by us.
+    to_token_account = models.CharField(max_length=64, blank=True)
     amount_base_units = models.BigIntegerField()
     status = models.CharField(max_length=10, choices=TransferStatus.choices, default=TransferStatus.PENDING)
     tx_hash = models.CharField(max_length=128, blank=True)
@@ -202,6 +225,7 @@ class OutgoingTransfer(models.Model):
     nonce = models.BigIntegerField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    held_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -256,6 +280,9 @@ class Reconciliation(models.Model):
     ledger = models.BigIntegerField()
     explained = models.JSONField(default=list)  # [{"tx_hash", "amount", "why"}], amounts signed
     unexplained = models.BigIntegerField()
+    # The hot wallet's balance of the chain's own coin (lamports, wei), which pays every payout's fee:
+    # a metric, and a readiness warning below settings.HOT_WALLET_FEE_FLOOR.
+    fee_balance = models.DecimalField(max_digits=40, decimal_places=0, null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["chain", "-ran_at"], name="reconciliation_latest_idx")]

@@ -40,7 +40,7 @@ from payments.models import (
     UnappliedReason,
     WalletSession,
 )
-from payments.tasks import send_transfer
+from payments.tasks import hold, send_transfer
 
 if TYPE_CHECKING:  # for the type only: orders sits above payments and calls into it
     from orders.models import Order
@@ -426,6 +426,7 @@ def payment_record(order: Order, *, chain: str, transfer: chains.VerifiedTransfe
         "payer": transfer.payer,
         "amount_base_units": transfer.amount,
         "verified_at": timezone.now(),
+        **_paying_account(transfer),
     }
     claim = order.payments.filter(chain=chain, tx_hash=transfer.tx_hash, status=PaymentStatus.PENDING).first()
     try:
@@ -448,10 +449,16 @@ def record_unapplied(
 ) -> tuple[Payment, bool]:
     """Inside the caller's transaction: a final transfer in escrow that pays no order is accounted
     for (a row, its journal) and its return to the sender is queued with it. Idempotent: a transfer
-    accounted for already returns its row unchanged. Returns (row, created)."""
+    accounted for already returns its row unchanged. Returns (row, created).
+
+    Dust (below the automatic-return minimum) is accounted for but attached to no order: anyone can
+    read an order's memo and send 0.000001 USDC with it, and such rows would pile onto the victim's
+    order naming the stranger's wallet."""
     existing = accounted(chain, transfer.tx_hash)
     if existing is not None:
         return existing, False
+    if transfer.amount < MIN_AUTO_RETURN_BASE_UNITS:
+        order = None
     try:
         with transaction.atomic():
             payment = Payment.objects.create(
@@ -464,6 +471,7 @@ def record_unapplied(
                 amount_base_units=transfer.amount,
                 due_base_units=due,
                 verified_at=timezone.now(),
+                **_paying_account(transfer),
             )
     except IntegrityError:  # accounted for by a racing request meanwhile
         return Payment.objects.get(chain=chain, tx_hash=transfer.tx_hash, status__in=ACCOUNTED), False
@@ -475,21 +483,50 @@ def record_unapplied(
     return payment, True
 
 
+def _paying_account(transfer: chains.VerifiedTransfer) -> dict[str, object]:
+    return {
+        "source_account": transfer.source_account,
+        "payer_signed": transfer.payer_signed,
+        "signers": list(transfer.signers),
+    }
+
+
 def payment_return(payment: Payment) -> OutgoingTransfer:
     """Queue the return of an unapplied transfer to its sender (once, ever). Inside a transaction."""
     existing = OutgoingTransfer.objects.filter(payment=payment).first()
     if existing is not None:
         return existing
+    return _send_back(payment, payment.amount_base_units, kind=TransferKind.RETURN, order=payment.order)
+
+
+def _send_back(payment: Payment, amount: int, *, kind: TransferKind, order: Order | None) -> OutgoingTransfer:
+    """A return or refund of `payment`'s money: to the account it came from while that is open,
+    else its owner's existing USDC account (payments.tasks holds it when neither exists). Only when
+    that owner signed the paying transaction; otherwise held for staff with the candidates named,
+    since a swap route or a vault program's account is not the buyer's."""
     transfer = OutgoingTransfer.objects.create(
-        order=payment.order,
-        payment=payment,
-        kind=TransferKind.RETURN,
+        order=order,
+        payment=payment if kind == TransferKind.RETURN else None,
+        kind=kind,
         chain=payment.chain,
-        to_address=payment.payer,
-        amount_base_units=payment.amount_base_units,
+        to_address=payment.payer if payment.payer_signed else "",
+        to_token_account=payment.source_account if payment.payer_signed else "",
+        amount_base_units=amount,
     )
-    _schedule(transfer)
+    if payment.payer_signed:
+        _schedule(transfer)
+    else:
+        hold(transfer, unsigned_reason(payment))
     return transfer
+
+
+def unsigned_reason(payment: Payment) -> str:
+    signers = ", ".join(payment.signers) or "nobody we can name"
+    return (
+        f"The USDC came from an account of {payment.payer}, which did not sign the transaction (a swap route or "
+        f"a program's vault paid it), so it is not sent there by itself. Signed by: {signers}. "
+        "Staff decide where it goes."
+    )
 
 
 UNAPPLIED_WHY = {
@@ -511,6 +548,14 @@ def unapplied_message(payment: Payment) -> str:
         text += f" ({_usdc(payment.due_base_units)} due, {_usdc(missing)} missing)"
     if payment.amount_base_units < MIN_AUTO_RETURN_BASE_UNITS:
         return text + ". It is too small to return by itself; support can return it on request."
+    if not payment.payer_signed:
+        return text + (
+            f". It came from an account of {payment.payer}, which did not sign the transaction (a swap route or a "
+            "program's vault), so it is held for staff to return to whoever paid; support can help."
+        )
+    returned = getattr(payment, "return_transfer", None)
+    if returned is not None and returned.status == "held":
+        return text + f". It is held until {payment.payer} has a USDC account to receive it."
     return text + f". It is returned to {payment.payer}."
 
 
@@ -530,6 +575,7 @@ def unapplied_to_dict(payment: Payment) -> dict[str, object]:
         "returned_to": payment.payer,
         "return_status": returned.status if returned is not None else None,
         "return_tx_hash": (returned.tx_hash or None) if returned is not None else None,
+        "return_held_reason": (returned.held_reason or None) if returned is not None else None,
     }
 
 
@@ -566,15 +612,7 @@ def _refund(order: Order, payment: Payment, amount: int, *, kind: LedgerKind = L
     if amount <= 0:
         return
     ledger.refund_due(order, payment.chain, amount, kind=kind)
-    _schedule(
-        OutgoingTransfer.objects.create(
-            order=order,
-            kind=TransferKind.REFUND,
-            chain=payment.chain,
-            to_address=payment.payer,
-            amount_base_units=amount,
-        )
-    )
+    _send_back(payment, amount, kind=TransferKind.REFUND, order=order)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,12 @@ def _fail(transfer: OutgoingTransfer, reason: str) -> None:
     _event(transfer, f"{transfer.kind}_failed", reason=reason)
 
 
+def hold(transfer: OutgoingTransfer, reason: str) -> None:
+    """Keep a locked pending transfer from being signed until someone decides (see TransferStatus.HELD)."""
+    transfer_move(transfer, "hold", held_reason=reason)
+    _event(transfer, f"{transfer.kind}_held", reason=reason)
+
+
 def _allocate_nonce(client: chains.ChainClient, address: str) -> int | None:
     """EVM: the next nonce of the hot wallet, under a row lock so two workers never share one."""
     chain_nonce = client.next_nonce()
@@ -67,8 +73,8 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
     with transaction.atomic():
         transfer = OutgoingTransfer.objects.select_for_update().get(pk=transfer_id)
         requestlog.bind(order_id=transfer.order_id)  # on the task's log lines
-        if transfer.status in (TransferStatus.CONFIRMED, TransferStatus.FAILED):
-            return None  # done, or waiting for staff to retry it
+        if transfer.status in (TransferStatus.CONFIRMED, TransferStatus.FAILED, TransferStatus.HELD):
+            return None  # done, or waiting for staff (or, held, for its recipient's account)
         if transfer.raw_tx:
             return transfer  # signed before (maybe sent, maybe not): re-send the same bytes
         if not transfer.to_address:
@@ -84,7 +90,11 @@ def _sign(transfer_id: int) -> OutgoingTransfer | None:
                     amount=transfer.amount_base_units,
                     memo=f"atelier:{transfer.kind}:{transfer.order_id or transfer.payment_id}",
                     nonce=nonce,
+                    token_account=transfer.to_token_account,
                 )
+        except chains.NoDestination:
+            hold(transfer, no_account_reason(transfer))
+            return None
         except chains.ChainUnavailable as exc:
             # Nothing was signed or sent; stay pending and try again later.
             transfer.attempts += 1
@@ -167,9 +177,47 @@ def send_transfer(transfer_id: int) -> str:
     return str(status)
 
 
-def retry_transfer(transfer: OutgoingTransfer) -> None:
-    """Staff retry. A failed transfer either never got signed or landed and failed on-chain;
-    neither can move money, so it is signed anew. Others are just looked at again."""
-    if transfer.status == TransferStatus.FAILED:
-        transfer_move(transfer, "retry", raw_tx=None, tx_hash="")
+def no_account_reason(transfer: OutgoingTransfer) -> str:
+    return (
+        f"{transfer.to_address} has no USDC account on {transfer.chain} to receive it. Creating one would cost the "
+        "escrow rent, so it waits: it is sent once that wallet has a USDC account (any wallet app makes one "
+        "when it first receives USDC), or when staff decide."
+    )
+
+
+def retry_transfer(transfer: OutgoingTransfer) -> bool:
+    """Staff retry. A failed transfer either never got signed or landed and failed on-chain; a held
+    one was never signed; none of them moved money, so it is signed anew. Others are just looked at
+    again. False for a held transfer with nowhere chosen to send it (`send_held_to`)."""
+    if transfer.status == TransferStatus.HELD and not transfer.to_address:
+        return False
+    if transfer.status in (TransferStatus.FAILED, TransferStatus.HELD):
+        transfer_move(transfer, "retry", raw_tx=None, tx_hash="", held_reason="")
     enqueue(send_transfer, transfer.pk)
+    return True
+
+
+def send_held_to(transfer: OutgoingTransfer, address: str) -> None:
+    """Staff decided where a held transfer goes (one of the candidates: a signer of the paying
+    transaction). It is sent only into an existing USDC account of that wallet, like any other."""
+    transfer.to_address, transfer.to_token_account = address, ""
+    transfer.save(update_fields=["to_address", "to_token_account", "updated_at"])
+    retry_transfer(transfer)
+
+
+def release_held_transfers() -> int:
+    """Scheduled: send each transfer held for want of a USDC account once its recipient has one.
+    One account read per held transfer; those held for staff's decision (no address) are skipped."""
+    released = 0
+    for transfer in OutgoingTransfer.objects.filter(status=TransferStatus.HELD).exclude(to_address="").order_by("pk"):
+        try:
+            if not chains.client(transfer.chain).can_receive(transfer.to_address, transfer.to_token_account):
+                continue
+        except chains.ChainError as exc:
+            log.warning("held transfer %s: cannot look at its recipient: %s", transfer.pk, exc)
+            continue
+        with transaction.atomic():
+            locked = OutgoingTransfer.objects.select_for_update().get(pk=transfer.pk)
+            if locked.status == TransferStatus.HELD:
+                released += retry_transfer(locked)
+    return released

@@ -5,6 +5,7 @@ function that makes them. Nothing else assigns `OutgoingTransfer.status` (paymen
        ^                 |
        |-----expire------|        (never landed and never can: sign anew)
     pending, signed --fail--> failed --retry--> pending   (staff: sign anew)
+    pending --hold--> held --retry--> pending   (the recipient has an account now, or staff decided)
 """
 
 from __future__ import annotations
@@ -28,7 +29,11 @@ TABLE: tuple[Move, ...] = (
     Move("confirm", frozenset({T.SIGNED}), T.CONFIRMED),  # final on chain, and succeeded
     Move("expire", frozenset({T.SIGNED}), T.PENDING),  # its blockhash expired unseen: it can never land
     Move("fail", frozenset({T.PENDING, T.SIGNED}), T.FAILED),  # cannot be signed, or landed and failed
-    Move("retry", frozenset({T.FAILED}), T.PENDING),  # staff: neither kind of failure moved money
+    # Sending would cost rent (no USDC account to land in) or could reach the wrong person (the
+    # paying account's owner did not sign): nothing is signed until someone decides.
+    Move("hold", frozenset({T.PENDING}), T.HELD),
+    # staff, or the scheduler once the recipient has an account: neither failures nor holds moved money
+    Move("retry", frozenset({T.FAILED, T.HELD}), T.PENDING),
 )
 MOVES = {move.action: move for move in TABLE}
 

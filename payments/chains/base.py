@@ -26,6 +26,11 @@ class ChainUnavailable(ChainError):
     """The chain's RPC is unreachable, timed out, or answered with an error."""
 
 
+class NoDestination(ChainError):
+    """An outgoing transfer has nowhere to land without creating an account at the escrow's cost
+    (Solana: the recipient has no USDC token account). Nothing was signed."""
+
+
 class PaymentPending(ChainError):
     """Seen but not final (or not seen yet): never a rejection."""
 
@@ -61,6 +66,10 @@ class VerifiedTransfer:
     amount: int  # base units that arrived in the escrow's own token account
     block_time: int  # unix seconds of the block
     final: bool = True  # False: seen at `confirmed` (Solana) or under the confirmation depth (Base)
+    # Solana: the token account the USDC left, whether its owner (`payer`) signed, and who did sign.
+    source_account: str = ""
+    payer_signed: bool = True
+    signers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,20 @@ class InboundTransfer:
     memos: tuple[str, ...]  # Solana: the transaction's memos; Base: none
     block_time: int
     position: str  # the scan cursor once this transfer (and all before it) is decided
+    source_account: str = ""  # Solana: as VerifiedTransfer
+    sender_signed: bool = True
+    signers: tuple[str, ...] = ()
+
+    def verified(self) -> VerifiedTransfer:
+        return VerifiedTransfer(
+            self.tx_hash,
+            self.sender,
+            self.amount,
+            self.block_time,
+            source_account=self.source_account,
+            payer_signed=self.sender_signed,
+            signers=self.signers,
+        )
 
 
 @dataclass(frozen=True)
@@ -123,9 +146,20 @@ class ChainClient(Protocol):
         """Base: the escrow hot wallet's pending nonce. Solana: None."""
         ...
 
-    def sign_transfer(self, *, to: str, amount: int, memo: str, nonce: int | None = None) -> SignedTransfer:
+    def sign_transfer(
+        self, *, to: str, amount: int, memo: str, nonce: int | None = None, token_account: str = ""
+    ) -> SignedTransfer:
         """Sign (do not send) a USDC transfer from the escrow hot wallet to the wallet `to`.
-        Solana: creates `to`'s associated token account if missing (idempotent instruction)."""
+        Solana: into `token_account` if it is open and `to`'s, else into `to`'s existing associated
+        token account; NoDestination when neither exists (never creates one: that costs rent)."""
+        ...
+
+    def can_receive(self, to: str, token_account: str = "") -> bool:
+        """Whether `sign_transfer` would find somewhere to land (Solana: an open USDC account of `to`)."""
+        ...
+
+    def fee_balance(self) -> int:
+        """The hot wallet's balance of the chain's own coin (lamports, wei): what pays every fee."""
         ...
 
     def send_raw(self, raw: bytes) -> None:

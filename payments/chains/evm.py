@@ -227,8 +227,19 @@ class EvmClient:
         with _rpc():
             return self.w3.eth.get_transaction_count(self.escrow, "pending")
 
-    def sign_transfer(self, *, to: str, amount: int, memo: str, nonce: int | None = None) -> SignedTransfer:
-        """An ERC-20 transfer from the escrow hot wallet. `memo` has no place on EVM and is ignored."""
+    def can_receive(self, to: str, token_account: str = "") -> bool:
+        """Any EVM address can hold USDC; receiving costs the sender no more than the transfer's gas."""
+        return is_address(to)
+
+    def fee_balance(self) -> int:
+        with _rpc():
+            return int(self.w3.eth.get_balance(self.escrow, "latest"))
+
+    def sign_transfer(
+        self, *, to: str, amount: int, memo: str, nonce: int | None = None, token_account: str = ""
+    ) -> SignedTransfer:
+        """An ERC-20 transfer from the escrow hot wallet. `memo` has no place on EVM and is ignored,
+        and so is `token_account` (a Solana notion)."""
         if amount <= 0:
             raise PaymentRejected("invalid_amount", f"cannot send {amount} base units")
         if not is_address(to):

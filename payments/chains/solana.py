@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -23,14 +24,13 @@ from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.token.state import TokenAccount
+from solders.token.state import TokenAccount, TokenAccountState
 from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
-    create_idempotent_associated_token_account,
     get_associated_token_address,
     transfer_checked,
 )
@@ -39,6 +39,7 @@ from spl.token.models import TransferCheckedParams
 from payments.chains.base import (
     ChainUnavailable,
     InboundTransfer,
+    NoDestination,
     PaymentInstructions,
     PaymentPending,
     PaymentRejected,
@@ -69,6 +70,27 @@ class RpcError(ChainUnavailable):
     @property
     def transaction_error(self) -> Any:
         return self.data.get("err") if isinstance(self.data, dict) else None
+
+
+@dataclass(frozen=True)
+class Inflow:
+    """What one transaction moved into the escrow's own USDC account."""
+
+    received: int  # base units
+    sender: str  # the owner of the USDC account it came from
+    source_account: str  # that account ("" when USDC was minted straight into escrow)
+    sender_signed: bool  # whether the sender signed the transaction: only then may money go back to it
+    signers: tuple[str, ...]
+    memos: list[str]  # every memo-program instruction, top-level and inner
+
+
+def _memos(tx: dict[str, Any]) -> list[str]:
+    """The memos of the whole transaction: top-level instructions and the inner instructions of
+    program calls alike (a multisig vault or smart wallet runs the memo by CPI). jsonParsed gives a
+    memo's text as `parsed`; one it could not decode counts all the same, as its raw data."""
+    top = tx["transaction"]["message"]["instructions"]
+    inner = [ix for group in tx["meta"].get("innerInstructions") or [] for ix in group["instructions"]]
+    return [str(ix.get("parsed", ix.get("data", ""))) for ix in [*top, *inner] if ix.get("programId") in MEMO_PROGRAMS]
 
 
 class SolanaClient:
@@ -172,33 +194,41 @@ class SolanaClient:
             raise ChainUnavailable("Solana RPC returned a different transaction")
         if meta["err"] is not None:
             raise PaymentRejected("tx_failed", f"the transaction failed on chain: {meta['err']}")
-        received, sender, memos = self._inflow(tx)
+        inflow = self._inflow(tx)
         # The memo binds the transfer to its order, whoever signed it: checked before anything else
         # is said about the transfer, so a stranger learns nothing about another order's payment.
-        if memos != [reference]:
+        if inflow.memos != [reference]:
             raise PaymentRejected("memo_mismatch", "the transaction must carry exactly one memo: the payment reference")
-        message = tx["transaction"]["message"]
-        signers = {key["pubkey"] for key in message["accountKeys"] if key["signer"]}
-        if payer is not None and payer not in signers:
+        if payer is not None and payer not in inflow.signers:
             raise PaymentRejected("buyer_not_signer", "the transaction was not signed by the payer's wallet")
         block_time = tx.get("blockTime")
         if block_time is None:
             raise ChainUnavailable("Solana RPC returned the transaction without its block time")
         transfer = VerifiedTransfer(
-            tx_hash=signature, payer=sender, amount=received, block_time=int(block_time), final=is_final
+            tx_hash=signature,
+            payer=inflow.sender,
+            amount=inflow.received,
+            block_time=int(block_time),
+            final=is_final,
+            source_account=inflow.source_account,
+            payer_signed=inflow.sender_signed,
+            signers=inflow.signers,
         )
         if block_time < not_before:
             raise PaymentRejected("tx_too_old", "the transaction is older than the order", transfer=transfer)
-        if received < min_amount:
-            raise PaymentRejected("underpaid", f"received {received} base units, {min_amount} due", transfer=transfer)
+        if inflow.received < min_amount:
+            raise PaymentRejected(
+                "underpaid", f"received {inflow.received} base units, {min_amount} due", transfer=transfer
+            )
         return transfer
 
-    def _inflow(self, tx: dict[str, Any]) -> tuple[int, str, list[str]]:
-        """What a successful transaction moved into the escrow's own USDC account: (base units, the
-        owner of the USDC account it came from, the memos). PaymentRejected when nothing arrived."""
+    def _inflow(self, tx: dict[str, Any]) -> Inflow:
+        """What a successful transaction moved into the escrow's own USDC account, where it came from
+        and the memos it carries. PaymentRejected when nothing arrived."""
         meta = tx["meta"]
         message = tx["transaction"]["message"]
         keys = [key["pubkey"] for key in message["accountKeys"]]
+        signers = tuple(key["pubkey"] for key in message["accountKeys"] if key["signer"])
         mint, escrow, escrow_account = str(self.mint), str(self.escrow.pubkey()), str(self.escrow_token_account)
         pre, post = meta.get("preTokenBalances") or [], meta.get("postTokenBalances") or []
         if not any(balance["mint"] == mint for balance in pre + post):
@@ -221,11 +251,15 @@ class SolanaClient:
         received = after.get(index, ("", 0))[1] - before.get(index, ("", 0))[1]
         if received <= 0:
             raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
-        # The sender is the owner of the USDC account that lost the most: where a return goes.
-        losses = {owner: amount - after.get(i, (owner, 0))[1] for i, (owner, amount) in before.items() if i != index}
-        sender = max(losses, key=lambda owner: losses[owner]) if losses else keys[0]
-        memos = [ix.get("parsed") for ix in message["instructions"] if ix.get("programId") in MEMO_PROGRAMS]
-        return received, sender, [str(memo) for memo in memos]
+        # The source is the USDC account that lost the most (a closed account is missing after: it
+        # lost everything); its owner is the sender, and money goes back there only if it signed.
+        losses = {i: amount - after.get(i, (owner, 0))[1] for i, (owner, amount) in before.items() if i != index}
+        if losses:
+            source = max(losses, key=lambda i: losses[i])
+            sender, source_account = before[source][0], keys[source]
+        else:  # minted straight into escrow: nobody's account lost it
+            sender, source_account = keys[0], ""
+        return Inflow(received, sender, source_account, sender in signers, signers, _memos(tx))
 
     def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
         """Walks `getSignaturesForAddress` of the escrow's USDC account back to `after`, then reads each
@@ -256,13 +290,24 @@ class SolanaClient:
                 found.append(InboundTransfer(signature, "", 0, (), 0, signature))
                 continue
             try:
-                received, sender, memos = self._inflow(tx)
+                inflow = self._inflow(tx)
             except PaymentRejected:  # a payout or anything else that did not raise the balance
-                received, sender, memos = 0, "", []
+                found.append(InboundTransfer(signature, "", 0, (), 0, signature))
+                continue
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
                 raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
             found.append(
-                InboundTransfer(signature, sender, received, tuple(memos), int(tx.get("blockTime") or 0), signature)
+                InboundTransfer(
+                    signature,
+                    inflow.sender,
+                    inflow.received,
+                    tuple(inflow.memos),
+                    int(tx.get("blockTime") or 0),
+                    signature,
+                    source_account=inflow.source_account,
+                    sender_signed=inflow.sender_signed,
+                    signers=inflow.signers,
+                )
             )
         return found, found[-1].position if found else after
 
@@ -321,7 +366,9 @@ class SolanaClient:
 
     def token_balance(self, owner: str) -> int:
         account = get_associated_token_address(Pubkey.from_string(owner), self.mint)
-        result = self._rpc("getAccountInfo", [str(account), {"encoding": "base64", "commitment": "confirmed"}])
+        # At finality, as the escrow scan reads transfers: at `confirmed` a transfer in the gap would
+        # show in the balance but not in the ledger, a transient unexplained difference.
+        result = self._rpc("getAccountInfo", [str(account), {"encoding": "base64", "commitment": "finalized"}])
         try:
             value = result["value"]
             if value is None:
@@ -339,12 +386,50 @@ class SolanaClient:
     def next_nonce(self) -> int | None:
         return None
 
-    def sign_transfer(self, *, to: str, amount: int, memo: str, nonce: int | None = None) -> SignedTransfer:
-        """Escrow hot wallet -> `to`'s USDC associated token account (created if missing), with a memo.
-        Valid until the blockhash's last valid block height; `nonce` is not used on Solana."""
+    def destination(self, to: str, token_account: str = "") -> Pubkey | None:
+        """Where a transfer to `to` can land without costing the escrow rent: `token_account` while it
+        is open, a USDC account and `to`'s, else `to`'s existing associated token account. None when
+        neither exists (we never create one: its ~0.002 SOL of rent is the sender's to pocket by
+        closing it again)."""
+        owner = Pubkey.from_string(to)
+        candidates = [Pubkey.from_string(token_account)] if token_account else []
+        associated = get_associated_token_address(owner, self.mint)
+        if associated not in candidates:
+            candidates.append(associated)
+        for candidate in candidates:
+            result = self._rpc("getAccountInfo", [str(candidate), {"encoding": "base64", "commitment": "confirmed"}])
+            try:
+                value = result["value"]
+                if value is None or value["owner"] != str(TOKEN_PROGRAM_ID):
+                    continue
+                token = TokenAccount.from_bytes(base64.b64decode(value["data"][0])[:165])
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise ChainUnavailable(f"Solana RPC answered getAccountInfo with garbage: {exc!r}") from exc
+            if token.mint == self.mint and token.owner == owner and token.state == TokenAccountState.Initialized:
+                return candidate
+        return None
+
+    def can_receive(self, to: str, token_account: str = "") -> bool:
+        return self.destination(to, token_account) is not None
+
+    def fee_balance(self) -> int:
+        result = self._rpc("getBalance", [str(self.escrow.pubkey()), {"commitment": "finalized"}])
+        try:
+            return int(result["value"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getBalance with garbage: {exc!r}") from exc
+
+    def sign_transfer(
+        self, *, to: str, amount: int, memo: str, nonce: int | None = None, token_account: str = ""
+    ) -> SignedTransfer:
+        """Escrow hot wallet -> an open USDC account of `to` (`destination`), with a memo. Costs a
+        network fee and nothing else. NoDestination when `to` has no USDC account. Valid until the
+        blockhash's last valid block height; `nonce` is not used on Solana."""
         if amount <= 0:
             raise ValueError("amount must be positive")
-        recipient = Pubkey.from_string(to)
+        dest = self.destination(to, token_account)
+        if dest is None:
+            raise NoDestination(f"{to} has no USDC account to receive it, and creating one costs the escrow rent")
         latest = self._rpc("getLatestBlockhash", [{"commitment": "confirmed"}])
         try:
             blockhash = Hash.from_string(latest["value"]["blockhash"])
@@ -356,14 +441,13 @@ class SolanaClient:
             program_id=TOKEN_PROGRAM_ID,
             source=self.escrow_token_account,
             mint=self.mint,
-            dest=get_associated_token_address(recipient, self.mint),
+            dest=dest,
             owner=hot,
             amount=amount,
             decimals=USDC_DECIMALS,
             signers=[],
         )
         instructions = [
-            create_idempotent_associated_token_account(hot, recipient, self.mint),
             transfer_checked(params),
             create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=hot, message=memo.encode())),
         ]

@@ -14,9 +14,10 @@ Commitment: `processed` and `confirmed` see the head; `finalized` sees slots up 
 reads (balances, account info) answer from the head whatever the commitment: LiteSVM keeps one
 state. Nothing is persisted: a restart keeps the addresses (pass the keys back) but not the ledger.
 
-Routes: POST / JSON-RPC 2.0 (single or batch); POST /faucet {"address", "sol", "usdc"} (lamports
-and USDC base units); POST /devchain/advance {"slots": n}; POST /devchain/finalize; GET /devchain
-(public addresses and slots); GET /health.
+Routes: POST / JSON-RPC 2.0 (single or batch); POST /faucet {"address", "sol", "usdc",
+"token_account"} (lamports and USDC base units; `token_account`: open its USDC account even with no
+USDC); POST /devchain/advance {"slots": n}; POST /devchain/finalize; GET /devchain (public addresses
+and slots); GET /health.
 """
 
 from __future__ import annotations
@@ -953,9 +954,9 @@ class _Handler(BaseHTTPRequestHandler):
                 address = payload.get("address")
                 if not isinstance(address, str):
                     raise ValueError("address is required")
-                self._json(
-                    200, devchain.faucet(address, sol=int(payload.get("sol", 0)), usdc=int(payload.get("usdc", 0)))
-                )
+                amounts = {"sol": int(payload.get("sol", 0)), "usdc": int(payload.get("usdc", 0))}
+                opened = bool(payload.get("token_account", False))
+                self._json(200, devchain.faucet(address, **amounts, create_token_account=opened))
             elif path == "/devchain/advance":
                 slots = int(payload.get("slots", 1))
                 if not 0 <= slots <= 100_000:

@@ -125,6 +125,14 @@ def fund_wallet(url: str, address: str | Pubkey, *, sol: int = LAMPORTS_PER_SOL,
     return _post(url, "/faucet", {"address": str(address), "sol": sol, "usdc": usdc})
 
 
+def receiving_wallet(url: str) -> str:
+    """A fresh address with an empty USDC account, as any wallet that ever held USDC has: somewhere
+    a payout can land without the escrow paying rent."""
+    wallet = str(Keypair().pubkey())
+    _post(url, "/faucet", {"address": wallet, "token_account": True})
+    return wallet
+
+
 def new_wallet(url: str, *, sol: int = LAMPORTS_PER_SOL, usdc: int = 100 * USDC) -> Keypair:
     wallet = Keypair()
     fund_wallet(url, wallet.pubkey(), sol=sol, usdc=usdc)

@@ -85,7 +85,7 @@ def chains(chains_up: Any) -> Any:
 
 
 def solana_payout(chains: Any, agent: Any) -> str:
-    payout = str(Keypair().pubkey())
+    payout = solana_helpers.receiving_wallet(chains.solana.url)
     response = agent.api.patch("/api/agents/me", {"payout_chain": "solana", "payout_wallet": payout})
     assert response.status_code == 200, response.body
     return payout

@@ -12,7 +12,6 @@ import pytest
 from django.db import connection
 from django.db.models import Sum
 from django_tasks_db.models import DBTaskResult
-from solders.keypair import Keypair
 
 from orders.models import Order, OrderEvent, Status
 from orders.paying import payment_recheck
@@ -68,7 +67,7 @@ class Solana:
         self.url = devchains.solana.url
         self.buyer, self.agent = buyer, agent
         solana_helpers.fund_wallet(self.url, buyer.wallet, sol=10**9, usdc=100 * 10**6)
-        self.payout = str(Keypair().pubkey())
+        self.payout = solana_helpers.receiving_wallet(self.url)
         assert (
             agent.api.patch("/api/agents/me", {"payout_chain": "solana", "payout_wallet": self.payout}).status_code
             == 200
@@ -171,6 +170,7 @@ def test_a_whole_order_pays_the_agent_90_percent_and_escrow_keeps_10(
             "status": "confirmed",
             "tx_hash": transfer.tx_hash,
             "error": None,
+            "held_reason": None,
         }
     ]
     order_row = Order.objects.get(pk=order["id"])

@@ -53,6 +53,7 @@ from tests.payments.solana_helpers import (
     new_wallet,
     now,
     pay_order,
+    receiving_wallet,
     rpc,
     rpc_envelope,
     running_devchain,
@@ -384,7 +385,7 @@ def test_payout_round_trip(client: SolanaClient, devchain: Devchain) -> None:
     fund_wallet(devchain.url, client.escrow.pubkey(), sol=0, usdc=50 * USDC)
     escrow = str(client.escrow.pubkey())
     escrow_before = client.token_balance(escrow)
-    agent = str(Keypair().pubkey())  # a fresh wallet: no SOL, no token account
+    agent = receiving_wallet(devchain.url)  # no SOL, an empty USDC account
     assert client.token_balance(agent) == 0
 
     signed = client.sign_transfer(to=agent, amount=22_500_000, memo="atelier:payout:42")
@@ -402,11 +403,33 @@ def test_payout_round_trip(client: SolanaClient, devchain: Devchain) -> None:
         ix.get("parsed", {}).get("type") if ix["program"] != "spl-memo" else ix["parsed"]
         for ix in tx["transaction"]["message"]["instructions"]
     ]
-    assert kinds == ["createIdempotent", "transferChecked", "atelier:payout:42"]
+    assert kinds == ["transferChecked", "atelier:payout:42"]  # no account created: no rent
+
+
+def test_a_payout_to_a_wallet_with_no_usdc_account_is_not_signed(client: SolanaClient, devchain: Devchain) -> None:
+    """Creating the account would cost the escrow ~0.002 SOL of rent, which its owner can take back by
+    closing it: nothing is signed, and the caller holds the transfer."""
+    fund_wallet(devchain.url, client.escrow.pubkey(), sol=0, usdc=5 * USDC)
+    with pytest.raises(chains.NoDestination):
+        client.sign_transfer(to=str(Keypair().pubkey()), amount=USDC, memo="atelier:payout:46")
+
+
+def test_a_return_goes_into_the_account_it_came_from_while_it_is_open(client: SolanaClient, devchain: Devchain) -> None:
+    """A non-associated source account is preferred; once it is not the owner's, the owner's
+    associated account is used; with neither, NoDestination."""
+    fund_wallet(devchain.url, client.escrow.pubkey(), sol=0, usdc=5 * USDC)
+    owner = new_wallet(devchain.url, usdc=2 * USDC)
+    side = funded_token_account(devchain.url, owner, client.mint, USDC)
+    assert client.destination(str(owner.pubkey()), str(side)) == side
+    stranger = Keypair()
+    send_instructions(devchain.url, owner, [hand_over(side, owner, stranger.pubkey())])
+    associated = get_associated_token_address(owner.pubkey(), client.mint)
+    assert client.destination(str(owner.pubkey()), str(side)) == associated
+    assert client.destination(str(stranger.pubkey())) is None  # its account is not its associated one
 
 
 def test_unsent_payout_expires_with_its_blockhash(client: SolanaClient, devchain: Devchain) -> None:
-    signed = client.sign_transfer(to=str(Keypair().pubkey()), amount=1, memo="atelier:payout:43")
+    signed = client.sign_transfer(to=receiving_wallet(devchain.url), amount=1, memo="atelier:payout:43")
     assert signed.valid_until is not None
     height = rpc(devchain.url, "getBlockHeight", {"commitment": "finalized"})
     advance(devchain.url, signed.valid_until - height)
@@ -417,9 +440,9 @@ def test_unsent_payout_expires_with_its_blockhash(client: SolanaClient, devchain
     assert client.transfer_status(signed) == "expired"
 
 
-def test_payout_that_fails_on_chain(client: SolanaClient) -> None:
+def test_payout_that_fails_on_chain(client: SolanaClient, devchain: Devchain) -> None:
     too_much = client.token_balance(str(client.escrow.pubkey())) + 1
-    signed = client.sign_transfer(to=str(Keypair().pubkey()), amount=too_much, memo="atelier:payout:44")
+    signed = client.sign_transfer(to=receiving_wallet(devchain.url), amount=too_much, memo="atelier:payout:44")
     client.send_raw(signed.raw)
     assert client.transfer_status(signed) == "failed"
 
@@ -429,7 +452,7 @@ def test_payout_is_pending_until_final(settings: Any) -> None:
         use_devchain(settings, slow)
         client = chains.client("solana")
         fund_wallet(slow.url, client.payment_instructions().escrow_address, sol=0, usdc=5 * USDC)
-        signed = client.sign_transfer(to=str(Keypair().pubkey()), amount=USDC, memo="atelier:payout:45")
+        signed = client.sign_transfer(to=receiving_wallet(slow.url), amount=USDC, memo="atelier:payout:45")
         client.send_raw(signed.raw)
         assert client.transfer_status(signed) == "pending"
         finalize(slow.url)

@@ -37,6 +37,7 @@ from idempotency.services import prune as prune_idempotency_keys
 from orders import x402
 from orders.paying import escrow_scan
 from payments import chains
+from payments.tasks import release_held_transfers
 
 log = logging.getLogger("atelier.scheduler")
 
@@ -76,6 +77,10 @@ def _scan_escrow() -> str:
     return "; ".join(found)
 
 
+def _release_held_transfers() -> str:
+    return f"released {release_held_transfers()}"
+
+
 def _reconcile() -> str:
     out = StringIO()
     try:
@@ -92,6 +97,8 @@ JOBS = [
     Job("prune_task_results", timedelta(hours=6), _prune_task_results),
     Job("expire_x402_intents", timedelta(hours=1), _expire_x402_intents),
     Job("reconcile", timedelta(minutes=10), _reconcile),
+    # Held for want of a USDC account: one account read each, so not every tick.
+    Job("release_held_transfers", timedelta(minutes=10), _release_held_transfers),
 ]
 
 
