@@ -40,6 +40,8 @@ WEBHOOK_EVENTS: dict[str, str] = {
     "message": "order.message",
     "payout_sent": "order.payout_sent",
     "payout_failed": "order.payout_failed",
+    # The agent's payout wallet has no USDC account: held until it has one (payments.tasks).
+    "payout_held": "order.payout_held",
     "prompt": "workspace.prompt",  # a buyer's prompt in a workspace (orders.workspaces)
 }
 

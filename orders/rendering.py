@@ -163,6 +163,15 @@ def event_text(event: OrderEvent) -> str:
         "return_failed": lambda: (
             f"Returning {_money_base_units(data.get('amount_base_units'))} USDC failed; staff will retry"
         ),
+        "return_held": lambda: (
+            f"Returning {_money_base_units(data.get('amount_base_units'))} USDC is on hold: {data.get('reason', '')}"
+        ),
+        "refund_held": lambda: (
+            f"The refund of {_money_base_units(data.get('amount_base_units'))} USDC is on hold: {data.get('reason', '')}"
+        ),
+        "payout_held": lambda: (
+            f"The payout of {_money_base_units(data.get('amount_base_units'))} USDC is on hold: {data.get('reason', '')}"
+        ),
         "pay": lambda: f"Paid into escrow ({_short(data.get('tx_hash'))} on {str(data.get('chain', '')).capitalize()})",
         "open_workspace": lambda: "Workspace opened",
         "start": lambda: "The agent started work",

@@ -115,7 +115,9 @@ class SolanaClient:
             self.escrow = Keypair.from_base58_string(escrow_secret)
         except ValueError as exc:
             raise ImproperlyConfigured(f"Solana USDC mint or escrow secret is malformed: {exc}") from None
-        self.escrow_token_account = get_associated_token_address(self.escrow.pubkey(), self.mint)
+        # What verification compares against: the escrow wallet and its own USDC account.
+        self.escrow_address = self.escrow.pubkey()
+        self.escrow_token_account = get_associated_token_address(self.escrow_address, self.mint)
         self.rpc_url = rpc_url
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -229,7 +231,7 @@ class SolanaClient:
         message = tx["transaction"]["message"]
         keys = [key["pubkey"] for key in message["accountKeys"]]
         signers = tuple(key["pubkey"] for key in message["accountKeys"] if key["signer"])
-        mint, escrow, escrow_account = str(self.mint), str(self.escrow.pubkey()), str(self.escrow_token_account)
+        mint, escrow, escrow_account = str(self.mint), str(self.escrow_address), str(self.escrow_token_account)
         pre, post = meta.get("preTokenBalances") or [], meta.get("postTokenBalances") or []
         if not any(balance["mint"] == mint for balance in pre + post):
             raise PaymentRejected("wrong_token", "the transaction moves no USDC")

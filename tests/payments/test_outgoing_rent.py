@@ -9,6 +9,7 @@ built, of an owner who signed the paying transaction; anything else is held for 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,12 +25,17 @@ from spl.token.instructions import (
 )
 from spl.token.models import ApproveCheckedParams, CloseAccountParams
 
+from orders.models import Order, OrderEvent
 from orders.paying import escrow_scan
 from payments import chains
 from payments.models import OutgoingTransfer, Payment, TransferStatus
-from payments.tasks import process_transfer
+from payments.tasks import process_transfer, release_held_transfers, send_held_to
+from tests.orders.test_order_pages import browser_of, page
 from tests.payments import solana_helpers
 from tests.payments.solana_helpers import LAMPORTS_PER_SOL, USDC
+from tests.payments.test_escrow_scan import reconcile_output
+from tests.payments.test_order_payments import Solana, order_for, pay
+from webhooks.models import WebhookDelivery
 
 CYCLES = 3
 STAKE = 10_000  # 0.01 USDC: at the automatic-return minimum
@@ -165,3 +171,185 @@ def test_a_transfer_its_owner_did_not_sign_is_held_with_the_candidates(fresh_sol
     assert held.status == TransferStatus.HELD
     assert "did not sign" in held.held_reason
     assert chains.client("solana").token_balance(str(pool.pubkey())) == 49 * USDC  # nothing went to the pool
+
+
+# --- over HTTP: orders, refunds, payouts ----------------------------------------------------------
+
+
+@pytest.fixture
+def solana_world(fresh_solana: Any, buyer: Any, agent: Any) -> Any:
+    return Solana(type("Chains", (), {"solana": fresh_solana})(), buyer, agent)
+
+
+def order_view(chain: Solana, order: dict[str, Any]) -> dict[str, Any]:
+    view: dict[str, Any] = chain.buyer.api.get(f"/api/orders/{order['id']}").body["data"]
+    return view
+
+
+def memo_transfer(url: str, sender: Keypair, amount: int, memo: str) -> str:
+    instructions = chains.client("solana").payment_instructions()
+    return solana_helpers.pay_order(url, sender, instructions, amount, memo)
+
+
+def test_dust_with_someone_elses_memo_leaves_their_order_unchanged(solana_world: Any, agent: Any) -> None:
+    """Anyone can read an order's memo (the transaction-request endpoint is public) and send it
+    0.000001 USDC transfers: recorded for reconcile, attached to no order."""
+    chain, url = solana_world, solana_world.url
+    order = order_for(chain, agent)
+    before = order_view(chain, order)
+    griefer = solana_helpers.new_wallet(url, usdc=USDC)
+    dust = [memo_transfer(url, griefer, 1, order["payment_reference"]) for _ in range(10)]
+    escrow_scan("solana")
+    after = order_view(chain, order)
+    assert after == before
+    assert json.dumps(after) == json.dumps(before)
+    recorded = Payment.objects.filter(tx_hash__in=dust)
+    assert recorded.count() == 10
+    assert set(recorded.values_list("order_id", "status")) == {(None, "unapplied")}
+    assert not OutgoingTransfer.objects.exists()  # below the minimum: nothing sent back by itself
+    assert "clean" in reconcile_output("solana")
+
+
+def test_an_order_shows_its_latest_few_unapplied_transfers_and_how_many(solana_world: Any, agent: Any) -> None:
+    chain, url = solana_world, solana_world.url
+    order = order_for(chain, agent)
+    sender = solana_helpers.new_wallet(url, usdc=USDC)
+    for _ in range(5):
+        memo_transfer(url, sender, 10_000, order["payment_reference"])
+    escrow_scan("solana")
+    view = order_view(chain, order)
+    assert len(view["unapplied_transfers"]) == 3
+    assert view["unapplied_transfers_total"] == 5
+    html = page(browser_of(chain.buyer), Order.objects.get(pk=order["id"]))
+    assert "The latest 3 of 5 are shown." in html
+
+
+def test_a_refund_to_an_account_closed_in_the_paying_transaction_is_held_until_it_exists(
+    solana_world: Any, agent: Any
+) -> None:
+    """Pay an order from a USDC account closed in the same transaction, then cancel: the refund
+    would re-create the account at the escrow's cost. It waits, visibly, and goes once the buyer
+    has a USDC account again."""
+    chain, url = solana_world, solana_world.url
+    buyer = chain.buyer.secret
+    order = order_for(chain, agent)
+    instructions = chains.client("solana").payment_instructions()
+    mint = Pubkey.from_string(instructions.token)
+    source = get_associated_token_address(buyer.pubkey(), mint)
+    whole = chains.client("solana").token_balance(chain.buyer.wallet)
+    close = close_account(
+        CloseAccountParams(
+            program_id=TOKEN_PROGRAM_ID, account=source, dest=buyer.pubkey(), owner=buyer.pubkey(), signers=[]
+        )
+    )
+    # Everything it holds goes in (the order's price and the rest as an overpayment), then it is closed.
+    tx = solana_helpers.send_instructions(
+        url,
+        buyer,
+        [
+            solana_helpers.token_transfer(buyer, mint, Pubkey.from_string(instructions.token_account), whole),
+            solana_helpers.memo(buyer, order["payment_reference"]),
+            close,
+        ],
+    )
+    assert pay(chain, order, tx).body["data"]["status"] == "paid"
+    escrow = instructions.escrow_address
+    sol_before = lamports(url, escrow)
+    assert chain.buyer.api.patch(f"/api/orders/{order['id']}", {"action": "cancel"}).status_code == 200
+    send_everything()
+    refund = OutgoingTransfer.objects.get(order_id=order["id"], kind="refund")
+    assert refund.status == TransferStatus.HELD
+    assert lamports(url, escrow) == sol_before  # nothing signed, nothing spent
+    view = order_view(chain, order)
+    assert view["transfers"][0]["status"] == "held"
+    assert "no USDC account" in view["transfers"][0]["held_reason"]
+    assert "no USDC account" in page(browser_of(chain.buyer), Order.objects.get(pk=order["id"]))
+
+    assert release_held_transfers() == 0  # still no account: still held, one account read
+    solana_helpers.fund_wallet(url, buyer.pubkey(), sol=0, usdc=1)  # the buyer's wallet opens one
+    assert release_held_transfers() == 1
+    send_everything()
+    refund.refresh_from_db()
+    assert refund.status == TransferStatus.CONFIRMED
+    assert chains.client("solana").token_balance(chain.buyer.wallet) == whole + 1
+    assert sol_before - lamports(url, escrow) == 5000  # one fee, no rent
+    assert "clean" in reconcile_output("solana")
+
+
+def test_a_payout_to_a_wallet_without_a_usdc_account_is_held_and_the_agent_hears_of_it(
+    solana_world: Any, agent: Any
+) -> None:
+    """Held rather than created from the platform's fee: the account's rent (~0.002 SOL, about
+    $0.40) is more than the whole fee of a small order, and the agent opens it once, for free, by
+    receiving any USDC."""
+    chain, url = solana_world, solana_world.url
+    bare = str(Keypair().pubkey())
+    assert agent.api.patch("/api/agents/me", {"payout_chain": "solana", "payout_wallet": bare}).status_code == 200
+    agent.agent.endpoint_url = "https://agent.example.com/hooks"
+    agent.agent.save(update_fields=["endpoint_url"])
+    order = order_for(chain, agent)
+    assert pay(chain, order, chain.pay(order)).status_code == 200
+    agent.api.post(
+        f"/api/orders/{order['id']}/deliver",
+        {"deliverable_url": "https://x.example/a", "deliverable_media_type": "link"},
+    )
+    assert chain.buyer.api.patch(f"/api/orders/{order['id']}", {"action": "approve"}).status_code == 200
+    send_everything()
+    payout = OutgoingTransfer.objects.get(order_id=order["id"], kind="payout")
+    assert payout.status == TransferStatus.HELD
+    assert OrderEvent.objects.filter(order_id=order["id"], action="payout_held").exists()
+    assert WebhookDelivery.objects.filter(event="order.payout_held", agent=agent.agent).exists()
+    solana_helpers.fund_wallet(url, bare, sol=0, usdc=1)
+    assert release_held_transfers() == 1
+    send_everything()
+    payout.refresh_from_db()
+    assert payout.status == TransferStatus.CONFIRMED
+
+
+def test_a_swap_routed_underpayment_is_held_and_the_order_says_so(solana_world: Any, agent: Any) -> None:
+    """USDC from an account whose owner (a pool) never signed: the underpayment is not returned to
+    the pool; it waits for staff, and the order names the candidates' situation in plain words."""
+    chain, url = solana_world, solana_world.url
+    order = order_for(chain, agent)
+    instructions = chains.client("solana").payment_instructions()
+    mint = Pubkey.from_string(instructions.token)
+    pool = solana_helpers.new_wallet(url, usdc=50 * USDC)
+    pool_account = get_associated_token_address(pool.pubkey(), mint)
+    buyer = chain.buyer.secret
+    approve = approve_checked(
+        ApproveCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=pool_account,
+            mint=mint,
+            delegate=buyer.pubkey(),
+            owner=pool.pubkey(),
+            amount=USDC,
+            decimals=6,
+            signers=[],
+        )
+    )
+    solana_helpers.send_instructions(url, pool, [approve])
+    routed = solana_helpers.token_transfer(buyer, mint, Pubkey.from_string(instructions.token_account), USDC)
+    accounts = list(routed.accounts)
+    accounts[0] = AccountMeta(pool_account, is_signer=False, is_writable=True)
+    tx = solana_helpers.send_instructions(
+        url,
+        buyer,
+        [Instruction(routed.program_id, routed.data, accounts), solana_helpers.memo(buyer, order["payment_reference"])],
+    )
+    escrow_scan("solana")
+    send_everything()
+    held = OutgoingTransfer.objects.get(payment__tx_hash=tx)
+    assert (held.status, held.to_address) == (TransferStatus.HELD, "")
+    item = order_view(chain, order)["unapplied_transfers"][0]
+    assert (item["reason"], item["return_status"]) == ("underpaid", "held")
+    assert "did not sign" in item["message"]
+    assert chain.buyer.wallet in item["return_held_reason"]  # the signer is named as a candidate
+    assert chains.client("solana").token_balance(str(pool.pubkey())) == 49 * USDC
+
+    # Staff send it to the signer (the buyer), into its existing USDC account.
+    send_held_to(held, chain.buyer.wallet)
+    send_everything()
+    held.refresh_from_db()
+    assert held.status == TransferStatus.CONFIRMED
+    assert "clean" in reconcile_output("solana")
