@@ -27,6 +27,8 @@ from django.views.decorators.http import require_safe
 
 from atelier.lib import ratelimit
 from atelier.lib.privatestorage import private_storage
+from payments.models import Reconciliation
+from payments.reconcile import FEE_UNITS, fee_balance_low
 
 log = logging.getLogger("atelier.health")
 
@@ -83,12 +85,29 @@ def problems(*, chains: bool = True) -> dict[str, str | None]:
     return found
 
 
-def _answer(found: dict[str, str | None]) -> JsonResponse:
+def warnings() -> dict[str, str]:
+    """What needs an operator soon but does not stop this server's work: a hot wallet short of the
+    coin that pays its fees (read by the last reconciliation; no chain call here)."""
+    found = {}
+    for chain in CHAIN_PROBES:
+        last = Reconciliation.objects.filter(chain=chain).order_by("-ran_at").first()
+        if last is not None and fee_balance_low(last):
+            found[f"hot_wallet_{chain}"] = (
+                f"the {chain} hot wallet holds {last.fee_balance} {FEE_UNITS[chain]} for fees, below the floor of "
+                f"{settings.HOT_WALLET_FEE_FLOOR[chain]}: payouts and refunds stop when it runs out"
+            )
+    return found
+
+
+def _answer(found: dict[str, str | None], warned: dict[str, str] | None = None) -> JsonResponse:
     failing = {name: reason for name, reason in found.items() if reason}
-    return JsonResponse(
-        {"status": "failing" if failing else "ok", "checks": {name: reason or "ok" for name, reason in found.items()}},
-        status=503 if failing else 200,
-    )
+    body: dict[str, Any] = {
+        "status": "failing" if failing else "ok",
+        "checks": {name: reason or "ok" for name, reason in found.items()},
+    }
+    if warned:
+        body["warnings"] = warned
+    return JsonResponse(body, status=503 if failing else 200)
 
 
 @never_cache
@@ -100,4 +119,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    return _answer(problems())
+    found = problems()
+    try:
+        warned = warnings()
+    except Exception as exc:  # the database check above says why
+        log.warning("readyz: warnings not read: %s", exc)
+        warned = {}
+    return _answer(found, warned)

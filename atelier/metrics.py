@@ -109,6 +109,12 @@ class BusinessCollector(Collector):
             "The unexplained difference (USDC base units) the last reconciliation found.",
             labels=["chain"],
         )
+        fee = GaugeMetricFamily(
+            "atelier_hot_wallet_fee_balance",
+            "The escrow hot wallet's own coin (Solana: lamports; Base: wei), which pays every outgoing "
+            "transfer's fee, as the last reconciliation read it.",
+            labels=["chain"],
+        )
         for chain in ("solana", "base"):
             last = Reconciliation.objects.filter(chain=chain).order_by("-ran_at").first()
             if last is None:
@@ -116,9 +122,12 @@ class BusinessCollector(Collector):
             clean.add_metric([chain], 1 if last.is_clean else 0)
             age.add_metric([chain], (now - last.ran_at).total_seconds())
             unexplained.add_metric([chain], last.unexplained)
+            if last.fee_balance is not None:
+                fee.add_metric([chain], float(last.fee_balance))
         yield clean
         yield age
         yield unexplained
+        yield fee
 
         job_ok = GaugeMetricFamily(
             "atelier_scheduled_job_ok", "1 when the job's last run succeeded, else 0.", labels=["job"]

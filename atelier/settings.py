@@ -312,6 +312,12 @@ SOLANA_USDC_MINT = env.str("SOLANA_USDC_MINT", default="")
 SOLANA_ESCROW_SECRET = env.str("SOLANA_ESCROW_SECRET", default="")  # base58 64-byte keypair
 BASE_USDC_ADDRESS = env.str("BASE_USDC_ADDRESS", default="")
 BASE_ESCROW_PRIVATE_KEY = env.str("BASE_ESCROW_PRIVATE_KEY", default="")  # 0x hex
+# The hot wallet pays every payout's, refund's and return's fee in the chain's own coin: below this
+# (lamports; wei) /readyz warns and the metric shows it. 0.05 SOL is ~10,000 Solana transfers.
+HOT_WALLET_FEE_FLOOR = {
+    "solana": env.int("SOLANA_HOT_WALLET_FLOOR_LAMPORTS", default=50_000_000),
+    "base": env.int("BASE_HOT_WALLET_FLOOR_WEI", default=10**15),
+}
 # A Base payment counts once its block has this many confirmations.
 BASE_CONFIRMATIONS = env.int("BASE_CONFIRMATIONS", default=12)
 # Where the order page links a transaction: a URL with `{tx}` in it, per chain (empty: no link, as on

@@ -97,3 +97,8 @@ def return_out(payment: Payment, amount: int) -> None:
         [(A.UNAPPLIED_REFUNDABLE, amount), (A.ESCROW_WALLET, -amount)],
         payment=payment,
     )
+
+
+def opening(chain: str, amount: int) -> None:
+    """What the escrow wallet held before the ledger began (once per chain): an asset, and equity."""
+    post(None, K.OPENING, chain, [(A.ESCROW_WALLET, amount), (A.OPENING_BALANCE, -amount)])

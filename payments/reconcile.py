@@ -8,10 +8,42 @@ worker has not recorded yet (out of escrow, still in the ledger). Anything else 
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
 
-from payments import chains
-from payments.models import LedgerAccount, LedgerEntry, OutgoingTransfer, Reconciliation, TransferStatus
+from payments import chains, ledger
+from payments.models import (
+    LedgerAccount,
+    LedgerEntry,
+    OutgoingTransfer,
+    Reconciliation,
+    ScanCursor,
+    TransferStatus,
+)
+
+
+class LedgerAlreadyBegun(Exception):
+    """The chain's ledger has entries: an opening balance now would double count them."""
+
+
+def record_opening(chain: str) -> int:
+    """An escrow funded before the ledger began (a float for fees, a migration): book what it holds
+    as the opening balance, and start the escrow scan after it, so the funding transfers are not
+    taken for payments to return. Only on a chain whose ledger is empty. Returns the amount."""
+    client = chains.client(chain)
+    position, balance = client.opening_point()  # network I/O, outside the transaction
+    with transaction.atomic():
+        cursor, _ = ScanCursor.objects.select_for_update().get_or_create(chain=chain)
+        if LedgerEntry.objects.filter(chain=chain).exists() or cursor.position:
+            raise LedgerAlreadyBegun(
+                f"{chain}: the ledger has begun (entries, or a scan cursor): a correction is a new journal"
+            )
+        if balance:
+            ledger.opening(chain, balance)
+        cursor.position = position
+        cursor.save(update_fields=["position", "updated_at"])
+    return balance
 
 
 def reconcile(chain: str, *, inbound_in_flight: list[chains.InboundTransfer], opening: int = 0) -> Reconciliation:
@@ -44,7 +76,12 @@ def reconcile(chain: str, *, inbound_in_flight: list[chains.InboundTransfer], op
             )
     unexplained = on_chain - booked - sum(int(str(line["amount"])) for line in explained)
     return Reconciliation.objects.create(
-        chain=chain, on_chain=on_chain, ledger=booked, explained=explained, unexplained=unexplained
+        chain=chain,
+        on_chain=on_chain,
+        ledger=booked,
+        explained=explained,
+        unexplained=unexplained,
+        fee_balance=client.fee_balance(),
     )
 
 
@@ -60,4 +97,14 @@ def report(result: Reconciliation) -> list[str]:
     ]
     lines += [f"  {usdc(int(str(line['amount']))):>20}  {line['tx_hash']}  {line['why']}" for line in result.explained]
     lines.append("  clean" if result.is_clean else f"  UNEXPLAINED: {usdc(result.unexplained)}")
+    if result.fee_balance is not None and fee_balance_low(result):
+        lines.append(f"  WARNING: the hot wallet holds {result.fee_balance} {FEE_UNITS[result.chain]} for fees")
     return lines
+
+
+FEE_UNITS = {"solana": "lamports", "base": "wei"}
+
+
+def fee_balance_low(result: Reconciliation) -> bool:
+    floor = settings.HOT_WALLET_FEE_FLOOR.get(result.chain, 0)
+    return result.fee_balance is not None and result.fee_balance < floor

@@ -162,6 +162,12 @@ class ChainClient(Protocol):
         """The hot wallet's balance of the chain's own coin (lamports, wei): what pays every fee."""
         ...
 
+    def opening_point(self) -> tuple[str, int]:
+        """For a ledger that begins now: the scan cursor at the newest final point, and the escrow's
+        USDC at exactly that point (Solana: after the newest transaction on its account; Base: at
+        the newest final block), so nothing before is scanned and nothing after is in the balance."""
+        ...
+
     def send_raw(self, raw: bytes) -> None:
         """Broadcast signed bytes. Sending the same bytes again is harmless (already known / processed)."""
         ...

@@ -235,6 +235,15 @@ class EvmClient:
         with _rpc():
             return int(self.w3.eth.get_balance(self.escrow, "latest"))
 
+    def opening_point(self) -> tuple[str, int]:
+        data = BALANCE_OF_SELECTOR + abi_encode(["address"], [self.escrow])
+        with _rpc():
+            final = BlockNumber(max(0, self.w3.eth.block_number - self.confirmations + 1))
+            result = self.w3.eth.call({"to": self.usdc, "data": HexBytes(data)}, final)
+        if len(result) != 32:
+            raise ChainUnavailable(f"base: balanceOf answered {len(result)} bytes")
+        return str(final), int.from_bytes(result, "big")
+
     def sign_transfer(
         self, *, to: str, amount: int, memo: str, nonce: int | None = None, token_account: str = ""
     ) -> SignedTransfer:

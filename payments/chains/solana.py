@@ -313,6 +313,27 @@ class SolanaClient:
             )
         return found, found[-1].position if found else after
 
+    def opening_point(self) -> tuple[str, int]:
+        page = self._rpc(
+            "getSignaturesForAddress", [str(self.escrow_token_account), {"limit": 1, "commitment": "finalized"}]
+        )
+        if not isinstance(page, list):
+            raise ChainUnavailable("Solana RPC answered getSignaturesForAddress with garbage")
+        if not page:
+            return "", 0
+        signature = str(page[0]["signature"])
+        tx = self._get_transaction(signature, "finalized")
+        try:
+            index = [key["pubkey"] for key in tx["transaction"]["message"]["accountKeys"]].index(
+                str(self.escrow_token_account)
+            )
+            after = [
+                b for b in tx["meta"]["postTokenBalances"] if b["accountIndex"] == index and b["mint"] == str(self.mint)
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
+        return signature, int(after[0]["uiTokenAmount"]["amount"]) if after else 0
+
     def signatures_for(self, address: str, *, limit: int = 20) -> list[str]:
         """The latest successful transactions naming `address` (a Solana Pay reference), newest first,
         as soon as they are confirmed (`verify_payment` waits for finality itself)."""

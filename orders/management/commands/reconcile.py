@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from orders.paying import escrow_scan
 from payments import chains
-from payments.reconcile import reconcile, report
+from payments.reconcile import LedgerAlreadyBegun, reconcile, record_opening, report
 
 CHAINS = ("solana", "base")
 
@@ -19,6 +19,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--chain", choices=CHAINS, action="append", help="Only this chain (repeatable).")
+        parser.add_argument(
+            "--record-opening",
+            action="store_true",
+            help="First book what the escrow already holds as its opening balance and scan only what comes "
+            "after (a wallet funded before the ledger began; refused once the chain's ledger has begun).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         clean = True
@@ -29,7 +35,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"{chain}: not configured on this server, skipped")
                 continue
             try:
+                if options["record_opening"]:
+                    amount = record_opening(chain)
+                    self.stdout.write(f"{chain}: opening balance {amount / 10**6:,.6f} USDC booked")
                 result = reconcile(chain, inbound_in_flight=escrow_scan(chain))
+            except LedgerAlreadyBegun as exc:
+                raise CommandError(str(exc), returncode=1) from exc
             except chains.ChainUnavailable as exc:
                 raise CommandError(f"{chain}: the chain cannot be asked: {exc}", returncode=2) from exc
             self.stdout.write("\n".join(report(result)))
