@@ -149,7 +149,7 @@
     const code = error && typeof error === "object" ? error.code : undefined;
     if (code === 4001 || code === "ACTION_REJECTED" || code === -32003) return true;
     if (error && /UserRejected|UserDeclined/i.test(String(error.name || ""))) return true;
-    return /user (rejected|denied|declined|cancell?ed)|rejected (the|by the) (request|user)|request (was )?(rejected|cancell?ed)|denied (message|transaction) signature/i.test(raw);
+    return /user (rejected|denied|declined|cancell?ed)|approval denied|rejected (the|by the) (request|user)|request (was )?(rejected|cancell?ed)|denied (message|transaction) signature/i.test(raw);
   }
 
   /**
@@ -163,7 +163,8 @@
     let plain;
     if (isRejection(error, raw)) {
       plain = `You rejected the request in ${walletName}. Nothing was signed or sent; press the button again when you are ready.`;
-    } else if (/no record of a prior credit|insufficient lamports|insufficient ?funds ?for ?(fee|rent|gas)|InsufficientFundsForFee|InsufficientFundsForRent/i.test(raw)) {
+    } else if (/no record of a prior credit|insufficient lamports|insufficient ?funds ?for ?(fee|rent|gas)|InsufficientFundsForFee|InsufficientFundsForRent|Program 11111111111111111111111111111111 failed: custom program error: 0x1\b/i.test(raw)) {
+      // (The system program's error 1 is a SOL transfer short of lamports; the token program's is USDC.)
       plain = `This wallet does not hold enough ${fee} to pay the network fee. Add a little ${fee} to it and try again.`;
     } else if (/custom program error: 0x1\b|Error: insufficient funds|transfer amount exceeds balance|ERC20InsufficientBalance|exceeds balance/i.test(raw)) {
       plain = "This wallet does not hold enough USDC for this payment. Add USDC to it, or pay from another wallet.";
@@ -176,7 +177,7 @@
     } else if (error && error.code === 4902) {
       plain = `${walletName} does not know the Base network yet. Add Base to it and try again.`;
     } else {
-      plain = `${walletName} could not finish this. Nothing was paid; try again, or pay with the QR code instead.`;
+      plain = `${walletName} could not finish this. Try again; what it said is below.`;
     }
     return { plain, raw };
   }

@@ -24,6 +24,7 @@ from solders.signature import Signature
 
 from agents.models import Service
 from orders.models import Order, Status
+from tests.e2e.conftest import axe_check
 from tests.e2e.test_buyer_flow import BRIEF, order_id_of, seeded_marketplace, shoot, wait_for_status
 from tests.e2e.test_checkout import no_overflow
 from tests.payments import evm_helpers, solana_helpers
@@ -307,6 +308,7 @@ def test_solana_wallets_of_the_wallet_standard_each_get_a_button_sign_in_and_pay
     expect(page.get_by_role("button", name="Sign in with Solflare Test")).to_be_focused()
     expect(option(page, "solana-wallets", "Sign in with Backpack Test").locator(".wallet-error")).to_be_hidden()
     both_widths(page, screenshots / "wallets-signin-solana-rejected.png")
+    axe_check(page)
     solflare.reject = False
 
     order_id = hire_after_signing_in_with(page, site, service, "Sign in with Backpack Test")
@@ -320,12 +322,24 @@ def test_solana_wallets_of_the_wallet_standard_each_get_a_button_sign_in_and_pay
     assert "-32002" not in short.locator("p").inner_text()
     assert "custom program error" not in short.locator("p").inner_text()
     both_widths(page, screenshots / "wallets-checkout-solana-short.png")
+    axe_check(page)
+
+    # A server that refuses first answers with a sentence (code insufficient_usdc): shown as it is.
+    sentence = "This wallet holds 1.00 USDC; 25.00 USDC is due."
+    endpoint = re.compile(r"/solana-pay/orders/")
+    refusal = json.dumps({"error": sentence, "code": "insufficient_usdc"})
+    page.route(endpoint, lambda route: route.fulfill(status=400, content_type="application/json", body=refusal))
+    page.get_by_role("button", name="Pay with Solflare Test").click()
+    expect(short.locator("p")).to_have_text(sentence)
+    page.unroute(endpoint)
 
     page.get_by_role("button", name="Pay with Backpack Test").click()
     wait_for_status(page, "paid")
     order = Order.objects.get(pk=order_id)
     assert (order.status, order.payment_chain) == (Status.PAID, "solana")
-    assert not page_errors(errors), "\n".join(errors)
+    # The browser logs the refusal it was made to receive; nothing else may fail.
+    unexpected = [error for error in page_errors(errors) if "status of 400" not in error or "/solana-pay/" not in error]
+    assert not unexpected, "\n".join(errors)
 
 
 def test_evm_wallets_announced_through_eip6963_each_get_a_button_sign_in_and_pay(
@@ -398,3 +412,64 @@ def test_evm_wallets_announced_through_eip6963_each_get_a_button_sign_in_and_pay
     other.get_by_role("button", name="Sign in with Rabby Test").click()
     expect(other.locator(".top .who")).to_contain_text(re.compile(re.escape(rabby.account.address[:8]), re.IGNORECASE))
     assert not page_errors(other_errors), "\n".join(other_errors)
+
+
+# What wallets and nodes say, and what the buyer reads instead (a fragment of the sentence).
+ERRORS = [
+    ({"code": 4001, "message": "User rejected the request."}, "base", "You rejected"),
+    ({"name": "WalletSignTransactionError", "message": "User rejected the request"}, "solana", "You rejected"),
+    ({"code": "ACTION_REJECTED", "message": "user rejected action"}, "base", "You rejected"),
+    (
+        {
+            "code": -32002,
+            "message": "Transaction simulation failed: Error processing Instruction 2: custom program error: 0x1",
+            "data": {"logs": ["Program log: Error: insufficient funds"]},
+        },
+        "solana",
+        "enough USDC",
+    ),
+    (
+        {
+            "code": -32002,
+            "message": "Transaction simulation failed: Attempt to debit an account but found no "
+            "record of a prior credit.",
+        },
+        "solana",
+        "enough SOL to pay the network fee",
+    ),
+    ({"message": "Transfer: insufficient lamports 5000, need 2039280"}, "solana", "enough SOL"),
+    (
+        {"message": "Program 11111111111111111111111111111111 failed: custom program error: 0x1"},
+        "solana",
+        "enough SOL",
+    ),
+    ({"code": -32000, "message": "insufficient funds for gas * price + value"}, "base", "enough ETH on Base"),
+    ({"code": 3, "message": "execution reverted: ERC20: transfer amount exceeds balance"}, "base", "enough USDC"),
+    ({"code": -32002, "message": "Request of type 'eth_requestAccounts' already pending"}, "base", "already has a"),
+    ({"code": 4902, "message": "Unrecognized chain ID"}, "base", "does not know the Base network"),
+    ({"message": "Something odd happened"}, "solana", "could not finish this"),
+]
+
+
+def test_wallet_errors_read_in_plain_words_with_the_raw_text_kept(new_context: Any, site: Any) -> None:
+    from playwright.sync_api import expect
+
+    page, errors = watched_page(new_context)
+    page.goto("/signin/")
+    # No wallet in this browser: each list says so.
+    expect(page.locator("#solana-wallets .wallet-none")).to_be_visible()
+    expect(page.locator("#base-wallets .wallet-none")).to_be_visible()
+    for error, chain, expected in ERRORS:
+        plain, raw = page.evaluate(
+            """([fields, chain]) => {
+                const error = Object.assign(new Error(fields.message), fields);
+                const { plain, raw } = AtelierWallets.describeError(error, { walletName: "Test Wallet", chain });
+                return [plain, raw];
+            }""",
+            [error, chain],
+        )
+        assert expected in plain, (error, plain)
+        assert str(error["message"]) in raw
+        assert "-32002" not in plain
+        assert "0x1" not in plain
+    assert not page_errors(errors), "\n".join(errors)
