@@ -97,8 +97,12 @@
       if (chain && !chains.includes(chain)) continue;
       found.push({ kind: "standard", id: "ws:" + wallet.name, name: cleanName(wallet.name, "Solana wallet"), icon: safeIcon(wallet.icon), wallet });
     }
+    // Phantom-style globals: request() sends a transaction, signMessage() signs in.
     const injected = (window.phantom && window.phantom.solana) || window.solana;
-    if (injected && typeof injected.connect === "function" && !sameWallet(solanaBrand(injected), names)) {
+    const can = (name) => injected && typeof injected[name] === "function";
+    const canPay = !needs.includes("solana:signAndSendTransaction") || can("request");
+    const canSignIn = !anyOf.length || can("signMessage");
+    if (can("connect") && canPay && canSignIn && !sameWallet(solanaBrand(injected), names)) {
       found.push({ kind: "injected", id: "injected:solana", name: solanaBrand(injected) || "Solana wallet", icon: "", provider: injected });
     }
     return found;
