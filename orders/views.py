@@ -150,6 +150,10 @@ class Page:
             "payment": payment,
             **_checkout_codes(payment),
             "base_wallet_pay": is_buyer and order.buyer_chain == "base" and bool(order.buyer_wallet),
+            # The Wallet Standard chain a Solana wallet sends the payment on: the devchain is localnet.
+            "solana_wallet_chain": "solana:localnet"
+            if settings.CHAIN_MODE == "local"
+            else f"solana:{settings.SOLANA_CLUSTER}",
             # One payment state at a time: a paid order shows no claim still waiting.
             "payment_pending": queries.pending_claim(order),
             "base_confirmations": settings.BASE_CONFIRMATIONS,

@@ -1,28 +1,11 @@
 // Paying from a browser wallet on the order page, with no library: the server builds the Solana
 // transaction (the Solana Pay transaction request endpoint), the wallet signs and sends it, and the
 // signature goes into the pay form as if pasted. On Base the wallet sends the ERC-20 transfer and
-// the hash goes the same way. The page also finds Solana payments by their reference without this.
+// the hash goes the same way. Every wallet wallets.js finds gets its own button. The page also finds Solana payments by their reference without this.
 (() => {
   "use strict";
 
-  const ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-
-  function base58(bytes) {
-    const digits = [];
-    for (const byte of bytes) {
-      let carry = byte;
-      for (let i = 0; i < digits.length; i++) {
-        carry += digits[i] * 256;
-        digits[i] = carry % 58;
-        carry = Math.floor(carry / 58);
-      }
-      while (carry) { digits.push(carry % 58); carry = Math.floor(carry / 58); }
-    }
-    let out = "";
-    for (const byte of bytes) { if (byte !== 0) break; out += "1"; }
-    for (let i = digits.length - 1; i >= 0; i--) out += ALPHABET[digits[i]];
-    return out;
-  }
+  const W = window.AtelierWallets;
 
   function fromBase64(text) {
     return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
@@ -38,14 +21,6 @@
       shift += 7;
     }
     return transaction.slice(at + 64 * count);
-  }
-
-  function showError(text) {
-    const box = document.getElementById("wallet-pay-error");
-    if (!box) return;
-    box.textContent = text;
-    box.hidden = false;
-    box.focus();
   }
 
   // While the wallet's payment is being submitted the page's poll holds off: both would open the
@@ -65,67 +40,99 @@
     form.requestSubmit();
   }
 
-  async function paySolana(button) {
-    const provider = (window.phantom && window.phantom.solana) || window.solana;
-    if (!provider) throw new Error("No Solana wallet found in this browser: scan the QR code with your phone instead.");
-    const connected = await provider.connect();
-    const key = ((connected && connected.publicKey) || provider.publicKey).toString();
-    const response = await fetch(button.dataset.requestUrl, {
+  // The server builds the transaction for this account (the Solana Pay transaction request); its
+  // refusal (e.g. a balance too short to pay) is already a sentence for the buyer.
+  async function transactionFor(box, address) {
+    const response = await fetch(box.dataset.requestUrl, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ account: key }),
+      body: JSON.stringify({ account: address }),
     });
-    const body = await response.json();
-    if (!response.ok) throw new Error(body.error || `The server could not build the transaction (HTTP ${response.status}).`);
-    const message = base58(messageOf(fromBase64(body.transaction)));
-    const sent = await provider.request({ method: "signAndSendTransaction", params: { message } });
-    submitPayment(sent.signature, "solana");
+    let body = {};
+    try { body = await response.json(); } catch { /* not JSON: the status says enough */ }
+    if (!response.ok) {
+      throw new W.WalletError(body.error || `Atelier could not prepare the payment (HTTP ${response.status}). Try again.`);
+    }
+    return fromBase64(body.transaction);
+  }
+
+  async function paySolana(wallet, button) {
+    const box = button.closest("[data-wallet-chain]");
+    let signature;
+    if (wallet.kind === "standard") {
+      const account = await W.connectStandard(wallet.wallet);
+      const transaction = await transactionFor(box, account.address);
+      const feature = wallet.wallet.features["solana:signAndSendTransaction"];
+      const [output] = await feature.signAndSendTransaction({ account, transaction, chain: box.dataset.chainId });
+      signature = W.base58(output.signature);
+    } else {
+      // Phantom's injected provider: connect(), then request() with the base58 message.
+      const provider = wallet.provider;
+      const connected = await provider.connect();
+      const address = ((connected && connected.publicKey) || provider.publicKey).toString();
+      const message = W.base58(messageOf(await transactionFor(box, address)));
+      signature = (await provider.request({ method: "signAndSendTransaction", params: { message } })).signature;
+    }
+    submitPayment(signature, "solana");
   }
 
   function word(value) {
     return BigInt(value).toString(16).padStart(64, "0");
   }
 
-  async function payBase(button) {
-    const provider = window.ethereum;
-    if (!provider) throw new Error("No Ethereum wallet found in this browser: scan the QR code with your phone instead.");
+  async function payBase(wallet, button) {
+    const box = button.closest("[data-wallet-chain]");
+    const provider = wallet.provider;
     const [account] = await provider.request({ method: "eth_requestAccounts" });
-    if (account.toLowerCase() !== button.dataset.wallet.toLowerCase()) {
-      throw new Error(`Switch your wallet to ${button.dataset.wallet}, the one you signed in with, and try again.`);
+    if (!account || account.toLowerCase() !== box.dataset.wallet.toLowerCase()) {
+      throw new W.WalletError(`Switch ${wallet.name} to ${box.dataset.wallet}, the account you signed in with, and try again.`);
     }
-    const chainId = "0x" + Number(button.dataset.chainId).toString(16);
+    const chainId = "0x" + Number(box.dataset.chainId).toString(16);
     if ((await provider.request({ method: "eth_chainId" })) !== chainId) {
       await provider.request({ method: "wallet_switchEthereumChain", params: [{ chainId }] });
     }
     // transfer(address,uint256)
-    const data = "0xa9059cbb" + word(button.dataset.escrow) + word(button.dataset.amount);
+    const data = "0xa9059cbb" + word(box.dataset.escrow) + word(box.dataset.amount);
     const hash = await provider.request({
       method: "eth_sendTransaction",
-      params: [{ from: account, to: button.dataset.token, data, value: "0x0" }],
+      params: [{ from: account, to: box.dataset.token, data, value: "0x0" }],
     });
     submitPayment(hash, "base");
   }
 
-  function reveal(root) {
-    const solana = root.querySelector ? root.querySelector("#pay-solana-wallet") : null;
-    if (solana && ((window.phantom && window.phantom.solana) || window.solana)) solana.hidden = false;
-    const base = root.querySelector ? root.querySelector("#pay-base-wallet") : null;
-    if (base && window.ethereum) base.hidden = false;
+  // The poll holds off from the press until the pay form is posted (or the wallet says no): a swap
+  // meanwhile would replace the button whose line is to show the wallet's answer.
+  function holdingPoll(pay) {
+    return async (wallet, button) => {
+      submitting = true;
+      try {
+        await pay(wallet, button);
+      } catch (error) {
+        submitting = false;
+        throw error;
+      }
+    };
   }
 
-  document.addEventListener("click", async (event) => {
-    const button = event.target.closest("#pay-solana-wallet, #pay-base-wallet");
-    if (!button) return;
-    button.disabled = true;
-    submitting = true;
-    try {
-      await (button.id === "pay-solana-wallet" ? paySolana(button) : payBase(button));
-    } catch (error) {
-      showError((error && error.message) || String(error));
-      button.disabled = false;
-      submitting = false;
+  function reveal(root) {
+    if (!root.querySelector) return;
+    const solana = root.querySelector("#solana-wallets");
+    if (solana) {
+      solana.hidden = false;
+      W.showWallets(
+        solana,
+        () => W.solanaWallets({ needs: ["solana:signAndSendTransaction"], chain: solana.dataset.chainId }),
+        (wallet) => `Pay with ${wallet.name}`,
+        holdingPoll(paySolana),
+        { primary: true },
+      );
     }
-  });
+    const base = root.querySelector("#base-wallets");
+    if (base) {
+      base.hidden = false;
+      W.showWallets(base, W.evmWallets, (wallet) => `Pay with ${wallet.name}`, holdingPoll(payBase), { primary: true });
+    }
+  }
 
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("button.copy-button");

@@ -1,8 +1,10 @@
 // Wallet sign-in: connect, ask Atelier for a single-use nonce and the exact message, have the
 // wallet sign it, then post nonce + signature as an ordinary form (the server sets the session).
-// Loaded as a file with the page's CSP nonce; no inline handlers.
+// Every wallet wallets.js finds gets a button; loaded as a file with the page's CSP nonce.
 (() => {
   "use strict";
+
+  const W = window.AtelierWallets;
 
   function toBase64(bytes) {
     let binary = "";
@@ -14,12 +16,6 @@
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
   }
 
-  function showError(text) {
-    const box = document.getElementById("wallet-error");
-    box.textContent = text;
-    box.hidden = false;
-  }
-
   async function challengeFor(wallet, chain) {
     const response = await fetch("/api/auth/nonce", {
       method: "POST",
@@ -27,8 +23,9 @@
       credentials: "same-origin",
       body: JSON.stringify({ wallet, chain }),
     });
-    const body = await response.json();
-    if (!body.success) throw new Error(body.error);
+    let body = {};
+    try { body = await response.json(); } catch { /* not JSON: the status says enough */ }
+    if (!body.success) throw new W.WalletError(body.error || `Atelier could not start the sign-in (HTTP ${response.status}). Try again.`);
     return body.data;
   }
 
@@ -38,20 +35,56 @@
     document.getElementById("wallet-form").submit();
   }
 
-  async function signInSolana() {
-    const provider = (window.phantom && window.phantom.solana) || window.solana;
-    if (!provider) throw new Error("No Solana wallet found: install Phantom (or a wallet that provides window.solana).");
-    const connected = await provider.connect();
-    const key = (connected && connected.publicKey) || provider.publicKey;
-    const challenge = await challengeFor(key.toString(), "solana");
-    const signed = await provider.signMessage(new TextEncoder().encode(challenge.message), "utf8");
-    const signature = signed && signed.signature ? signed.signature : signed;
-    submit(challenge.nonce, toBase64(signature));
+  // The server's Solana message is laid out as Sign In With Solana, so a wallet that offers only
+  // `solana:signIn` is given its fields and must write back the very same text.
+  function signInInput(message) {
+    const lines = message.split("\n");
+    const field = (name) => {
+      const line = lines.find((text) => text.startsWith(name + ": "));
+      return line ? line.slice(name.length + 2) : undefined;
+    };
+    return {
+      domain: lines[0].split(" wants you to sign in")[0],
+      address: lines[1],
+      statement: lines[3],
+      uri: field("URI"),
+      version: field("Version"),
+      chainId: field("Chain ID"),
+      nonce: field("Nonce"),
+      issuedAt: field("Issued At"),
+      expirationTime: field("Expiration Time"),
+    };
   }
 
-  async function signInEthereum() {
-    const provider = window.ethereum;
-    if (!provider) throw new Error("No Ethereum wallet found: install MetaMask (or a wallet that provides window.ethereum).");
+  async function signInSolana(wallet) {
+    if (wallet.kind === "injected") {
+      const provider = wallet.provider;
+      const connected = await provider.connect();
+      const key = (connected && connected.publicKey) || provider.publicKey;
+      const challenge = await challengeFor(key.toString(), "solana");
+      const signed = await provider.signMessage(new TextEncoder().encode(challenge.message), "utf8");
+      const signature = signed && signed.signature ? signed.signature : signed;
+      submit(challenge.nonce, toBase64(signature));
+      return;
+    }
+    const features = wallet.wallet.features;
+    const account = await W.connectStandard(wallet.wallet);
+    const challenge = await challengeFor(account.address, "solana");
+    const message = new TextEncoder().encode(challenge.message);
+    if (features["solana:signMessage"]) {
+      const [output] = await features["solana:signMessage"].signMessage({ account, message });
+      submit(challenge.nonce, toBase64(output.signature));
+      return;
+    }
+    const [output] = await features["solana:signIn"].signIn(signInInput(challenge.message));
+    if (new TextDecoder().decode(output.signedMessage) !== challenge.message) {
+      throw new W.WalletError(`${wallet.name} wrote the sign-in message differently from Atelier's, so it cannot be checked. Try another wallet.`);
+    }
+    submit(challenge.nonce, toBase64(output.signature));
+  }
+
+  async function signInEthereum(wallet) {
+    const provider = wallet.provider;
     const [address] = await provider.request({ method: "eth_requestAccounts" });
     const challenge = await challengeFor(address, "base");
     const message = "0x" + toHex(new TextEncoder().encode(challenge.message));
@@ -59,22 +92,17 @@
     submit(challenge.nonce, signature);
   }
 
-  function wire(id, signIn) {
-    const button = document.getElementById(id);
-    if (!button) return;
-    button.addEventListener("click", async () => {
-      button.disabled = true;
-      try {
-        await signIn();
-      } catch (error) {
-        showError(error && error.message ? error.message : String(error));
-        button.disabled = false;
-      }
-    });
-  }
-
   document.addEventListener("DOMContentLoaded", () => {
-    wire("signin-solana", signInSolana);
-    wire("signin-ethereum", signInEthereum);
+    const solana = document.getElementById("solana-wallets");
+    solana.hidden = false;
+    W.showWallets(
+      solana,
+      () => W.solanaWallets({ anyOf: ["solana:signMessage", "solana:signIn"] }),
+      (wallet) => `Sign in with ${wallet.name}`,
+      signInSolana,
+    );
+    const base = document.getElementById("base-wallets");
+    base.hidden = false;
+    W.showWallets(base, W.evmWallets, (wallet) => `Sign in with ${wallet.name}`, signInEthereum);
   });
 })();

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.payments import solana_helpers
+from tests.payments import evm_helpers, solana_helpers
 from tests.payments.solana_helpers import Devchain
 
 # Playwright's sync API runs an event loop in this thread; the test body's ORM calls are still
@@ -52,6 +52,12 @@ def browser() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def solana_chain() -> Iterator[Devchain]:
     with solana_helpers.running_devchain() as chain:
+        yield chain
+
+
+@pytest.fixture(scope="session")
+def base_chain() -> Iterator[evm_helpers.Devchain]:
+    with evm_helpers.running_devchain() as chain:
         yield chain
 
 

@@ -168,7 +168,7 @@ def test_a_buyer_with_a_browser_wallet_hires_pays_talks_revises_approves_and_rev
     shoot(page, screenshots / "catalogue.png")
     page.get_by_role("link", name="Logo in three styles").click()
     page.get_by_role("link", name="Sign in to hire").click()
-    page.locator("#signin-solana").click()
+    page.get_by_role("button", name="Sign in with Phantom").click()
     page.wait_for_url(f"{site.url}/services/{service.id}/")  # the exact URL: next= holds it too
     assert len(signed) == 1
     assert address in signed[0]

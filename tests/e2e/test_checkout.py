@@ -84,7 +84,7 @@ def no_overflow(page: Any) -> None:
 def hire(page: Any, site: Any, service: Service) -> str:
     page.goto(f"/services/{service.id}/")
     page.get_by_role("link", name="Sign in to hire").click()
-    page.locator("#signin-solana").click()
+    page.get_by_role("button", name="Sign in with Phantom").click()
     page.wait_for_url(f"{site.url}/services/{service.id}/")
     page.locator("#id_brief").fill(BRIEF)
     page.get_by_role("button", name="Hire for $25.00").click()
@@ -192,12 +192,6 @@ ETHEREUM_PROVIDER = """
 """
 
 
-@pytest.fixture(scope="session")
-def base_chain() -> Any:
-    with evm_helpers.running_devchain() as chain:
-        yield chain
-
-
 def test_a_base_buyer_pays_by_clicking_pay_with_metamask(
     new_context: Any, site: Any, settings: Any, base_chain: Any, screenshots: Path
 ) -> None:
@@ -236,7 +230,7 @@ def test_a_base_buyer_pays_by_clicking_pay_with_metamask(
 
     page.goto(f"/services/{service.id}/")
     page.get_by_role("link", name="Sign in to hire").click()
-    page.locator("#signin-ethereum").click()
+    page.get_by_role("button", name="Sign in with MetaMask").click()
     page.wait_for_url(f"{site.url}/services/{service.id}/")
     page.locator("#id_brief").fill(BRIEF)
     page.get_by_role("button", name="Hire for $25.00").click()

@@ -103,12 +103,13 @@ def test_next_never_leaves_the_site(buyer: WalletBuyer):
     assert response["Location"] == "/orders/"
 
 
-def test_the_signin_page_offers_both_browser_wallets_and_the_demo_wallet_in_local_mode(db, settings):
+def test_the_signin_page_has_a_place_for_each_chains_wallets_and_the_demo_wallet_in_local_mode(db, settings):
     settings.CHAIN_MODE = "local"
     body = Client().get("/signin/").content.decode()
 
-    assert 'id="signin-solana"' in body
-    assert 'id="signin-ethereum"' in body
+    # wallets.js fills each list with the wallets this browser announces (tests/e2e/test_wallets.py).
+    assert 'id="solana-wallets" data-wallet-chain="solana"' in body
+    assert 'id="base-wallets" data-wallet-chain="base"' in body
     assert "DEMO WALLET" in body
 
 
