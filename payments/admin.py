@@ -18,8 +18,8 @@ from payments.models import (
     TransferStatus,
     WalletSession,
 )
-from payments.services import payment_return
-from payments.tasks import retry_transfer
+from payments.services import paying_payment, payment_return
+from payments.tasks import retry_transfer, send_held_to
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -70,7 +70,10 @@ class SignInChallengeAdmin(ReadOnlyAdmin):
 
 @admin.register(OutgoingTransfer)
 class OutgoingTransferAdmin(ReadOnlyAdmin):
-    """Payouts and refunds: status, the chain transaction, the last error; failed ones can be retried."""
+    """Payouts, refunds and returns: status, the chain transaction, the last error. Failed and held
+    ones wait for staff: retry a failed one; a held one is sent once its recipient has a USDC account
+    (by itself, or on retry), or, held because the paying account's owner did not sign, to the
+    transaction's signer when staff send it there."""
 
     list_display = (
         "id",
@@ -87,13 +90,14 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
     list_filter = ("status", "kind", "chain")
     search_fields = ("order__id", "tx_hash", "to_address")
     exclude = ("raw_tx",)
-    actions = ("retry",)
+    readonly_fields = ("candidates",)
+    actions = ("retry", "send_to_signer")
     change_list_template = "admin/payments/outgoingtransfer/change_list.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutgoingTransfer]:
         # Failed ones first (they wait for staff), then those still on their way, then the settled.
         rank = Case(
-            When(status=TransferStatus.FAILED, then=Value(0)),
+            When(status__in=[TransferStatus.FAILED, TransferStatus.HELD], then=Value(0)),
             When(status__in=[TransferStatus.PENDING, TransferStatus.SIGNED], then=Value(1)),
             default=Value(2),
         )
@@ -112,11 +116,51 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry the selected payouts, refunds and returns", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[OutgoingTransfer]) -> None:
-        retried = 0
+        retried = undecided = 0
         for transfer in queryset.exclude(status=TransferStatus.CONFIRMED):
-            retry_transfer(transfer)
-            retried += 1
+            with transaction.atomic():
+                if retry_transfer(OutgoingTransfer.objects.select_for_update().get(pk=transfer.pk)):
+                    retried += 1
+                else:
+                    undecided += 1
         self.message_user(request, f"{retried} transfer(s) queued again.", messages.SUCCESS)
+        if undecided:
+            self.message_user(
+                request,
+                f"{undecided} held transfer(s) have nowhere chosen to go: use “Send held transfers to the paying "
+                "transaction's signer” once you know the signer paid.",
+                messages.WARNING,
+            )
+
+    @admin.display(description="who could have paid (the paying account's owner, then the signers)")
+    def candidates(self, obj: OutgoingTransfer) -> str:
+        payment = paying_payment(obj)
+        if payment is None:
+            return "-"
+        owner = f"{payment.payer} (owner of {payment.source_account or 'the paying account'}; "
+        owner += "signed)" if payment.payer_signed else "did not sign)"
+        return "; ".join([owner, *(f"{signer} (signed)" for signer in payment.signers if signer != payment.payer)])
+
+    @admin.action(description="Send held transfers to the paying transaction's signer", permissions=["retry"])
+    def send_to_signer(self, request: HttpRequest, queryset: QuerySet[OutgoingTransfer]) -> None:
+        """Only when the paying transaction had exactly one signer other than the paying account's
+        owner (the fee payer who routed the swap or executed the vault): anything less clear is
+        a conversation with the buyer first."""
+        sent, unclear = 0, []
+        for transfer in queryset.filter(status=TransferStatus.HELD):
+            payment = paying_payment(transfer)
+            signers = [s for s in (payment.signers if payment else []) if s != (payment.payer if payment else "")]
+            if len(signers) != 1:
+                unclear.append(str(transfer.pk))
+                continue
+            with transaction.atomic():
+                send_held_to(OutgoingTransfer.objects.select_for_update().get(pk=transfer.pk), signers[0])
+            sent += 1
+        self.message_user(request, f"{sent} held transfer(s) sent to their signer.", messages.SUCCESS)
+        if unclear:
+            self.message_user(
+                request, f"Not sent (no single signer to send to): {', '.join(unclear)}.", messages.WARNING
+            )
 
 
 @admin.register(LedgerEntry)

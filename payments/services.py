@@ -520,6 +520,15 @@ def _send_back(payment: Payment, amount: int, *, kind: TransferKind, order: Orde
     return transfer
 
 
+def paying_payment(transfer: OutgoingTransfer) -> Payment | None:
+    """The transfer into escrow whose money a return or refund sends back."""
+    if transfer.payment_id is not None:
+        return transfer.payment
+    if transfer.kind == TransferKind.REFUND and transfer.order_id is not None:
+        return Payment.objects.filter(order_id=transfer.order_id, status=PaymentStatus.VERIFIED).first()
+    return None
+
+
 def unsigned_reason(payment: Payment) -> str:
     signers = ", ".join(payment.signers) or "nobody we can name"
     return (

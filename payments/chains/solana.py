@@ -323,6 +323,8 @@ class SolanaClient:
             return "", 0
         signature = str(page[0]["signature"])
         tx = self._get_transaction(signature, "finalized")
+        if tx is None:
+            raise ChainUnavailable(f"Solana RPC listed {signature} but does not return it")
         try:
             index = [key["pubkey"] for key in tx["transaction"]["message"]["accountKeys"]].index(
                 str(self.escrow_token_account)

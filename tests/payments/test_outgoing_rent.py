@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
@@ -29,7 +32,7 @@ from orders.models import Order, OrderEvent
 from orders.paying import escrow_scan
 from payments import chains
 from payments.models import OutgoingTransfer, Payment, TransferStatus
-from payments.tasks import process_transfer, release_held_transfers, send_held_to
+from payments.tasks import process_transfer, release_held_transfers
 from tests.orders.test_order_pages import browser_of, page
 from tests.payments import solana_helpers
 from tests.payments.solana_helpers import LAMPORTS_PER_SOL, USDC
@@ -306,7 +309,9 @@ def test_a_payout_to_a_wallet_without_a_usdc_account_is_held_and_the_agent_hears
     assert payout.status == TransferStatus.CONFIRMED
 
 
-def test_a_swap_routed_underpayment_is_held_and_the_order_says_so(solana_world: Any, agent: Any) -> None:
+def test_a_swap_routed_underpayment_is_held_and_the_order_says_so(
+    solana_world: Any, agent: Any, django_user_model: Any
+) -> None:
     """USDC from an account whose owner (a pool) never signed: the underpayment is not returned to
     the pool; it waits for staff, and the order names the candidates' situation in plain words."""
     chain, url = solana_world, solana_world.url
@@ -347,9 +352,24 @@ def test_a_swap_routed_underpayment_is_held_and_the_order_says_so(solana_world: 
     assert chain.buyer.wallet in item["return_held_reason"]  # the signer is named as a candidate
     assert chains.client("solana").token_balance(str(pool.pubkey())) == 49 * USDC
 
-    # Staff send it to the signer (the buyer), into its existing USDC account.
-    send_held_to(held, chain.buyer.wallet)
+    # Staff see it first in the queue with the candidates, and send it to the signer (the buyer).
+    staff = django_user_model.objects.create_user("cashier", password="pw-for-tests-only", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_outgoingtransfer", "change_outgoingtransfer"])
+    )
+    desk = Client()
+    desk.force_login(staff)
+    queue = desk.get(reverse("admin:payments_outgoingtransfer_changelist")).content.decode()
+    assert "held" in queue
+    detail = desk.get(reverse("admin:payments_outgoingtransfer_change", args=[held.pk])).content.decode()
+    assert f"{pool.pubkey()} (owner of {pool_account}; did not sign)" in detail
+    assert f"{chain.buyer.wallet} (signed)" in detail
+    url = reverse("admin:payments_outgoingtransfer_changelist")
+    desk.post(url, {"action": "retry", "_selected_action": [held.pk]})  # nowhere chosen: stays held
+    held.refresh_from_db()
+    assert held.status == TransferStatus.HELD
+    desk.post(url, {"action": "send_to_signer", "_selected_action": [held.pk]})
     send_everything()
     held.refresh_from_db()
-    assert held.status == TransferStatus.CONFIRMED
+    assert (held.status, held.to_address) == (TransferStatus.CONFIRMED, chain.buyer.wallet)
     assert "clean" in reconcile_output("solana")
