@@ -356,7 +356,14 @@ def payment_verify(
                 f"Received {_usdc(transfer.amount)} of {_usdc(due)} due ({_usdc(due - transfer.amount)} missing). "
                 "One transaction must carry the whole price"
             )
-            message += f"; this one is returned to {transfer.payer}." if transfer.final else "."
+            if not transfer.final:
+                message += "."
+            elif transfer.amount < MIN_AUTO_RETURN_BASE_UNITS:
+                message += "; this one is too small to return by itself (support can)."
+            elif not transfer.payer_signed:
+                message += f"; it came from an account of {transfer.payer}, which did not sign, so staff return it."
+            else:
+                message += f"; this one is returned to {transfer.payer}."
             exc = chains.PaymentRejected(exc.code, message, transfer=transfer)
         if transfer is not None and transfer.final:
             raise Unapplicable(exc.message, code=exc.code, transfer=transfer, details=details) from None
