@@ -4,8 +4,10 @@
 #
 # One owner key. The owner may call `execute` itself, or sign a call that anyone (a relayer, a
 # bundler) submits with `executeSigned` and pays the gas for: the USDC then leaves this account in a
-# transaction whose `from` is the relayer. `isValidSignature` answers EIP-1271 for the owner's
-# signatures over a hash (for a personal_sign message: the EIP-191 hash of the message).
+# transaction whose `from` is the relayer. `executeBatch` lets an account owned by a relayer carry
+# several accounts' signed calls in one transaction, as an ERC-4337 bundler does.
+# `isValidSignature` answers EIP-1271 for the owner's signatures over a hash (for a personal_sign
+# message: the EIP-191 hash of the message).
 
 MAGIC_1271: constant(bytes4) = 0x1626ba7e
 INVALID_1271: constant(bytes4) = 0xffffffff
@@ -37,6 +39,15 @@ def _signer(digest: bytes32, signature: Bytes[256]) -> address:
 def execute(target: address, amount: uint256, data: Bytes[1024]) -> Bytes[256]:
     assert msg.sender == self.owner, "not the owner"
     return raw_call(target, data, max_outsize=256, value=amount)
+
+
+@external
+def executeBatch(targets: DynArray[address, 8], calls: DynArray[Bytes[1024], 8]):
+    """Several calls in one transaction, as a bundler does with several users' operations."""
+    assert msg.sender == self.owner, "not the owner"
+    assert len(targets) == len(calls), "one call per target"
+    for i: uint256 in range(len(targets), bound=8):
+        raw_call(targets[i], calls[i])
 
 
 @view
