@@ -60,7 +60,8 @@ from payments import chains
 from payments import services as payment_services
 from payments.chains.config import base_config, solana_config
 from payments.ledger import usd_to_base_units
-from payments.models import PaymentStatus, UnappliedReason
+from payments.models import ACCOUNTED, Payment, PaymentStatus, UnappliedReason
+from payments.signatures import verify_wallet_signature
 
 X402_VERSION = 2
 # How long the requirements hold: the payment must land on chain within this (block time).
@@ -290,17 +291,25 @@ def x402_order(
         payer = wallets.normalize_address(payment.chain, payment.payer)
     except Invalid as exc:
         raise _invalid(f"payer {exc}", "payer") from None
-    if payment.chain == wallets.BASE and not wallets.verify_signature(
+    if payment.chain == wallets.BASE and not verify_wallet_signature(
         payment.chain, payer, proof_message(intent.reference), payment.signature
     ):
         raise _invalid(
             f"signature must be the payer's EIP-191 signature of {proof_message(intent.reference)!r}", "signature"
         )
+    # Solana: the transaction is one transfer. Base: the payer's own log, among any others a bundle
+    # carries; which of its logs are still free the chain tells (payment_verify, 409 when none is).
     known = payment_services.accounted(payment.chain, tx_hash)
+    if payment.chain == wallets.BASE:
+        known = (
+            Payment.objects.filter(chain=payment.chain, tx_hash=tx_hash, payer=payer, status__in=ACCOUNTED)
+            .order_by("log_index")
+            .first()
+        )
     if known is not None and known.status == PaymentStatus.UNAPPLIED and known.order_id is None:
         message = payment_services.unapplied_message(known)
         raise _payment_required(intent, _accepts(intent), resource_url, message, code=known.reason)
-    if known is not None:
+    if known is not None and payment.chain != wallets.BASE:
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
     # The order to be, unsaved: what the payments app verifies any escrow payment against.

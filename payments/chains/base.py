@@ -26,6 +26,10 @@ class ChainUnavailable(ChainError):
     """The chain's RPC is unreachable, timed out, or answered with an error."""
 
 
+class ChainNotConfigured(ChainUnavailable):
+    """This server has no escrow (or no token) configured for the chain: nothing can be asked of it."""
+
+
 class PaymentPending(ChainError):
     """Seen but not final (or not seen yet): never a rejection."""
 
@@ -61,6 +65,9 @@ class VerifiedTransfer:
     amount: int  # base units that arrived in the escrow's own token account
     block_time: int  # unix seconds of the block
     final: bool = True  # False: seen at `confirmed` (Solana) or under the confirmation depth (Base)
+    # Base: the Transfer log's index in its block (a transfer is one log); Solana: 0, a transaction
+    # is one transfer (its escrow deltas summed, bound by its one memo).
+    log_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,11 +75,12 @@ class InboundTransfer:
     """A final transfer of USDC into the escrow's own token account, as the escrow scan finds it."""
 
     tx_hash: str
-    sender: str  # the wallet the USDC came from (Solana: the source token account's owner)
+    sender: str  # the wallet the USDC came from (Solana: the source token account's owner; Base: the log's `from`)
     amount: int
     memos: tuple[str, ...]  # Solana: the transaction's memos; Base: none
     block_time: int
     position: str  # the scan cursor once this transfer (and all before it) is decided
+    log_index: int = 0  # Base: each Transfer log into escrow is its own transfer; Solana: 0
 
 
 @dataclass(frozen=True)
@@ -101,13 +109,17 @@ class ChainClient(Protocol):
         reference: str,
         not_before: int,
         final: bool = True,
+        accounted_logs: frozenset[int] = frozenset(),
     ) -> VerifiedTransfer:
         """Check a successful transfer of the right token into the escrow's own token account, bound
-        to the order (Solana: exactly one memo, `reference`; Base: sent by `payer`, the proven payer,
-        which is required there), of at least `min_amount`, in a block not older than `not_before`
-        (unix s). With `final`, only at finality; otherwise a transfer seen but not final yet is
-        checked all the same and returned with `final=False`. Raises PaymentPending (not seen) /
-        PaymentRejected / ChainUnavailable."""
+        to the order (Solana: exactly one memo, `reference`; Base: a USDC Transfer log from `payer`,
+        the proven payer, which is required there, whoever sent the transaction), of at least
+        `min_amount`, in a block not older than `not_before` (unix s). Base passes over the logs in
+        `accounted_logs` (they pay something already; "tx_hash_used" when the payer has no other);
+        Solana's one transfer per transaction is checked for use before this is called. With
+        `final`, only at finality; otherwise a transfer seen but not final yet is checked all the
+        same and returned with `final=False`. Raises PaymentPending (not seen) / PaymentRejected /
+        ChainUnavailable."""
         ...
 
     def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
