@@ -47,10 +47,12 @@ def buyer_of(order: Order) -> Principal:
 def order_pay(
     *, order_id: str, actor: Principal, tx_hash: str, chain: str, payer_signature: str = "", payer: str = ""
 ) -> Order:
-    """The buyer says `tx_hash` pays the order. Checked on-chain as far as the chain can tell now
-    (outside any transaction): final and bound, it pays the order (`_apply`); seen or not yet on
-    chain, it waits as a claim that holds nothing, re-checked by a task; bound but unable to pay
-    (underpaid, the order no longer payable), it is recorded and returned, and the answer says so."""
+    """The buyer says `tx_hash` pays the order (on Base: a Transfer log in it from the proven payer,
+    the caller's wallet, or `payer`, or the signer of `payer_signature`). Checked on-chain as far as
+    the chain can tell now (outside any transaction): final and bound, it pays the order
+    (`_apply`); seen or not yet on chain, it waits as a claim that holds nothing, re-checked by a
+    task; bound but unable to pay (underpaid, the order no longer payable), it is recorded and
+    returned, and the answer says so."""
     tx_hash = payment_services.normalize_tx_hash(chain, tx_hash)
     order = Order.objects.select_related("service", "agent", "buyer_agent").filter(pk=order_id).first()
     if order is None or role_of(order, actor) is None:
@@ -62,7 +64,7 @@ def order_pay(
         late = False
     except Conflict:
         late = True  # said once the transfer is looked at: money bound to this order is returned
-    payer = payment_services.proven_payer(
+    proven = payment_services.proven_payer(
         chain=chain,
         reference=order.payment_reference,
         signature=payer_signature,
@@ -73,14 +75,14 @@ def order_pay(
     payment_services.ensure_hash_unused(order, chain=chain, tx_hash=tx_hash)
     order.payment_chain = chain  # the buyer may pay on either chain; `pay` records the one it was paid on
     if late:
-        _refuse_late(order, actor, chain, tx_hash, payer)
+        _refuse_late(order, actor, chain, tx_hash, proven)
     try:
-        transfer = payment_services.payment_verify(order, chain=chain, tx_hash=tx_hash, payer=payer)
+        transfer = payment_services.payment_verify(order, chain=chain, tx_hash=tx_hash, payer=proven)
     except payment_services.Unapplicable as exc:
         record_unapplied(order, chain, exc.transfer, REJECTION_REASONS[exc.code])
         raise
     if transfer is None or not transfer.final:
-        _claim(order, actor, chain, tx_hash, payer)
+        _claim(order, actor, chain, tx_hash, proven)
         return order
     return _apply(order.id, actor, chain, transfer)
 
