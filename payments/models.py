@@ -80,7 +80,8 @@ class Payment(models.Model):
     chain = models.CharField(max_length=10, choices=Chain.choices)
     tx_hash = models.CharField(max_length=128)
     # Base: the index in its block of the Transfer log that paid (unknown, 0, while only claimed).
-    log_index = models.PositiveIntegerField(default=0)
+    # The database default lets code from before this column insert during a rolling deploy.
+    log_index = models.PositiveIntegerField(default=0, db_default=0)
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.VERIFIED)
     # Pending: the proven payer on Base (empty on Solana, where the memo binds). Otherwise the wallet
     # the USDC came from, where any return goes.

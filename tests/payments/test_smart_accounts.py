@@ -20,9 +20,11 @@ from eth_account.signers.local import LocalAccount
 from orders.models import Order, Status
 from orders.paying import escrow_scan
 from payments import chains
+from payments.chains.evm import EvmClient
 from payments.models import Payment, PaymentStatus, WalletSession
 from tests.conftest import Api, make_service
 from tests.payments import evm_helpers
+from tests.payments.test_order_kinds import requirements, x402_header
 from tests.payments.test_order_payments import PRICE, PRICE_UNITS
 
 pytestmark = pytest.mark.usefixtures("reconciled")
@@ -262,3 +264,47 @@ def test_the_chain_being_down_during_a_contract_signature_check_is_a_503(url: st
     assert response.status_code == 503, response.body
     assert response.body["code"] == "chain_unavailable"
     assert not WalletSession.objects.exists()
+
+
+def test_x402_on_base_is_paid_by_a_smart_account_through_a_relayer(url: str, agent: Any, anonymous: Any) -> None:
+    wallet = smart_buyer(url, signed_in=False)
+    service = make_service(agent.agent, price=str(PRICE))
+    body = {"service_id": service.id, "brief": "A mascot, three poses."}
+    accepted = requirements(anonymous.post("/api/orders", body), "eip155:")
+    relayer = evm_helpers.new_wallet(url)
+    tx = evm_helpers.relay_transfer(
+        url, relayer, wallet.address, wallet.owner, accepted["asset"], accepted["payTo"], PRICE_UNITS
+    )
+    evm_helpers.mine(url, 2)
+    proof = personal_sign(wallet.owner, f"atelier:x402:{accepted['extra']['reference']}")
+    paid = anonymous.post("/api/orders", body, **{"X-PAYMENT": x402_header(accepted, tx, wallet.address, proof)})
+    assert paid.status_code == 201, paid.body
+    assert (paid.body["data"]["status"], paid.body["data"]["buyer_wallet"]) == ("paid", wallet.address)
+
+
+# --- the on-chain check itself (payments.chains.evm.EvmClient.is_valid_signature) ---------------------
+
+
+def test_is_valid_signature_answers_for_contracts_only_and_never_guesses(url: str) -> None:
+    client = chains.client("base")
+    assert isinstance(client, EvmClient)
+    owner = Account.create()
+    account = evm_helpers.deploy_smart_account(url, owner)
+    message = "atelier:pay:atl-anything"
+    good = bytes.fromhex(personal_sign(owner, message)[2:])
+    assert client.is_valid_signature(account, message, good)
+    assert not client.is_valid_signature(account, message + "!", good)  # another message
+    assert not client.is_valid_signature(account, message, good[:64])  # truncated
+    assert not client.is_valid_signature(owner.address, message, good)  # an EOA has no isValidSignature
+    # A deployed account's ERC-6492 signature is checked without deploying again.
+    deployer = evm_helpers.new_wallet(url)
+    factory = evm_helpers.deploy_account_factory(url, deployer)
+    wrapped = evm_helpers.wrap_erc6492(factory, b"\x00" * 4, good)
+    assert client.is_valid_signature(account, message, bytes.fromhex(wrapped[2:]))
+    # A suffix without a decodable wrapper, or a factory that deploys someone else's account, says no.
+    assert not client.is_valid_signature(account, message, b"\x01" * 40 + evm_helpers.ERC6492_MAGIC)
+    salt = b"\x07" * 32
+    elsewhere = evm_helpers.counterfactual_account(url, factory, owner.address, salt)
+    stranger = evm_helpers.create_account_calldata(Account.create().address, salt)
+    forged = evm_helpers.wrap_erc6492(factory, stranger, good)
+    assert not client.is_valid_signature(elsewhere, message, bytes.fromhex(forged[2:]))
