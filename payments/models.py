@@ -62,6 +62,10 @@ class UnappliedReason(models.TextChoices):
 
 
 ACCOUNTED = (PaymentStatus.VERIFIED, PaymentStatus.UNAPPLIED)
+# The log_index of a row that accounts for a whole transaction, whichever logs it carries: Base rows
+# recorded before payments were bound per log (and rows code from before then inserts during a
+# rolling deploy, by the column's database default). No log of such a transaction pays anything else.
+WHOLE_TRANSACTION = 2_147_483_647
 
 
 class Payment(models.Model):
@@ -80,8 +84,8 @@ class Payment(models.Model):
     chain = models.CharField(max_length=10, choices=Chain.choices)
     tx_hash = models.CharField(max_length=128)
     # Base: the index in its block of the Transfer log that paid (unknown, 0, while only claimed).
-    # The database default lets code from before this column insert during a rolling deploy.
-    log_index = models.PositiveIntegerField(default=0, db_default=0)
+    # Inserted without it (code from before this column, during a rolling deploy): the whole transaction.
+    log_index = models.PositiveIntegerField(default=0, db_default=WHOLE_TRANSACTION)
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.VERIFIED)
     # Pending: the proven payer on Base (empty on Solana, where the memo binds). Otherwise the wallet
     # the USDC came from, where any return goes.

@@ -31,6 +31,7 @@ from payments.chains.config import base_config
 from payments.ledger import usd_to_base_units
 from payments.models import (
     ACCOUNTED,
+    WHOLE_TRANSACTION,
     LedgerKind,
     OutgoingTransfer,
     Payment,
@@ -365,6 +366,8 @@ def payment_verify(
     used = frozenset(
         Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).values_list("log_index", flat=True)
     )
+    if WHOLE_TRANSACTION in used:  # accounted for before payments were bound per log
+        raise Conflict("This transaction already pays another order.", code="tx_hash_used")
     try:
         return chains.client(chain).verify_payment(
             tx_hash,
@@ -407,7 +410,7 @@ def accounted(chain: str, tx_hash: str, log_index: int | None = None) -> Payment
     `log_index` of the transaction, or with None any transfer of it (Solana has one, at 0)."""
     rows = Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED)
     if log_index is not None:
-        rows = rows.filter(log_index=log_index)
+        rows = rows.filter(log_index__in=(log_index, WHOLE_TRANSACTION))
     return rows.order_by("log_index").first()
 
 
@@ -421,7 +424,8 @@ def ensure_hash_unused(order: Order, *, chain: str, tx_hash: str) -> None:
     for payment in rows:
         if payment.order_id == order.id and payment.status == PaymentStatus.UNAPPLIED:
             raise ValidationFailed(unapplied_message(payment), code=payment.reason, details=unapplied_to_dict(payment))
-    if chain != wallets.BASE and any(payment.order_id != order.id for payment in rows):
+    others = [payment for payment in rows if payment.order_id != order.id]
+    if others and (chain != wallets.BASE or any(payment.log_index == WHOLE_TRANSACTION for payment in others)):
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
 

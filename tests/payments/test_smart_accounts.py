@@ -20,8 +20,9 @@ from eth_account.signers.local import LocalAccount
 from orders.models import Order, Status
 from orders.paying import escrow_scan
 from payments import chains
+from payments import services as payment_services
 from payments.chains.evm import EvmClient
-from payments.models import Payment, PaymentStatus, WalletSession
+from payments.models import WHOLE_TRANSACTION, Payment, PaymentStatus, WalletSession
 from tests.conftest import Api, make_service
 from tests.payments import evm_helpers
 from tests.payments.test_order_kinds import requirements, x402_header
@@ -308,3 +309,26 @@ def test_is_valid_signature_answers_for_contracts_only_and_never_guesses(url: st
     stranger = evm_helpers.create_account_calldata(Account.create().address, salt)
     forged = evm_helpers.wrap_erc6492(factory, stranger, good)
     assert not client.is_valid_signature(elsewhere, message, bytes.fromhex(forged[2:]))
+
+
+def test_a_base_transaction_accounted_before_logs_bound_pays_nothing_else(
+    url: str, agent: Any, bundler: tuple[LocalAccount, str]
+) -> None:
+    first, second = smart_buyer(url), smart_buyer(url)
+    first_order, second_order = order_for(first.api, agent), order_for(second.api, agent)
+    escrow, token = escrow_and_token()
+    transfers = [(first.address, first.owner, PRICE_UNITS), (second.address, second.owner, PRICE_UNITS)]
+    tx = evm_helpers.bundle_transfers(url, bundler[0], bundler[1], transfers, token, escrow)
+    evm_helpers.mine(url, 2)
+    assert pay(first.api, first_order, tx).status_code == 200
+    # As migration 0003 leaves a row recorded per transaction: its log unknown, the whole of it.
+    Payment.objects.filter(tx_hash=tx).update(log_index=WHOLE_TRANSACTION)
+
+    refused = pay(second.api, second_order, tx)
+    assert refused.status_code == 409, refused.body
+    assert refused.body["code"] == "tx_hash_used"
+    assert Payment.objects.filter(tx_hash=tx).count() == 1
+    for log_index in (0, 1, 7):  # the escrow scan finds every log of it accounted for
+        assert payment_services.accounted("base", tx, log_index) is not None
+    # Back to a per-log row, so the closing scan sees the second buyer's log as waiting for a claim.
+    Payment.objects.filter(tx_hash=tx).update(log_index=0)
