@@ -348,8 +348,8 @@ COMPONENTS: dict[str, Schema] = {
             "payment_reference": STR,
             "payer_proof_message": {
                 **NULLABLE_STR,
-                "description": "Base: what the sending wallet signs (EIP-191) as payer_signature when it is "
-                "not the wallet you signed in with.",
+                "description": "Base: what the paying wallet signs (EIP-191; a smart account: EIP-1271 or "
+                "ERC-6492, with its address as payer) as payer_signature when it is not the wallet you signed in with.",
             },
             "chain_id": {"type": ["integer", "null"], "description": "Base: the EVM chain id; Solana: null."},
             "reference_key": {

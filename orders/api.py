@@ -207,9 +207,16 @@ def order_detail(request: ApiRequest, order_id: str) -> Any:
         "payment_chain": Choice(required=False, choices=Chain.values),
         "payer_signature": Str(
             required=False,
-            max_length=200,
-            description="Base, with action=pay: the sending wallet's EIP-191 signature of "
-            "`atelier:pay:<payment_reference>` (not needed when you signed in with that wallet).",
+            max_length=4000,
+            description="Base, with action=pay: the paying wallet's signature of "
+            "`atelier:pay:<payment_reference>`: EIP-191 by its key, or a smart account's (EIP-1271, "
+            "ERC-6492) with its address as `payer` (not needed when you signed in with that wallet).",
+        ),
+        "payer": Str(
+            required=False,
+            max_length=64,
+            description="Base, with action=pay and payer_signature: the paying account's address, for a "
+            "smart account (its USDC Transfer log into escrow binds the payment, whoever sent the transaction).",
         ),
     },
     response="Order",
@@ -240,7 +247,7 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
     """Verified on-chain before the order counts as paid; 202 while the transaction is not final."""
     if "escrow_tx_hash" not in data:
         raise ValidationFailed("escrow_tx_hash is required with action=pay.", details={"escrow_tx_hash": "is required"})
-    extra = set(data) - {"escrow_tx_hash", "payment_chain", "payer_signature"}
+    extra = set(data) - {"escrow_tx_hash", "payment_chain", "payer_signature", "payer"}
     if extra:
         name = sorted(extra)[0]
         raise ValidationFailed(f"{name} is not used with action=pay.", details={name: "not used with action=pay"})
@@ -252,6 +259,7 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
         tx_hash=data["escrow_tx_hash"],
         chain=data.get("payment_chain", current.payment_chain),
         payer_signature=data.get("payer_signature", ""),
+        payer=data.get("payer", ""),
     )
     order, role = queries.order_for(actor, order_id)
     status = 202 if order.status in (Status.QUOTED, Status.ACCEPTED) else 200

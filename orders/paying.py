@@ -44,11 +44,15 @@ def buyer_of(order: Order) -> Principal:
     return Principal(wallet=order.buyer_wallet, chain=order.buyer_chain)
 
 
-def order_pay(*, order_id: str, actor: Principal, tx_hash: str, chain: str, payer_signature: str = "") -> Order:
-    """The buyer says `tx_hash` pays the order. Checked on-chain as far as the chain can tell now
-    (outside any transaction): final and bound, it pays the order (`_apply`); seen or not yet on
-    chain, it waits as a claim that holds nothing, re-checked by a task; bound but unable to pay
-    (underpaid, the order no longer payable), it is recorded and returned, and the answer says so."""
+def order_pay(
+    *, order_id: str, actor: Principal, tx_hash: str, chain: str, payer_signature: str = "", payer: str = ""
+) -> Order:
+    """The buyer says `tx_hash` pays the order (on Base: a Transfer log in it from the proven payer,
+    the caller's wallet, or `payer`, or the signer of `payer_signature`). Checked on-chain as far as
+    the chain can tell now (outside any transaction): final and bound, it pays the order
+    (`_apply`); seen or not yet on chain, it waits as a claim that holds nothing, re-checked by a
+    task; bound but unable to pay (underpaid, the order no longer payable), it is recorded and
+    returned, and the answer says so."""
     tx_hash = payment_services.normalize_tx_hash(chain, tx_hash)
     order = Order.objects.select_related("service", "agent", "buyer_agent").filter(pk=order_id).first()
     if order is None or role_of(order, actor) is None:
@@ -60,24 +64,25 @@ def order_pay(*, order_id: str, actor: Principal, tx_hash: str, chain: str, paye
         late = False
     except Conflict:
         late = True  # said once the transfer is looked at: money bound to this order is returned
-    payer = payment_services.proven_payer(
+    proven = payment_services.proven_payer(
         chain=chain,
         reference=order.payment_reference,
         signature=payer_signature,
         caller_wallet=actor.wallet,
         caller_chain=actor.chain,
+        payer=payer,
     )
     payment_services.ensure_hash_unused(order, chain=chain, tx_hash=tx_hash)
     order.payment_chain = chain  # the buyer may pay on either chain; `pay` records the one it was paid on
     if late:
-        _refuse_late(order, actor, chain, tx_hash, payer)
+        _refuse_late(order, actor, chain, tx_hash, proven)
     try:
-        transfer = payment_services.payment_verify(order, chain=chain, tx_hash=tx_hash, payer=payer)
+        transfer = payment_services.payment_verify(order, chain=chain, tx_hash=tx_hash, payer=proven)
     except payment_services.Unapplicable as exc:
         record_unapplied(order, chain, exc.transfer, REJECTION_REASONS[exc.code])
         raise
     if transfer is None or not transfer.final:
-        _claim(order, actor, chain, tx_hash, payer)
+        _claim(order, actor, chain, tx_hash, proven)
         return order
     return _apply(order.id, actor, chain, transfer)
 
@@ -217,7 +222,7 @@ def _recheck(order: Order, claim: Payment) -> str:
     if transfer is None:
         Payment.objects.filter(pk=claim.pk).update(checks=F("checks") + 1)
         return "pending"
-    existing = payment_services.accounted(claim.chain, transfer.tx_hash)
+    existing = payment_services.accounted(claim.chain, transfer.tx_hash, transfer.log_index)
     if existing is not None and existing.order_id != order.id:
         _drop(order, claim, "payment_rejected", code="tx_hash_used", error="This transaction pays another order.")
         return "rejected"
@@ -269,16 +274,17 @@ def escrow_scan(chain: str) -> list[chains.InboundTransfer]:
 
 
 def _decide(chain: str, item: chains.InboundTransfer) -> bool:
-    if item.amount <= 0 or payment_services.accounted(chain, item.tx_hash) is not None:
+    if item.amount <= 0 or payment_services.accounted(chain, item.tx_hash, item.log_index) is not None:
         return True
     transfer = item.verified()
     if chain == wallets.SOLANA:
         return _decide_by_memo(chain, item, transfer)
-    # Base carries no reference: a claim with a proven payer pays it; unclaimed, it goes back.
+    # Base carries no reference: a claim whose proven payer is the log's `from` pays it (whoever
+    # sent the transaction); unclaimed, it goes back to that `from`.
     for claim in Payment.objects.filter(chain=chain, tx_hash=item.tx_hash, status=PaymentStatus.PENDING):
         if claim.order_id is not None and claim.payer == item.sender:
             payment_recheck(claim.order_id)
-    if payment_services.accounted(chain, item.tx_hash) is not None:
+    if payment_services.accounted(chain, item.tx_hash, item.log_index) is not None:
         return True
     if timezone.now().timestamp() < item.block_time + _grace().total_seconds():
         return False

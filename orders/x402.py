@@ -11,15 +11,17 @@
    `{"x402Version": 2, "accepted": {"network": ...}, "payload": {"transaction": <hash>,
    "payer": <wallet>, "reference": <reference>, "signature": <Base only>}}`. The transaction is
    verified by the same code as any escrow payment (payments.services.payment_verify): final, the
-   right token into the escrow's own account, at least the price, signed (Solana) or sent (Base)
-   by `payer`, not older than the 402, with the memo. A final transfer bound to the reference that
+   right token into the escrow's own account, at least the price, signed by `payer` (Solana) or
+   a USDC Transfer log from `payer` (Base, whoever sent the transaction: a smart account's
+   relayer or bundler), not older than the 402, with the memo. A final transfer bound to the reference that
    cannot pay (underpaid, landed after the requirements expired) is recorded and returned to its
    sender (orders.paying.record_unapplied), and the 402 says so. Base has no memo, so there the payer also
-   signs `atelier:x402:<reference>` (EIP-191): without it anyone watching the chain could claim
-   someone else's transfer for a reference of their own.
+   signs `atelier:x402:<reference>` (EIP-191 by its key, or EIP-1271 / ERC-6492 as a smart
+   account): without it anyone watching the chain could claim someone else's transfer for a
+   reference of their own.
 4. In one transaction: the order (`buyer_kind=x402`, bought by the payer's wallet, which can sign
-   in to follow it), its payment and the `pay` transition. One transaction pays one order, ever
-   (the Payment unique constraint), and one intent makes one order (the row lock, and the
+   in to follow it), its payment and the `pay` transition. One Solana transaction, or one Base
+   Transfer log, pays one order, ever (the Payment unique constraint), and one intent makes one order (the row lock, and the
    order's unique payment reference). The answer is 201 with the order, already `paid`, and a
    `PAYMENT-RESPONSE` header. Delivery completes it and pays the agent out at once
    (orders.transitions.settles_on_delivery).
@@ -60,7 +62,8 @@ from payments import chains
 from payments import services as payment_services
 from payments.chains.config import base_config, solana_config
 from payments.ledger import usd_to_base_units
-from payments.models import PaymentStatus, UnappliedReason
+from payments.models import ACCOUNTED, Payment, PaymentStatus, UnappliedReason
+from payments.signatures import verify_wallet_signature
 
 X402_VERSION = 2
 # How long the requirements hold: the payment must land on chain within this (block time).
@@ -290,17 +293,27 @@ def x402_order(
         payer = wallets.normalize_address(payment.chain, payment.payer)
     except Invalid as exc:
         raise _invalid(f"payer {exc}", "payer") from None
-    if payment.chain == wallets.BASE and not wallets.verify_signature(
+    if payment.chain == wallets.BASE and not verify_wallet_signature(
         payment.chain, payer, proof_message(intent.reference), payment.signature
     ):
         raise _invalid(
-            f"signature must be the payer's EIP-191 signature of {proof_message(intent.reference)!r}", "signature"
+            f"signature must be the payer's signature of {proof_message(intent.reference)!r} (EIP-191, or "
+            "EIP-1271 / ERC-6492 for a smart account)",
+            "signature",
         )
+    # Solana: the transaction is one transfer. Base: the payer's own log, among any others a bundle
+    # carries; which of its logs are still free the chain tells (payment_verify, 409 when none is).
     known = payment_services.accounted(payment.chain, tx_hash)
+    if payment.chain == wallets.BASE:
+        known = (
+            Payment.objects.filter(chain=payment.chain, tx_hash=tx_hash, payer=payer, status__in=ACCOUNTED)
+            .order_by("log_index")
+            .first()
+        )
     if known is not None and known.status == PaymentStatus.UNAPPLIED and known.order_id is None:
         message = payment_services.unapplied_message(known)
         raise _payment_required(intent, _accepts(intent), resource_url, message, code=known.reason)
-    if known is not None:
+    if known is not None and payment.chain != wallets.BASE:
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
     # The order to be, unsaved: what the payments app verifies any escrow payment against.

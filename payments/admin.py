@@ -35,7 +35,18 @@ class PaymentAdmin(ReadOnlyAdmin):
     """Claims, payments and unapplied transfers. Unapplied ones are returned by themselves unless
     they are dust; `return_to_sender` returns those on request."""
 
-    list_display = ("id", "order", "chain", "status", "reason", "tx_hash", "payer", "amount_base_units", "verified_at")
+    list_display = (
+        "id",
+        "order",
+        "chain",
+        "status",
+        "reason",
+        "tx_hash",
+        "log_index",
+        "payer",
+        "amount_base_units",
+        "verified_at",
+    )
     list_filter = ("chain", "status", "reason")
     search_fields = ("tx_hash", "order__id", "payer")
     actions = ("return_to_sender",)

@@ -38,7 +38,11 @@ def signin_nonce(request: ApiRequest) -> Any:
     auth=PUBLIC,
     body={
         "nonce": Str(max_length=40),
-        "signature": Str(max_length=200, description="Solana: base58 (or base64/hex) ed25519; Base: 0x EIP-191."),
+        "signature": Str(
+            max_length=4000,
+            description="Solana: base58 (or base64/hex) ed25519; Base: 0x EIP-191, or a smart account's "
+            "EIP-1271 or ERC-6492 signature.",
+        ),
     },
     rate=sessions.SIGNIN_RATE,
     response="WalletSession",

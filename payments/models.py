@@ -62,18 +62,30 @@ class UnappliedReason(models.TextChoices):
 
 
 ACCOUNTED = (PaymentStatus.VERIFIED, PaymentStatus.UNAPPLIED)
+# The log_index of a row that accounts for a whole transaction, whichever logs it carries: Base rows
+# recorded before payments were bound per log (and rows code from before then inserts during a
+# rolling deploy, by the column's database default). No log of such a transaction pays anything else.
+WHOLE_TRANSACTION = 2_147_483_647
 
 
 class Payment(models.Model):
     """An on-chain transfer into escrow: claimed for an order (pending), applied to it (verified), or
-    accounted for and returned (unapplied). A transaction is accounted for once, ever: the unique
-    (chain, tx_hash) over verified and unapplied rows; pending claims hold nothing."""
+    accounted for and returned (unapplied). A transfer is accounted for once, ever: the unique
+    (chain, tx_hash, log_index) over verified and unapplied rows; pending claims hold nothing.
+
+    On Base a transfer is one USDC Transfer log into escrow, so a bundle carrying several buyers'
+    transfers pays each of their orders, and no log twice. A Solana transaction is one transfer
+    (its escrow deltas summed, bound by its one memo): its rows keep log_index 0. Not null: in a
+    unique constraint NULLs never collide, which would let a Solana transaction count twice."""
 
     id = models.CharField(primary_key=True, max_length=40, default=ids.payment_id, editable=False)
     # Unapplied transfers may name no order (no memo, an unknown one, an x402 offer never taken).
     order = models.ForeignKey("orders.Order", on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
     chain = models.CharField(max_length=10, choices=Chain.choices)
     tx_hash = models.CharField(max_length=128)
+    # Base: the index in its block of the Transfer log that paid (unknown, 0, while only claimed).
+    # Inserted without it (code from before this column, during a rolling deploy): the whole transaction.
+    log_index = models.PositiveIntegerField(default=0, db_default=WHOLE_TRANSACTION)
     status = models.CharField(max_length=10, choices=PaymentStatus.choices, default=PaymentStatus.VERIFIED)
     # Pending: the proven payer on Base (empty on Solana, where the memo binds). Otherwise the wallet
     # the USDC came from, where any return goes.
@@ -95,9 +107,9 @@ class Payment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["chain", "tx_hash"],
+                fields=["chain", "tx_hash", "log_index"],
                 condition=Q(status__in=["verified", "unapplied"]),
-                name="payment_tx_accounted_once",
+                name="payment_log_accounted_once",
             ),
             models.UniqueConstraint(
                 fields=["order", "chain", "tx_hash"], condition=Q(status="pending"), name="payment_claim_once"
@@ -118,7 +130,7 @@ class Payment(models.Model):
         permissions = [("return_payment", "Can return an unapplied transfer to its sender")]
 
     def __str__(self) -> str:
-        return f"{self.chain}:{self.tx_hash}"
+        return f"{self.chain}:{self.tx_hash}#{self.log_index}" if self.log_index else f"{self.chain}:{self.tx_hash}"
 
 
 class LedgerAccount(models.TextChoices):

@@ -59,7 +59,12 @@ def reconcile(chain: str, *, inbound_in_flight: list[chains.InboundTransfer], op
         or 0
     )
     explained: list[dict[str, object]] = [
-        {"tx_hash": item.tx_hash, "amount": item.amount, "why": "received, not decided yet (waiting for a claim)"}
+        {
+            # A Base transaction may carry several transfers into escrow (a bundle): one line per log.
+            "tx_hash": f"{item.tx_hash}#{item.log_index}" if chain == "base" else item.tx_hash,
+            "amount": item.amount,
+            "why": "received, not decided yet (waiting for a claim)",
+        }
         for item in inbound_in_flight
     ]
     for transfer in OutgoingTransfer.objects.filter(chain=chain, status=TransferStatus.SIGNED).order_by("pk"):

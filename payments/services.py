@@ -31,6 +31,7 @@ from payments.chains.config import base_config
 from payments.ledger import usd_to_base_units
 from payments.models import (
     ACCOUNTED,
+    WHOLE_TRANSACTION,
     LedgerKind,
     OutgoingTransfer,
     Payment,
@@ -40,6 +41,7 @@ from payments.models import (
     UnappliedReason,
     WalletSession,
 )
+from payments.signatures import verify_wallet_signature
 from payments.tasks import hold, send_transfer
 
 if TYPE_CHECKING:  # for the type only: orders sits above payments and calls into it
@@ -95,6 +97,8 @@ def signin_complete(*, nonce: str, signature: str) -> tuple[WalletSession, str]:
     """Burn the nonce, verify the signature over the stored message, open a session.
 
     Returns the session and its bearer token (shown once). A failed signature burns the nonce too.
+    A Base smart account's signature is checked on chain (EIP-1271, ERC-6492): 503 when the chain
+    cannot be asked, and the nonce is spent all the same (ask for a new one).
     """
     now = timezone.now()
     burned = SignInChallenge.objects.filter(nonce=nonce, used_at__isnull=True, expires_at__gt=now).update(used_at=now)
@@ -103,7 +107,7 @@ def signin_complete(*, nonce: str, signature: str) -> tuple[WalletSession, str]:
             "This sign-in request has expired or was already used; ask for a new one.", code="invalid_nonce"
         )
     challenge = SignInChallenge.objects.get(nonce=nonce)
-    if not wallets.verify_signature(challenge.chain, challenge.wallet, challenge.message, signature):
+    if not verify_wallet_signature(challenge.chain, challenge.wallet, challenge.message, signature):
         raise Unauthorized("The signature does not match the wallet.", code="invalid_signature")
     token = SESSION_PREFIX + secrets.token_urlsafe(32)
     session = WalletSession.objects.create(
@@ -214,9 +218,11 @@ def _burn_signed_message(chain: str, message: str, *, ttl: int) -> None:
 #
 # A self-declared address is never proof of who paid. A transfer binds to an order by its memo
 # (Solana: the order's payment reference, exactly once), or on Base, which carries no reference, by
-# its sender being a proven payer: the buyer's wallet session (or per-request signature) on Base, or
-# an EIP-191 signature by the sending key over `atelier:pay:<payment reference>`. Claims of a
-# transfer that is not final yet hold nothing; whatever is final and in escrow is accounted for once:
+# a USDC Transfer log into escrow whose `from` is a proven payer, whoever sent the transaction (a
+# bundler, a relayer): the buyer's wallet session (or per-request signature) on Base, or a
+# signature by the paying account over `atelier:pay:<payment reference>` (EIP-191 by its key, or
+# EIP-1271 / ERC-6492 by a smart account). Claims of a transfer that is not final yet hold nothing;
+# whatever is final and in escrow is accounted for once, per Solana transaction and per Base log:
 # applied to the order it is bound to, or recorded as unapplied and returned to its sender.
 
 
@@ -239,34 +245,58 @@ def pay_proof_message(reference: str) -> str:
     return f"atelier:pay:{reference}"
 
 
-def proven_payer(*, chain: str, reference: str, signature: str, caller_wallet: str, caller_chain: str) -> str | None:
-    """The address proven to have sent a Base payment for the order with `reference`: recovered from
-    `signature`, else the caller's own wallet if it signed in on Base. Solana needs none (None): the
-    memo binds. 400 when Base has no proof."""
+def proven_payer(
+    *, chain: str, reference: str, signature: str, caller_wallet: str, caller_chain: str, payer: str = ""
+) -> str | None:
+    """The address proven to have paid a Base transfer for the order with `reference`: `payer` when
+    it signed (its key, or as a smart account: EIP-1271 / ERC-6492, asked on chain), else the
+    signer recovered from `signature`, else the caller's own wallet if it signed in on Base. Solana
+    needs none (None): the memo binds. 400 when Base has no proof; 503 when a smart account's
+    signature cannot be checked for want of the chain."""
     if chain == wallets.SOLANA:
-        if signature:
+        if signature or payer:
+            name = "payer_signature" if signature else "payer"
             raise ValidationFailed(
-                "payer_signature is for Base; on Solana the memo binds the transfer to the order.",
-                details={"payer_signature": "not used with payment_chain=solana"},
+                f"{name} is for Base; on Solana the memo binds the transfer to the order.",
+                details={name: "not used with payment_chain=solana"},
             )
         return None
+    message = pay_proof_message(reference)
+    if payer:
+        try:
+            payer = wallets.normalize_evm_address(payer)
+        except Invalid as exc:
+            raise ValidationFailed(f"payer {exc}.", details={"payer": str(exc)}) from None
+        if not signature:
+            raise ValidationFailed(
+                f"payer goes with payer_signature: the paying account's signature of {message!r}.",
+                code="payer_proof_required",
+                details={"payer_signature": "is required with payer"},
+            )
+        if not verify_wallet_signature(wallets.BASE, payer, message, signature):
+            raise ValidationFailed(
+                f"payer_signature is not {payer}'s signature of {message!r}.",
+                code="invalid_payer_signature",
+                details={"payer_signature": "must be the payer's signature (EIP-191, EIP-1271 or ERC-6492)"},
+            )
+        return payer
     if signature:
-        recovered = wallets.recover_evm_signer(pay_proof_message(reference), signature)
+        recovered = wallets.recover_evm_signer(message, signature)
         if recovered is None:
             raise ValidationFailed(
-                "payer_signature is not an EIP-191 signature.",
+                "payer_signature is not an EIP-191 signature (a smart account's goes with its address as payer).",
                 code="invalid_payer_signature",
                 details={"payer_signature": "must be 0x and 65 bytes of hex"},
             )
         return recovered
     if caller_chain == wallets.BASE and caller_wallet:
         return caller_wallet
-    message = pay_proof_message(reference)
     raise ValidationFailed(
         f"A Base transfer carries no reference: sign {message!r} with the wallet that sent it (EIP-191, "
-        "personal_sign) and send it as payer_signature, or pay from the Base wallet you signed in with.",
+        "personal_sign) and send it as payer_signature (a smart account: its signature, and its address as "
+        "payer), or pay from the Base wallet you signed in with.",
         code="payer_proof_required",
-        details={"payer_signature": f"EIP-191 signature of {message!r} by the sending wallet"},
+        details={"payer_signature": f"signature of {message!r} by the paying wallet"},
     )
 
 
@@ -327,10 +357,17 @@ def payment_verify(
     order: Order, *, chain: str, tx_hash: str, payer: str | None, final: bool = False
 ) -> chains.VerifiedTransfer | None:
     """Check `tx_hash` on-chain for `order`, as far as the chain can tell now: None when it is not on
-    chain yet; a transfer (`final` or not) bound to the order and enough to pay it; 400 when it can
-    never pay this order (`Unapplicable` when it is final, in escrow and bound to the order all the
-    same); 503 when the chain cannot be asked. Network I/O: call outside transactions."""
+    chain yet; a transfer (`final` or not) bound to the order and enough to pay it, never one
+    accounted for already (a Base log that pays another order); 400 when it can never pay this
+    order (`Unapplicable` when it is final, in escrow and bound to the order all the same); 409
+    when everything the payer sent in it is accounted for; 503 when the chain cannot be asked.
+    Network I/O: call outside transactions."""
     due = price_base_units(order)
+    used = frozenset(
+        Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).values_list("log_index", flat=True)
+    )
+    if WHOLE_TRANSACTION in used:  # accounted for before payments were bound per log
+        raise Conflict("This transaction already pays another order.", code="tx_hash_used")
     try:
         return chains.client(chain).verify_payment(
             tx_hash,
@@ -340,10 +377,13 @@ def payment_verify(
             # Block clocks drift a little from ours; a minute of slack, never more.
             not_before=int(order.created_at.timestamp()) - PAYMENT_CLOCK_SLACK_SECONDS,
             final=final,
+            accounted_logs=used,
         )
     except chains.PaymentPending:
         return None
     except chains.PaymentRejected as exc:
+        if exc.code == "tx_hash_used":
+            raise Conflict("This transaction already pays another order.", code="tx_hash_used") from None
         details: dict[str, object] = {"escrow_tx_hash": exc.message}
         transfer = exc.transfer
         if exc.code == "underpaid" and transfer is not None:
@@ -372,21 +412,27 @@ def payment_verify(
         raise _unavailable(chain, exc) from exc
 
 
-def accounted(chain: str, tx_hash: str) -> Payment | None:
-    """The transfer's verified or unapplied row, if it has been accounted for."""
-    return Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).first()
+def accounted(chain: str, tx_hash: str, log_index: int | None = None) -> Payment | None:
+    """The transfer's verified or unapplied row, if it has been accounted for: the Base log
+    `log_index` of the transaction, or with None any transfer of it (Solana has one, at 0)."""
+    rows = Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED)
+    if log_index is not None:
+        rows = rows.filter(log_index__in=(log_index, WHOLE_TRANSACTION))
+    return rows.order_by("log_index").first()
 
 
 def ensure_hash_unused(order: Order, *, chain: str, tx_hash: str) -> None:
-    """Before any chain I/O: 409 when the transfer already pays another order (or was accounted for
-    without this order); the recorded refusal when it is this order's unapplied transfer. Races past
-    this check are settled by the unique constraint in `payment_record`."""
-    payment = accounted(chain, tx_hash)
-    if payment is None:
-        return
-    if payment.order_id == order.id and payment.status == PaymentStatus.UNAPPLIED:
-        raise ValidationFailed(unapplied_message(payment), code=payment.reason, details=unapplied_to_dict(payment))
-    if payment.order_id != order.id:
+    """Before any chain I/O: the recorded refusal when the transaction carried this order's
+    unapplied transfer; on Solana (one transfer per transaction) 409 when it pays another order or
+    was accounted for without this order. A Base transaction may carry several payers' logs: which
+    are still free the chain tells (`payment_verify`). Races past this check are settled by the
+    unique constraint in `payment_record`."""
+    rows = list(Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).order_by("log_index"))
+    for payment in rows:
+        if payment.order_id == order.id and payment.status == PaymentStatus.UNAPPLIED:
+            raise ValidationFailed(unapplied_message(payment), code=payment.reason, details=unapplied_to_dict(payment))
+    others = [payment for payment in rows if payment.order_id != order.id]
+    if others and (chain != wallets.BASE or any(payment.log_index == WHOLE_TRANSACTION for payment in others)):
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
 
@@ -430,6 +476,7 @@ def payment_record(order: Order, *, chain: str, transfer: chains.VerifiedTransfe
     already (the unique constraint decides races between orders)."""
     fields = {
         "status": PaymentStatus.VERIFIED,
+        "log_index": transfer.log_index,
         "payer": transfer.payer,
         "amount_base_units": transfer.amount,
         "verified_at": timezone.now(),
@@ -461,7 +508,7 @@ def record_unapplied(
     Dust (below the automatic-return minimum) is accounted for but attached to no order: anyone can
     read an order's memo and send 0.000001 USDC with it, and such rows would pile onto the victim's
     order naming the stranger's wallet."""
-    existing = accounted(chain, transfer.tx_hash)
+    existing = accounted(chain, transfer.tx_hash, transfer.log_index)
     if existing is not None:
         return existing, False
     if transfer.amount < MIN_AUTO_RETURN_BASE_UNITS:
@@ -472,6 +519,7 @@ def record_unapplied(
                 order=order,
                 chain=chain,
                 tx_hash=transfer.tx_hash,
+                log_index=transfer.log_index,
                 status=PaymentStatus.UNAPPLIED,
                 reason=reason,
                 payer=transfer.payer,
@@ -481,7 +529,8 @@ def record_unapplied(
                 **_paying_account(transfer),
             )
     except IntegrityError:  # accounted for by a racing request meanwhile
-        return Payment.objects.get(chain=chain, tx_hash=transfer.tx_hash, status__in=ACCOUNTED), False
+        racing = Payment.objects.filter(chain=chain, tx_hash=transfer.tx_hash, log_index=transfer.log_index)
+        return racing.get(status__in=ACCOUNTED), False
     if order is not None:
         order.payments.filter(chain=chain, tx_hash=transfer.tx_hash, status=PaymentStatus.PENDING).delete()
     ledger.unapplied_in(payment)

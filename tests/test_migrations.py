@@ -7,8 +7,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
 
 from orders.models import Order, OrderEvent, Status, WorkspaceKind
+from payments.models import WHOLE_TRANSACTION, Payment
 from tests.conftest import make_order, make_service
 
 
@@ -40,3 +42,26 @@ def test_orders_placed_before_the_terms_moved_get_their_services_terms(buyer, ag
     assert (rows[plain.id]["workspace_kind"], rows[plain.id]["turnaround_hours"]) == (WorkspaceKind.NONE, 6)
     assert rows[plain.id]["revision_requested_at"] is None
     assert {row["price_type"] for row in rows.values()} == {"fixed"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_payments_recorded_per_transaction_count_for_the_whole_transaction_once_logs_bind() -> None:
+    """payments 0003 on real rows: a Base row made before payments were bound per Transfer log has
+    no known log, so it stands for its whole transaction (no log of it pays again); a Solana
+    transaction is one transfer, at 0."""
+    for chain, tx_hash in (("base", "0x" + "ab" * 32), ("solana", "5" * 88)):
+        Payment.objects.create(
+            chain=chain,
+            tx_hash=tx_hash,
+            status="unapplied",
+            reason="unclaimed",
+            payer="someone",
+            amount_base_units=1,
+            verified_at=timezone.now(),
+        )
+    executor = MigrationExecutor(connection)
+    executor.migrate([("payments", "0002_unapplied_transfers_and_reconciliation")])
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert dict(Payment.objects.values_list("chain", "log_index")) == {"base": WHOLE_TRANSACTION, "solana": 0}

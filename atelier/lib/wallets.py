@@ -1,7 +1,8 @@
 """Wallet addresses and signatures on the two chains we take payments on.
 
 Solana: base58 ed25519 public keys, verified with solders. Base: EVM addresses, EIP-191
-`personal_sign` recovered with eth-account. Nothing here touches the network.
+`personal_sign` recovered with eth-account. Nothing here touches the network: a contract account's
+signature (EIP-1271, ERC-6492) is asked of the chain by payments (`payments.signatures`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import binascii
 from django.db import models
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import is_address, is_checksum_address, to_checksum_address
+from eth_utils import is_address, is_checksum_address, keccak, to_checksum_address
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
@@ -111,3 +112,20 @@ def recover_evm_signer(message: str, signature: str) -> str | None:
         return str(Account.recover_message(encode_defunct(text=message), signature=raw))
     except Exception:  # eth-account raises several unrelated types for malformed signatures
         return None
+
+
+def personal_message_hash(message: str) -> bytes:
+    """The EIP-191 (personal_sign) hash of the UTF-8 `message`: what an EOA's key signs, and what a
+    contract account is asked about (EIP-1271 `isValidSignature`)."""
+    data = message.encode()
+    return keccak(b"\x19Ethereum Signed Message:\n" + str(len(data)).encode() + data)
+
+
+def evm_signature_bytes(signature: str) -> bytes | None:
+    """A 0x-hex EVM signature's bytes, of any length (a contract account's may be longer than an
+    EOA's 65, an ERC-6492 one much longer); None when it is not hex or empty."""
+    try:
+        raw = bytes.fromhex(signature.removeprefix("0x"))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return raw or None

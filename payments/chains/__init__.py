@@ -5,6 +5,7 @@ from __future__ import annotations
 from payments.chains.base import (
     ChainClient,
     ChainError,
+    ChainNotConfigured,
     ChainUnavailable,
     InboundTransfer,
     NoDestination,
@@ -21,6 +22,7 @@ from payments.chains.solana import SolanaClient
 __all__ = [
     "ChainClient",
     "ChainError",
+    "ChainNotConfigured",
     "ChainUnavailable",
     "InboundTransfer",
     "NoDestination",

@@ -31,6 +31,10 @@ class NoDestination(ChainError):
     (Solana: the recipient has no USDC token account). Nothing was signed."""
 
 
+class ChainNotConfigured(ChainUnavailable):
+    """This server has no escrow (or no token) configured for the chain: nothing can be asked of it."""
+
+
 class PaymentPending(ChainError):
     """Seen but not final (or not seen yet): never a rejection."""
 
@@ -70,6 +74,9 @@ class VerifiedTransfer:
     source_account: str = ""
     payer_signed: bool = True
     signers: tuple[str, ...] = ()
+    # Base: the Transfer log's index in its block (a transfer is one log); Solana: 0, a transaction
+    # is one transfer (its escrow deltas summed, bound by its one memo).
+    log_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,11 +84,12 @@ class InboundTransfer:
     """A final transfer of USDC into the escrow's own token account, as the escrow scan finds it."""
 
     tx_hash: str
-    sender: str  # the wallet the USDC came from (Solana: the source token account's owner)
+    sender: str  # the wallet the USDC came from (Solana: the source token account's owner; Base: the log's `from`)
     amount: int
     memos: tuple[str, ...]  # Solana: the transaction's memos; Base: none
     block_time: int
     position: str  # the scan cursor once this transfer (and all before it) is decided
+    log_index: int = 0  # Base: each Transfer log into escrow is its own transfer; Solana: 0
     source_account: str = ""  # Solana: as VerifiedTransfer
     sender_signed: bool = True
     signers: tuple[str, ...] = ()
@@ -95,6 +103,7 @@ class InboundTransfer:
             source_account=self.source_account,
             payer_signed=self.sender_signed,
             signers=self.signers,
+            log_index=self.log_index,
         )
 
 
@@ -124,13 +133,17 @@ class ChainClient(Protocol):
         reference: str,
         not_before: int,
         final: bool = True,
+        accounted_logs: frozenset[int] = frozenset(),
     ) -> VerifiedTransfer:
         """Check a successful transfer of the right token into the escrow's own token account, bound
-        to the order (Solana: exactly one memo, `reference`; Base: sent by `payer`, the proven payer,
-        which is required there), of at least `min_amount`, in a block not older than `not_before`
-        (unix s). With `final`, only at finality; otherwise a transfer seen but not final yet is
-        checked all the same and returned with `final=False`. Raises PaymentPending (not seen) /
-        PaymentRejected / ChainUnavailable."""
+        to the order (Solana: exactly one memo, `reference`; Base: a USDC Transfer log from `payer`,
+        the proven payer, which is required there, whoever sent the transaction), of at least
+        `min_amount`, in a block not older than `not_before` (unix s). Base passes over the logs in
+        `accounted_logs` (they pay something already; "tx_hash_used" when the payer has no other);
+        Solana's one transfer per transaction is checked for use before this is called. With
+        `final`, only at finality; otherwise a transfer seen but not final yet is checked all the
+        same and returned with `final=False`. Raises PaymentPending (not seen) / PaymentRejected /
+        ChainUnavailable."""
         ...
 
     def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:

@@ -1,29 +1,41 @@
 """Base (EVM) USDC over JSON-RPC with web3.py: verify escrow payments, sign and send payouts.
 
-A payment counts when, `confirmations` blocks deep on the canonical chain, its receipt succeeded,
-it was sent by the buyer, and Transfer events emitted by the configured USDC contract move at least
-the quoted amount from the buyer to the escrow. EVM has no memo: the unique (chain, tx_hash) and the
-buyer + block-time checks bind a transaction to one order.
+A payment counts when, `confirmations` blocks deep on the canonical chain, its receipt succeeded
+and a Transfer log emitted by the configured USDC contract moves at least the quoted amount from
+the buyer to the escrow. Whoever sent the transaction does not matter: a smart account's transfer
+arrives in a transaction from a bundler or relayer, and one bundle may carry several buyers'
+transfers. EVM has no memo: the proven buyer as the log's `from`, the unique (chain, tx_hash,
+log_index) and the block-time check bind one log to one order.
+
+Contract accounts sign with EIP-1271 (`isValidSignature` on the deployed account) or, not yet
+deployed, ERC-6492 (the signature carries the account's factory and its calldata): see
+`is_valid_signature`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 from django.conf import settings
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_typing import BlockNumber, ChecksumAddress, HexStr
 from eth_utils import is_address, keccak, to_checksum_address
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import TransactionNotFound, Web3Exception, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception, Web3RPCError
 from web3.types import BlockData, LogReceipt, Nonce, TxParams, TxReceipt, Wei
 
+from atelier.lib.wallets import personal_message_hash
 from payments.chains.base import (
+    ChainNotConfigured,
     ChainUnavailable,
     InboundTransfer,
     PaymentInstructions,
@@ -43,6 +55,14 @@ BALANCE_OF_SELECTOR = keccak(text="balanceOf(address)")[:4]
 # signing independent of eth_estimateGas, which fails for a transfer the node thinks would revert.
 TRANSFER_GAS_LIMIT = 100_000
 USDC_DECIMALS = 6
+IS_VALID_SIGNATURE_SELECTOR = keccak(text="isValidSignature(bytes32,bytes)")[:4]
+EIP1271_MAGIC = bytes.fromhex("1626ba7e")
+ERC6492_SUFFIX = bytes.fromhex("6492" * 16)
+# ERC-6492 without a contract on chain: Erc6492Check.vy's creation code, run by an eth_call with no
+# `to`, deploys the account through its factory inside the call and asks it (see its header).
+ERC6492_CHECK = bytes.fromhex(
+    json.loads(Path(__file__).with_name("Erc6492Check.json").read_text())["bytecode"].removeprefix("0x")
+)
 # Node answers to a re-sent transaction that are not errors: it is pooled or already mined.
 ALREADY_SENT = ("already known", "known transaction", "already imported", "nonce too low")
 
@@ -61,17 +81,21 @@ def _address(log_topic: bytes) -> ChecksumAddress:
     return to_checksum_address(log_topic[-20:])
 
 
+def _amount(log: LogReceipt) -> int:
+    return int.from_bytes(log["data"], "big")
+
+
 class EvmClient:
     chain = "base"
 
     def __init__(self, config: BaseConfig, *, timeout: float = 10.0) -> None:
         if not config.usdc_address or not config.escrow_private_key:
-            raise ChainUnavailable("base: the USDC address or the escrow key is not configured")
+            raise ChainNotConfigured("base: the USDC address or the escrow key is not configured")
         try:
             self.usdc = to_checksum_address(config.usdc_address)
             self._account = Account.from_key(config.escrow_private_key)
         except (ValueError, TypeError) as exc:
-            raise ChainUnavailable(f"base: misconfigured USDC address or escrow key ({type(exc).__name__})") from None
+            raise ChainNotConfigured(f"base: misconfigured USDC address or escrow key ({type(exc).__name__})") from None
         self.config = config
         self.escrow: ChecksumAddress = self._account.address
         self.confirmations = max(1, config.confirmations)
@@ -111,9 +135,13 @@ class EvmClient:
         reference: str,
         not_before: int,
         final: bool = True,
+        accounted_logs: frozenset[int] = frozenset(),
     ) -> VerifiedTransfer:
-        """Base transfers carry no reference: the proven `payer` (a signature by the sending key, or
-        a wallet session of it) binds the transaction to the order, so it is required."""
+        """Base transfers carry no reference: the proven `payer` (a signature by the paying account,
+        or a wallet session of it) binds a USDC Transfer log from it into escrow to the order, so it
+        is required. The transaction's sender does not matter (bundlers, relayers). Of the payer's
+        logs not in `accounted_logs`, the first that carries `min_amount` pays; when none does, the
+        first is the underpaid transfer."""
         tx_hash = self.normalize_tx_hash(tx_hash)
         if payer is None or not is_address(payer):
             raise PaymentRejected("buyer_not_sender", "a Base payment needs the proven address of its sender")
@@ -122,8 +150,6 @@ class EvmClient:
         with _rpc():  # a malformed answer is the node's fault, never a decision
             if receipt["status"] != 1:
                 raise PaymentRejected("tx_failed", "the transaction reverted")
-            if to_checksum_address(receipt["from"]) != payer_address:
-                raise PaymentRejected("buyer_not_sender", "the transaction was not sent by the payer's wallet")
             transfers = [log for log in receipt["logs"] if self._is_transfer(log)]
             usdc = [log for log in transfers if to_checksum_address(log["address"]) == self.usdc]
             if not usdc:
@@ -131,16 +157,27 @@ class EvmClient:
             to_escrow = [log for log in usdc if _address(log["topics"][2]) == self.escrow]
             if not to_escrow:
                 raise PaymentRejected("not_to_escrow", "no USDC transfer to the escrow address")
-            amount = sum(
-                int.from_bytes(log["data"], "big") for log in to_escrow if _address(log["topics"][1]) == payer_address
-            )
-            if amount == 0:
+            from_payer = [log for log in to_escrow if _address(log["topics"][1]) == payer_address]
+            if not from_payer:
                 raise PaymentRejected(
-                    "buyer_not_sender", "the USDC sent to escrow did not come from the payer's wallet"
+                    "buyer_not_sender",
+                    "none of the USDC sent to escrow in this transaction came from the payer's wallet",
                 )
+            unused = [log for log in from_payer if int(log["logIndex"]) not in accounted_logs]
+            if not unused:
+                raise PaymentRejected(
+                    "tx_hash_used", "every transfer from the payer's wallet in this transaction pays something already"
+                )
+            log = next((log for log in unused if _amount(log) >= min_amount), unused[0])
+            amount = _amount(log)
             timestamp = int(block["timestamp"])
             transfer = VerifiedTransfer(
-                tx_hash=tx_hash, payer=payer_address, amount=amount, block_time=timestamp, final=is_final
+                tx_hash=tx_hash,
+                payer=payer_address,
+                amount=amount,
+                block_time=timestamp,
+                final=is_final,
+                log_index=int(log["logIndex"]),
             )
             if timestamp < not_before:
                 raise PaymentRejected("tx_too_old", "the transaction is older than the order", transfer=transfer)
@@ -169,7 +206,7 @@ class EvmClient:
         return receipt, block, depth >= self.confirmations
 
     def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
-        """USDC Transfer logs into the escrow in final blocks after block `after`, grouped per transaction."""
+        """USDC Transfer logs into the escrow in final blocks after block `after`, one transfer each."""
         with _rpc():
             head = self.w3.eth.block_number
             last_final = head - self.confirmations + 1
@@ -184,26 +221,25 @@ class EvmClient:
                     "topics": [TRANSFER_TOPIC, None, HexBytes(abi_encode(["address"], [self.escrow]))],
                 }
             )
-            grouped: dict[str, list[LogReceipt]] = {}
-            for log in logs:
-                if self._is_transfer(log) and not log.get("removed"):
-                    grouped.setdefault("0x" + bytes(log["transactionHash"]).hex(), []).append(log)
+            # Each Transfer log into escrow is its own transfer, sent by the log's `from`: a bundle
+            # carrying several buyers' transfers is several inbound transfers.
+            live = [log for log in logs if self._is_transfer(log) and not log.get("removed")]
             found: list[InboundTransfer] = []
             times: dict[int, int] = {}
-            items = list(grouped.items())
-            for position, (tx_hash, tx_logs) in enumerate(items):
-                number = int(tx_logs[0]["blockNumber"])
+            for position, log in enumerate(live):
+                number = int(log["blockNumber"])
                 if number not in times:
                     times[number] = int(self.w3.eth.get_block(BlockNumber(number))["timestamp"])
-                last_in_block = position == len(items) - 1 or int(items[position + 1][1][0]["blockNumber"]) != number
+                last_in_block = position == len(live) - 1 or int(live[position + 1]["blockNumber"]) != number
                 found.append(
                     InboundTransfer(
-                        tx_hash=tx_hash,
-                        sender=_address(tx_logs[0]["topics"][1]),
-                        amount=sum(int.from_bytes(log["data"], "big") for log in tx_logs),
+                        tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                        sender=_address(log["topics"][1]),
+                        amount=_amount(log),
                         memos=(),
                         block_time=times[number],
                         position=str(number if last_in_block else number - 1),
+                        log_index=int(log["logIndex"]),
                     )
                 )
         return found, str(last_final)
@@ -220,6 +256,39 @@ class EvmClient:
         if len(result) != 32:
             raise ChainUnavailable(f"base: balanceOf answered {len(result)} bytes")
         return int.from_bytes(result, "big")
+
+    # --- contract accounts' signatures --------------------------------------------------------
+
+    def is_valid_signature(self, address: str, message: str, signature: bytes) -> bool:
+        """Whether the account at `address` accepts `signature` over the personal_sign (EIP-191)
+        hash of `message`: EIP-1271 `isValidSignature` on a deployed account; for an ERC-6492
+        signature (wrapped with the account's factory and calldata), that same question asked of
+        the account deployed inside one `eth_call` (nothing is deployed for real). An address
+        without code, or an account that reverts, says no. ChainUnavailable when the node cannot
+        answer: nothing was decided."""
+        account = to_checksum_address(address)
+        digest = personal_message_hash(message)
+        if signature.endswith(ERC6492_SUFFIX):
+            try:
+                factory, calldata, inner = abi_decode(["address", "bytes", "bytes"], signature[: -len(ERC6492_SUFFIX)])
+            except (DecodingError, ValueError, OverflowError):
+                return False
+            arguments = abi_encode(
+                ["address", "bytes32", "address", "bytes", "bytes"], [account, digest, factory, calldata, inner]
+            )
+            with _rpc():
+                try:
+                    result = self.w3.eth.call({"data": HexBytes(ERC6492_CHECK + arguments)})
+                except ContractLogicError:
+                    return False
+            return len(result) >= 32 and int.from_bytes(result[-32:], "big") == 1
+        query = IS_VALID_SIGNATURE_SELECTOR + abi_encode(["bytes32", "bytes"], [digest, signature])
+        with _rpc():
+            try:
+                result = self.w3.eth.call({"to": account, "data": HexBytes(query)})
+            except ContractLogicError:
+                return False
+        return len(result) >= 4 and bytes(result[:4]) == EIP1271_MAGIC
 
     # --- payouts and refunds out -------------------------------------------------------------
 

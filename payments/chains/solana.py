@@ -164,6 +164,7 @@ class SolanaClient:
         reference: str,
         not_before: int,
         final: bool = True,
+        accounted_logs: frozenset[int] = frozenset(),  # Base only: a Solana transaction is one transfer
     ) -> VerifiedTransfer:
         signature = self.normalize_tx_hash(tx_hash)
         tx = self._get_transaction(signature, "finalized")

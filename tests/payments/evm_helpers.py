@@ -167,3 +167,90 @@ def mint(url: str, minter: LocalAccount, token: str, to: str, amount: int) -> st
         ["address", "uint256"], [to_checksum_address(to), amount]
     )
     return send_tx(url, minter, to=token, data=data)
+
+
+# --- smart accounts (payments/devchain/SmartAccount.vy): ERC-4337-style wallets, relayed transfers ---
+
+SMART_ACCOUNT = json.loads(ARTIFACT.with_name("SmartAccount.json").read_text())
+ACCOUNT_FACTORY = json.loads(ARTIFACT.with_name("AccountFactory.json").read_text())
+EXECUTE_SIGNED = keccak(text="executeSigned(address,bytes,bytes)")[:4]
+EXECUTE_BATCH = keccak(text="executeBatch(address[],bytes[])")[:4]
+EXECUTE_DIGEST = keccak(text="executeDigest(address,bytes,uint256)")[:4]
+NONCE = keccak(text="nonce()")[:4]
+CREATE_ACCOUNT = keccak(text="createAccount(address,bytes32)")[:4]
+ERC6492_MAGIC = bytes.fromhex("6492" * 16)
+
+
+def _deploy(url: str, deployer: LocalAccount, initcode: bytes) -> str:
+    tx_hash = send_tx(url, deployer, to=None, data=initcode, gas=3_000_000)
+    found = receipt(url, tx_hash)
+    assert found is not None
+    assert found["status"] == "0x1"
+    return to_checksum_address(found["contractAddress"])
+
+
+def deploy_smart_account(url: str, owner: LocalAccount, *, deployer: LocalAccount | None = None) -> str:
+    """A smart account owned by `owner` (deployed by `deployer`, by default a fresh funded key).
+    Returns its address; it holds nothing yet."""
+    deployer = deployer or new_wallet(url)
+    initcode = bytes.fromhex(SMART_ACCOUNT["bytecode"].removeprefix("0x")) + abi_encode(["address"], [owner.address])
+    return _deploy(url, deployer, initcode)
+
+
+def deploy_account_factory(url: str, deployer: LocalAccount) -> str:
+    """A blueprint of the smart account and the CREATE2 factory that stamps it out."""
+    blueprint = _deploy(url, deployer, bytes.fromhex(SMART_ACCOUNT["blueprint_bytecode"].removeprefix("0x")))
+    initcode = bytes.fromhex(ACCOUNT_FACTORY["bytecode"].removeprefix("0x")) + abi_encode(["address"], [blueprint])
+    return _deploy(url, deployer, initcode)
+
+
+def create_account_calldata(owner: str, salt: bytes) -> bytes:
+    return CREATE_ACCOUNT + abi_encode(["address", "bytes32"], [to_checksum_address(owner), salt])
+
+
+def counterfactual_account(url: str, factory: str, owner: str, salt: bytes) -> str:
+    """Where the factory would deploy `owner`'s account: asked by simulating the deployment."""
+    result = rpc(url, "eth_call", {"to": factory, "data": "0x" + create_account_calldata(owner, salt).hex()}, "latest")
+    return to_checksum_address("0x" + result[-40:])
+
+
+def wrap_erc6492(factory: str, calldata: bytes, signature: bytes) -> str:
+    """An ERC-6492 signature: how to deploy the account, the account's own signature, the magic suffix."""
+    wrapped = abi_encode(["address", "bytes", "bytes"], [to_checksum_address(factory), calldata, signature])
+    return "0x" + (wrapped + ERC6492_MAGIC).hex()
+
+
+def signed_call(url: str, account: str, owner: LocalAccount, target: str, data: bytes) -> bytes:
+    """`executeSigned` calldata for `account`: the owner's signature over the account's digest."""
+    nonce = int(rpc(url, "eth_call", {"to": account, "data": "0x" + NONCE.hex()}, "latest"), 16)
+    query = EXECUTE_DIGEST + abi_encode(["address", "bytes", "uint256"], [to_checksum_address(target), data, nonce])
+    digest = bytes.fromhex(rpc(url, "eth_call", {"to": account, "data": "0x" + query.hex()}, "latest")[2:])
+    signature = bytes(owner.unsafe_sign_hash(digest).signature)
+    return EXECUTE_SIGNED + abi_encode(["address", "bytes", "bytes"], [to_checksum_address(target), data, signature])
+
+
+def relay_transfer(
+    url: str, relayer: LocalAccount, account: str, owner: LocalAccount, token: str, to: str, amount: int
+) -> str:
+    """USDC from the smart `account` to `to`, signed by its owner and sent (and paid for) by `relayer`."""
+    transfer = TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to_checksum_address(to), amount])
+    return send_tx(url, relayer, to=account, data=signed_call(url, account, owner, token, transfer), gas=300_000)
+
+
+def bundle_transfers(
+    url: str,
+    bundler: LocalAccount,
+    bundler_account: str,
+    transfers: list[tuple[str, LocalAccount, int]],
+    token: str,
+    to: str,
+) -> str:
+    """One transaction, sent by `bundler` through its own smart account, carrying each (account,
+    owner, amount) transfer of USDC to `to`, each signed by that account's owner."""
+    targets, calls = [], []
+    for account, owner, amount in transfers:
+        transfer = TRANSFER_SELECTOR + abi_encode(["address", "uint256"], [to_checksum_address(to), amount])
+        targets.append(to_checksum_address(account))
+        calls.append(signed_call(url, account, owner, token, transfer))
+    data = EXECUTE_BATCH + abi_encode(["address[]", "bytes[]"], [targets, calls])
+    return send_tx(url, bundler, to=bundler_account, data=data, gas=600_000)

@@ -317,11 +317,23 @@ class OrdersAPI(_Resource):
         return self.act(order_id, "accept")
 
     def pay(
-        self, order_id: str, escrow_tx_hash: str, *, payment_chain: str, payer_signature: str | None = None
+        self,
+        order_id: str,
+        escrow_tx_hash: str,
+        *,
+        payment_chain: str,
+        payer_signature: str | None = None,
+        payer: str | None = None,
     ) -> Order:
-        """Submit the transaction that paid the order (`payment_pending` until final)."""
+        """Submit the transaction that paid the order (`payment_pending` until final). On Base, a
+        smart account's proof goes with its address as `payer` (checked by EIP-1271 / ERC-6492)."""
         return self.act(
-            order_id, "pay", escrow_tx_hash=escrow_tx_hash, payment_chain=payment_chain, payer_signature=payer_signature
+            order_id,
+            "pay",
+            escrow_tx_hash=escrow_tx_hash,
+            payment_chain=payment_chain,
+            payer_signature=payer_signature,
+            payer=payer,
         )
 
     def approve(self, order_id: str) -> Order:
