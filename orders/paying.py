@@ -159,7 +159,8 @@ def record_unapplied(
                     "chain": chain,
                     "amount_base_units": transfer.amount,
                     "reason": reason,
-                    "returned_to": transfer.payer,
+                    # Held for staff when the paying account's owner did not sign: it goes to nobody yet.
+                    "returned_to": transfer.payer if transfer.payer_signed else "",
                 },
             )
     return payment

@@ -157,7 +157,8 @@ def event_text(event: OrderEvent) -> str:
         "payment_expired": lambda: f"Stopped waiting for {_short(data.get('tx_hash'))}: not final within a day",
         "payment_unapplied": lambda: (
             f"{_money_base_units(data.get('amount_base_units'))} USDC arrived but paid nothing "
-            f"({str(data.get('reason', '')).replace('_', ' ')}); it goes back to {_short(data.get('returned_to'))}"
+            f"({str(data.get('reason', '')).replace('_', ' ')}); "
+            + (f"it goes back to {_short(data['returned_to'])}" if data.get("returned_to") else "it waits for staff")
         ),
         "return_sent": lambda: f"Returned {_money_base_units(data.get('amount_base_units'))} USDC to its sender",
         "return_failed": lambda: (

@@ -586,11 +586,10 @@ def paying_payment(transfer: OutgoingTransfer) -> Payment | None:
 
 
 def unsigned_reason(payment: Payment) -> str:
-    signers = ", ".join(payment.signers) or "nobody we can name"
+    """Said on the order: who could have paid is for staff to weigh (the admin lists them)."""
     return (
-        f"The USDC came from an account of {payment.payer}, which did not sign the transaction (a swap route or "
-        f"a program's vault paid it), so it is not sent there by itself. Signed by: {signers}. "
-        "Staff decide where it goes."
+        "the account it came from belongs to someone who did not sign the transaction (a swap route's pool or a "
+        "program's vault), so it is not sent there; staff decide where it goes"
     )
 
 

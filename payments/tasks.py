@@ -179,9 +179,8 @@ def send_transfer(transfer_id: int) -> str:
 
 def no_account_reason(transfer: OutgoingTransfer) -> str:
     return (
-        f"{transfer.to_address} has no USDC account on {transfer.chain} to receive it. Creating one would cost the "
-        "escrow rent, so it waits: it is sent once that wallet has a USDC account (any wallet app makes one "
-        "when it first receives USDC), or when staff decide."
+        f"{transfer.to_address} has no USDC account on {transfer.chain} to receive it (creating one would cost the "
+        "escrow rent); it is sent once that wallet has one: any wallet app opens it when it first receives USDC"
     )
 
 

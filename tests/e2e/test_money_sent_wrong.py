@@ -68,3 +68,68 @@ def test_a_short_payment_is_shown_and_returned_and_the_full_one_pays_by_itself(
     expect(page.locator("#unapplied")).to_contain_text("25.00 USDC")  # the short one stays on record
     assert Order.objects.get(pk=order_id).status == Status.PAID
     context.close()
+
+
+def test_a_short_payment_routed_through_a_pool_is_held_and_the_page_says_so(
+    new_context: Any, site: Any, solana_chain: Any, screenshots: Path
+) -> None:
+    """A swap route pays out of a pool's account (the pool never signed): the short payment is not
+    sent back to the pool; the page says it waits for staff, and the books still balance."""
+    from playwright.sync_api import expect
+    from solders.instruction import AccountMeta, Instruction
+    from solders.pubkey import Pubkey
+    from spl.token.constants import TOKEN_PROGRAM_ID
+    from spl.token.instructions import approve_checked, get_associated_token_address
+    from spl.token.models import ApproveCheckedParams
+
+    agent = new_agent()
+    make_service(agent.agent, price_type="fixed", price="30.00", title="Pitch deck outline")
+    context = new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/")
+    page.get_by_role("link", name="Pitch deck outline").click()
+    page.get_by_role("link", name="Sign in to hire").click()
+    page.get_by_role("button", name="Sign in with the demo wallet").click()
+    page.locator("#id_brief").fill("An outline for a ten-slide deck.")
+    page.get_by_role("button", name="Hire for $30.00").click()
+    order_id = order_id_of(page.url)
+    wait_for_status(page, "quoted")
+    scan_from_now(solana_chain.url)
+
+    instructions = chains.client("solana").payment_instructions()
+    mint = Pubkey.from_string(instructions.token)
+    pool = solana_helpers.new_wallet(solana_chain.url, usdc=100 * 10**6)
+    router = solana_helpers.new_wallet(solana_chain.url, usdc=0)
+    pool_account = get_associated_token_address(pool.pubkey(), mint)
+    approve = ApproveCheckedParams(
+        program_id=TOKEN_PROGRAM_ID,
+        source=pool_account,
+        mint=mint,
+        delegate=router.pubkey(),
+        owner=pool.pubkey(),
+        amount=25 * 10**6,
+        decimals=6,
+        signers=[],
+    )
+    solana_helpers.send_instructions(solana_chain.url, pool, [approve_checked(approve)])
+    transfer = solana_helpers.token_transfer(router, mint, Pubkey.from_string(instructions.token_account), 25 * 10**6)
+    accounts = [AccountMeta(pool_account, is_signer=False, is_writable=True), *transfer.accounts[1:]]
+    reference = Order.objects.get(pk=order_id).payment_reference
+    solana_helpers.send_instructions(
+        solana_chain.url,
+        router,
+        [Instruction(transfer.program_id, transfer.data, accounts), solana_helpers.memo(router, reference)],
+    )
+    assert escrow_scan("solana") == []
+    page.reload()
+    notice = page.locator("#unapplied")
+    expect(notice).to_contain_text("25.00 USDC arrived, 5.00 USDC short of the 30.00 due")
+    expect(notice).to_contain_text("did not sign")
+    expect(notice).to_contain_text("held, not sent back yet")
+    expect(notice).not_to_contain_text("goes back")
+    shoot(page, screenshots / "order-underpaid-held.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot(page, screenshots / "order-underpaid-held-phone.png")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert chains.client("solana").token_balance(str(pool.pubkey())) == 75 * 10**6
+    context.close()
