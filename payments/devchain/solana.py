@@ -442,7 +442,7 @@ class SolanaDevchain:
         """One JSON-RPC 2.0 request body (single or batch) in, the response object out."""
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
             return _error_envelope(None, RpcError(PARSE_ERROR, "Parse error"))
         if isinstance(request, list):
             if not request:
@@ -967,7 +967,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": "not found"})
         except RpcError as exc:
             self._json(400, {"error": exc.message, "data": exc.data})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting 100,000 deep
             self._json(400, {"error": str(exc)})
 
     def _json(self, status: int, payload: Any) -> None:
