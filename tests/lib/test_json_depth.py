@@ -4,6 +4,8 @@ brackets inside strings are text, not nesting."""
 
 from __future__ import annotations
 
+import json
+import random
 from typing import Any
 
 import pytest
@@ -75,3 +77,28 @@ def test_nesting_within_the_limit_reaches_field_validation() -> None:
     response = Client().post("/api/auth/nonce", body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _document(rng: random.Random, height: int) -> Any:
+    if height == 0 or rng.random() < 0.2:
+        return rng.choice([1, None, "]", "[{", '\\"[', "\\", 'a"]]\\\\', "é[ü"])
+    if rng.random() < 0.5:
+        return [_document(rng, height - 1) for _ in range(rng.randint(0, 3))]
+    return {f'k{n}"[\\': _document(rng, height - 1) for n in range(rng.randint(0, 3))}
+
+
+@pytest.mark.parametrize("limit", [2, 5, jsonbody.MAX_DEPTH])
+def test_the_depth_scan_agrees_with_the_parsed_document(limit: int) -> None:
+    rng = random.Random(limit)
+    for _ in range(2_000):
+        document = _document(rng, rng.randint(1, 24))
+        text = json.dumps(document, ensure_ascii=rng.random() < 0.5).encode()
+        assert jsonbody.too_deep(text, limit) == (_depth(document) > limit), text
