@@ -156,6 +156,12 @@ def test_a_malformed_body_is_400_with_an_error_sentence(
     assert rpc_calls == []  # refused before anything reaches the node
 
 
+def test_an_order_id_with_a_nul_is_no_such_order(chains_up: Any) -> None:
+    """PostgreSQL refuses NUL in a query: without the check this was a 500 there."""
+    answer = Client().post("/solana-pay/orders/ord_x%00", '{"account": "x"}', content_type="application/json")
+    assert refused(answer, 404)["code"] == "order_not_found"
+
+
 # --- short balances -----------------------------------------------------------------------------
 
 
