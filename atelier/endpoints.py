@@ -19,7 +19,6 @@ authenticated and the body validated, before the view runs; the answer is stored
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Mapping
@@ -29,7 +28,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
@@ -38,13 +36,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
-from atelier.lib import ratelimit
+from atelier.lib import jsonbody, ratelimit
 from atelier.lib.errors import (
     AtelierError,
     InProgress,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     PaymentRequired,
     RateLimited,
     Unauthorized,
@@ -148,27 +145,6 @@ def error_response(exc: AtelierError) -> JsonResponse:
     return response
 
 
-def _parse_body(request: HttpRequest) -> Any:
-    try:
-        raw = request.body
-    except RequestDataTooBig:
-        raise PayloadTooLarge("The request body is too large.") from None
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    # ValueError: bad syntax, bad UTF-8, an integer over 4300 digits; RecursionError: deep nesting.
-    except (ValueError, RecursionError) as exc:
-        raise ValidationFailed(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
-    try:
-        json.dumps(data, ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # a lone surrogate such as "\ud800": JSON syntax, but no database stores it
-        raise ValidationFailed(
-            "The request body is not valid JSON: it contains a lone UTF-16 surrogate.", code="invalid_json"
-        ) from None
-    return data
-
-
 QUERY_INT = re.compile(r"-?[0-9]{1,18}")
 
 
@@ -231,7 +207,9 @@ def endpoint(
                 if spec.rate:
                     usage = ratelimit.check(request, spec.rate)
                 key = idempotency.parse_key(request.headers.get(idempotency.HEADER)) if keyed else None
-                data = _parse_body(request) if method in ("POST", "PATCH", "PUT") and not spec.multipart else {}
+                data = (
+                    jsonbody.request_json(request) if method in ("POST", "PATCH", "PUT") and not spec.multipart else {}
+                )
                 if not isinstance(data, dict):
                     raise ValidationFailed("The request body must be a JSON object.", code="invalid_body")
                 principal = authenticator()(request, data)

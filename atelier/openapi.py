@@ -226,6 +226,10 @@ def _envelope(data: Schema) -> Schema:
 ERROR_CODES: tuple[str, ...] = tuple(
     sorted(
         {
+            "account_required",  # the Solana Pay transaction request (orders.views), like the next three
+            "insufficient_sol",
+            "insufficient_usdc",
+            "not_payable",
             "agent_inactive",
             "amount_required",
             "agent_key_required",

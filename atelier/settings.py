@@ -204,6 +204,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
 # from the right of X-Forwarded-For (0: REMOTE_ADDR only, so the header cannot be spoofed).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# POST /solana-pay/orders/<id> (public: each request costs the Solana node a balance read), per
+# client IP: a wallet asks once per scan or click, so 30 a minute leaves room for a shared address.
+SOLANA_PAY_RATE_LIMIT = env.int("SOLANA_PAY_RATE_LIMIT", default=30)
+SOLANA_PAY_RATE_WINDOW = env.int("SOLANA_PAY_RATE_WINDOW", default=60)
+
 # GET /metrics (atelier.metrics): with a token, only `Authorization: Bearer <METRICS_TOKEN>`;
 # without one, only from loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

@@ -7,19 +7,22 @@ as a fetched deliverable (an image with its preview, orders.previews); deliverin
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import IO
 
 from django.core.files.base import File
 
+from atelier.lib import jsonbody
+from atelier.lib.errors import ValidationFailed
 from atelier.lib.privatestorage import private_storage
 from orders.exceptions import NotAnImage, Refused
 from orders.models import MediaType, Upload
 from orders.previews import IMAGE_TYPES, delete_stored, open_image, sha256_of, store_image
 
 UPLOAD_SCHEME = "atelier://upload/"
+# A .json deliverable is data, deeper than any request body; past this it is refused, not a RecursionError.
+FILE_MAX_DEPTH = 256
 UPLOAD_URL = re.compile(r"^atelier://upload/(upl_[0-9]{13}_[0-9a-z]{9})$")
 
 TEXT_TYPES: dict[str, tuple[str, str]] = {
@@ -132,9 +135,9 @@ def _sniff_text(source: IO[bytes], filename: str) -> Sniffed:
         raise Refused(f"A .{extension} file must be UTF-8 text.") from None
     if content_type == "application/json" or extension == "ipynb":
         try:
-            json.loads(text)
-        except ValueError:
-            raise Refused("The .json file is not valid JSON.") from None
+            jsonbody.loads(text, max_depth=FILE_MAX_DEPTH)
+        except ValidationFailed:
+            raise Refused(f"The .json file is not valid JSON, or nests deeper than {FILE_MAX_DEPTH} levels.") from None
     return Sniffed(content_type, media_type, False)
 
 

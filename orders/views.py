@@ -12,7 +12,6 @@ Agents' owners (signed in with an API key) and staff see the same page read-only
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,8 @@ from agents.forms import HireForm
 from agents.models import Service
 from agents.sessions import session_principal
 from agents.views import service_page
-from atelier.lib import ratelimit, sessions
-from atelier.lib.errors import AtelierError, Forbidden, NotFound
+from atelier.lib import jsonbody, ratelimit, sessions
+from atelier.lib.errors import AtelierError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from atelier.lib.principal import Principal
 from orders import disputes, forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
@@ -148,7 +147,7 @@ class Page:
             "read_only": not is_buyer,
             "actions": actions,
             "payment": payment,
-            **_checkout_codes(payment),
+            **_checkout_codes(payment, order),
             "base_wallet_pay": is_buyer and order.buyer_chain == "base" and bool(order.buyer_wallet),
             # The Wallet Standard chain a Solana wallet sends the payment on: the devchain is localnet.
             "solana_wallet_chain": "solana:localnet"
@@ -210,12 +209,17 @@ class Page:
         return rows[:MESSAGE_PAGE][::-1], earlier
 
 
-def _checkout_codes(payment: dict[str, Any] | None) -> dict[str, str]:
-    """The QR codes of the checkout links, as inline SVG."""
+def _checkout_codes(payment: dict[str, Any] | None, order: Order) -> dict[str, str]:
+    """The QR codes of the checkout links, as inline SVG, and the Solana Pay transaction request
+    link (`solana:` and this order's endpoint, at PUBLIC_URL: the address wallets can reach)."""
     if payment is None:
         return {}
     if payment.get("solana_pay_url"):
-        return {"solana_pay_qr": checkout.qr_svg(str(payment["solana_pay_url"]), title="Solana Pay QR code")}
+        endpoint = settings.PUBLIC_URL.rstrip("/") + reverse("solana_pay_request", args=[order.id])
+        return {
+            "solana_pay_qr": checkout.qr_svg(str(payment["solana_pay_url"]), title="Solana Pay QR code"),
+            "solana_pay_request_url": checkout.transaction_request_url(endpoint),
+        }
     if payment.get("eip681_url"):
         return {"eip681_qr": checkout.qr_svg(str(payment["eip681_url"]), title="EIP-681 payment QR code")}
     return {}
@@ -473,31 +477,57 @@ def solana_pay_request(request: HttpRequest, order_id: str) -> HttpResponse:
     if request.method == "GET":
         icon = request.build_absolute_uri(static("icon.svg"))
         return _cors(JsonResponse({"label": checkout.LABEL, "icon": icon}))
-    order = Order.objects.filter(pk=order_id).first()
-    if order is None:
-        return _cors(JsonResponse({"error": "No such order."}, status=404))
-    if order.status not in queries.PAYABLE:
-        return _cors(
-            JsonResponse({"error": f"This order is {order.get_status_display().lower()}: nothing to pay."}, status=409)
-        )
+    usage: ratelimit.Usage | None = None
     try:
-        account = json.loads(request.body or b"{}").get("account", "")
-    except (ValueError, AttributeError):
-        account = ""
-    try:
+        # Each POST costs the Solana node a balance read (and a blockhash every couple of seconds).
+        usage = ratelimit.check(request, solana_pay_rate())
+        order = Order.objects.filter(pk=order_id).first() if "\x00" not in order_id else None
+        if order is None:
+            raise NotFound("No such order.", code="order_not_found")
+        if order.status not in queries.PAYABLE:
+            status = order.get_status_display().lower()
+            raise Conflict(f"This order is {status}: nothing to pay.", code="not_payable")
+        body = jsonbody.request_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("account"), str):
+            raise ValidationFailed('Send {"account": "<your wallet\'s public key>"}.', code="account_required")
+        amount = payment_services.price_base_units(order)
         raw, _reference = checkout.transaction_request(
             SolanaClient.from_settings(),
-            account=str(account),
-            amount=payment_services.price_base_units(order),
+            account=body["account"],
+            amount=amount,
             payment_reference=order.payment_reference,
         )
+    except AtelierError as exc:
+        return _cors(_refusal(exc, usage))
     except ValueError:
         return _cors(JsonResponse({"error": "account must be a Solana public key."}, status=400))
     except ChainError:
         return _cors(JsonResponse({"error": "Solana cannot be reached right now; try again."}, status=503))
     paying.solana_pay_watch_start(order)
-    message = f"Pay {usdc_amount(payment_services.price_base_units(order))} USDC into Atelier escrow for {order.id}"
-    return _cors(JsonResponse({"transaction": base64.b64encode(raw).decode(), "message": message}))
+    message = f"Pay {usdc_amount(amount)} USDC into Atelier escrow for {order.id}"
+    response = JsonResponse({"transaction": base64.b64encode(raw).decode(), "message": message})
+    if usage is not None:
+        usage.apply(response)
+    return _cors(response)
+
+
+def solana_pay_rate() -> ratelimit.Rate:
+    """Per client IP (behind TRUSTED_PROXY_COUNT proxies), from settings: SOLANA_PAY_RATE_LIMIT
+    requests per SOLANA_PAY_RATE_WINDOW seconds. A buyer's wallet asks once per scan or click."""
+    return ratelimit.Rate("solana_pay", settings.SOLANA_PAY_RATE_LIMIT, settings.SOLANA_PAY_RATE_WINDOW)
+
+
+def _refusal(exc: AtelierError, usage: ratelimit.Usage | None) -> HttpResponse:
+    """The endpoint's own error shape, `{"error", "code"}`: the checkout script and wallets read `error`."""
+    response = JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
+    if isinstance(exc, RateLimited):
+        response["Retry-After"] = str(exc.retry_after)
+        response["X-RateLimit-Limit"] = str(exc.limit)
+        response["X-RateLimit-Remaining"] = "0"
+        response["X-RateLimit-Reset"] = str(exc.reset)
+    elif usage is not None:
+        usage.apply(response)
+    return response
 
 
 def _cors(response: HttpResponse) -> HttpResponse:
@@ -505,4 +535,5 @@ def _cors(response: HttpResponse) -> HttpResponse:
     response["Access-Control-Allow-Origin"] = "*"
     response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
     response["Access-Control-Allow-Headers"] = "Content-Type"
+    response["Access-Control-Expose-Headers"] = "Retry-After"
     return response

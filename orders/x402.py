@@ -45,7 +45,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import PriceType, Service
-from atelier.lib import wallets
+from atelier.lib import jsonbody, wallets
 from atelier.lib.errors import (
     Conflict,
     PaymentRequired,
@@ -226,8 +226,8 @@ def parse_payment(raw: str) -> X402Payment:
     text = raw.strip()
     try:
         decoded = text if text.startswith("{") else base64.b64decode(text, validate=True).decode()
-        data = json.loads(decoded)
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError):
+        data = jsonbody.loads(decoded)
+    except (ValueError, binascii.Error, UnicodeDecodeError, ValidationFailed):
         raise _invalid("must be base64 of a JSON PaymentPayload", "X-PAYMENT") from None
     if not isinstance(data, dict):
         raise _invalid("must be a JSON object", "X-PAYMENT")

@@ -6,7 +6,8 @@ a paying transaction names as a read-only account, so the server finds the trans
 `payment_reference` (a hash, so unique per order and nothing to store); it only finds a transfer,
 it never binds one: the memo (the payment reference) does that, as for every Solana payment.
 
-No network I/O here except `transaction_request`, which asks the chain for a recent blockhash.
+No network I/O here except `transaction_request`, which reads the payer's balances and a recent
+blockhash (shared for a couple of seconds by every app server: `SolanaClient.payment_transaction`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from urllib.parse import quote, urlencode
 import segno
 from solders.pubkey import Pubkey
 
+from atelier.lib.errors import ValidationFailed
 from payments.chains.base import PaymentInstructions
-from payments.chains.solana import SolanaClient
+from payments.chains.solana import LAMPORTS_PER_SIGNATURE, RENT_EXEMPT_WALLET_LAMPORTS, SolanaClient
 
 LABEL = "Atelier"
 
@@ -55,9 +57,10 @@ def solana_pay_url(instructions: PaymentInstructions, *, amount: int, payment_re
 
 
 def transaction_request_url(endpoint: str) -> str:
-    """A Solana Pay transaction request: the wallet asks `endpoint` (https, or http on loopback) for
-    the transaction. Query strings are percent-encoded as the spec asks; ours has none."""
-    return f"solana:{quote(endpoint, safe=':/') if '?' in endpoint else endpoint}"
+    """A Solana Pay transaction request: `solana:` and the absolute URL the wallet POSTs its account
+    to (https; http in local development), percent-encoded whole as the spec's own library does
+    (`encodeURIComponent`), so its query, if any, cannot be mistaken for the link's."""
+    return f"solana:{quote(endpoint, safe='')}"
 
 
 def eip681_url(instructions: PaymentInstructions, *, amount: int) -> str:
@@ -73,11 +76,51 @@ def qr_svg(text: str, *, title: str) -> str:
     return str(segno.make(text, error="m").svg_inline(scale=4, border=4, dark="#111", light="#fff", title=title))
 
 
+class InsufficientFunds(ValidationFailed):
+    """The paying wallet cannot pay: short of USDC (`insufficient_usdc`) or of SOL for the fee
+    (`insufficient_sol`). Said before the wallet simulates the transaction and shows its raw error."""
+
+
+def usdc_display(base_units: int, decimals: int = 6) -> str:
+    """USDC for a sentence: cents always ("3.00"), more digits only when there are more ("0.000001")."""
+    whole, _, fraction = usdc_amount(base_units, decimals).partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def sol_display(lamports: int) -> str:
+    return usdc_amount(lamports, 9)
+
+
+def check_payer(client: SolanaClient, *, account: str, amount: int) -> None:
+    """InsufficientFunds unless `account` holds `amount` USDC in its associated token account and
+    SOL for the fee; ValueError when it is not a public key. USDC first: it is what a buyer can fix
+    at an exchange, and a wallet with neither hears about the bigger gap."""
+    lamports, usdc = client.payer_balances(account)
+    if usdc < amount:
+        raise InsufficientFunds(
+            f"This wallet holds {usdc_display(usdc)} USDC; {usdc_display(amount)} USDC is due.",
+            code="insufficient_usdc",
+            details={"balance": usdc, "due": amount},
+        )
+    fee = f"the network fee (about {sol_display(LAMPORTS_PER_SIGNATURE)} SOL)"
+    if lamports == 0:
+        raise InsufficientFunds(f"This wallet holds no SOL for {fee}.", code="insufficient_sol")
+    # The fee may empty the wallet, or leave at least the balance an account must keep; not between.
+    if lamports != LAMPORTS_PER_SIGNATURE and lamports < LAMPORTS_PER_SIGNATURE + RENT_EXEMPT_WALLET_LAMPORTS:
+        raise InsufficientFunds(
+            f"This wallet holds {sol_display(lamports)} SOL: too little for {fee} and the "
+            f"{sol_display(RENT_EXEMPT_WALLET_LAMPORTS)} SOL a Solana account must keep.",
+            code="insufficient_sol",
+        )
+
+
 def transaction_request(
     client: SolanaClient, *, account: str, amount: int, payment_reference: str
 ) -> tuple[bytes, str]:
     """The transaction a wallet signs for a Solana Pay transaction request, and the reference it
-    names. ValueError when `account` is not a public key; ChainUnavailable from the chain."""
+    names. ValueError when `account` is not a public key; InsufficientFunds when it cannot pay
+    (`check_payer`, before a blockhash is asked for); ChainUnavailable from the chain."""
+    check_payer(client, account=account, amount=amount)
     reference = reference_key(payment_reference)
     raw = client.payment_transaction(payer=account, amount=amount, memo=payment_reference, reference=reference)
     return raw, reference

@@ -11,12 +11,17 @@ would accept a pre-funded token account handed to the escrow with SetAuthority.
 from __future__ import annotations
 
 import base64
+import hashlib
 import itertools
+import logging
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
@@ -49,7 +54,19 @@ from payments.chains.base import (
 )
 from payments.chains.config import solana_config
 
+log = logging.getLogger(__name__)
+
 USDC_DECIMALS = 6
+# The base fee of a transaction with one signature (no priority fee): what a payer needs in SOL.
+LAMPORTS_PER_SIGNATURE = 5_000
+# What a wallet (a system account, no data) must keep: a fee that would leave it above zero but
+# below this fails with InsufficientFundsForRent. Fixed by the rent parameters (128 bytes x 6,960).
+RENT_EXEMPT_WALLET_LAMPORTS = 890_880
+# A Solana Pay transaction is built on a blockhash at most this old, shared through the cache by
+# every app server: a blockhash stays valid for about a minute, and a crowd scanning one QR code (or
+# a script) then costs the node one getLatestBlockhash per interval, not one per request.
+BLOCKHASH_REUSE_SECONDS = 2.0
+clock = time.time  # wall-clock seconds, comparable across app servers (tests move it)
 MEMO_PROGRAMS = (str(MEMO_PROGRAM_ID), "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
 _HARMLESS_SEND_ERRORS = (
     "AlreadyProcessed",  # these exact bytes already landed
@@ -352,13 +369,10 @@ class SolanaClient:
         """A Solana Pay transaction for `payer` to sign: the memo, then transferChecked of `amount`
         from the payer's USDC associated token account into the escrow's own, with `reference` as a
         read-only account so the transfer can be found by it. Unsigned (blank signature), legacy
-        format, a recent blockhash; ValueError when `payer` is not a public key."""
+        format, a blockhash at most BLOCKHASH_REUSE_SECONDS old (`_shared_blockhash`); ValueError
+        when `payer` is not a public key."""
         owner = Pubkey.from_string(payer)
-        latest = self._rpc("getLatestBlockhash", [{"commitment": "confirmed"}])
-        try:
-            blockhash = Hash.from_string(latest["value"]["blockhash"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ChainUnavailable(f"Solana RPC answered getLatestBlockhash with garbage: {exc!r}") from exc
+        blockhash = self._shared_blockhash()
         params = TransferCheckedParams(
             program_id=TOKEN_PROGRAM_ID,
             source=get_associated_token_address(owner, self.mint),
@@ -375,6 +389,50 @@ class SolanaClient:
         note = create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner, message=memo.encode()))
         message = Message.new_with_blockhash([note, transfer], owner, blockhash)
         return bytes(Transaction.new_unsigned(message))
+
+    def payer_balances(self, payer: str) -> tuple[int, int]:
+        """(lamports, USDC base units) of `payer` and of its USDC associated token account (what a
+        Solana Pay transaction spends from), in one getMultipleAccounts. An account that does not
+        exist holds 0. ValueError when `payer` is not a public key."""
+        owner = Pubkey.from_string(payer)
+        token_account = get_associated_token_address(owner, self.mint)
+        config = {"encoding": "base64", "commitment": "confirmed"}
+        result = self._rpc("getMultipleAccounts", [[str(owner), str(token_account)], config])
+        try:
+            wallet, holding = result["value"]
+            lamports = int(wallet["lamports"]) if wallet is not None else 0
+            if holding is None:
+                return lamports, 0
+            token = TokenAccount.from_bytes(base64.b64decode(holding["data"][0])[:165])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getMultipleAccounts with garbage: {exc!r}") from exc
+        if holding["owner"] != str(TOKEN_PROGRAM_ID) or token.mint != self.mint:
+            raise ChainUnavailable(f"{token_account} is not a USDC token account")
+        return lamports, token.amount
+
+    def _shared_blockhash(self) -> Hash:
+        """A recent blockhash, reused for BLOCKHASH_REUSE_SECONDS through Django's cache (Redis in
+        production): one getLatestBlockhash per interval for all app servers together, where a
+        per-process copy would cost one per process and keep state in process memory. A cache that
+        is down only costs the fetch."""
+        key = f"solana:blockhash:{hashlib.sha256(self.rpc_url.encode()).hexdigest()[:16]}"
+        try:
+            cached = cache.get(key)
+        except Exception:
+            log.warning("cache unavailable: fetching the blockhash", exc_info=True)
+            cached = None
+        if isinstance(cached, tuple) and len(cached) == 2 and 0 <= clock() - cached[1] < BLOCKHASH_REUSE_SECONDS:
+            return Hash.from_string(cached[0])
+        latest = self._rpc("getLatestBlockhash", [{"commitment": "confirmed"}])
+        try:
+            blockhash = Hash.from_string(latest["value"]["blockhash"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ChainUnavailable(f"Solana RPC answered getLatestBlockhash with garbage: {exc!r}") from exc
+        try:
+            cache.set(key, (str(blockhash), clock()), timeout=math.ceil(BLOCKHASH_REUSE_SECONDS) + 1)
+        except Exception:
+            log.warning("cache unavailable: the blockhash is not shared", exc_info=True)
+        return blockhash
 
     def _get_transaction(self, signature: str, commitment: str) -> dict[str, Any] | None:
         config = {"encoding": "jsonParsed", "commitment": commitment, "maxSupportedTransactionVersion": 0}

@@ -253,7 +253,7 @@ def _handler(chain: EvmDevchain) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
                 self._reply(400, {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}})
                 return
             if self.path.rstrip("/") == "/faucet":

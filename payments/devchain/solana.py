@@ -170,6 +170,7 @@ class SolanaDevchain:
             "getBalance": self._rpc_get_balance,
             "getTokenAccountBalance": self._rpc_get_token_account_balance,
             "getAccountInfo": self._rpc_get_account_info,
+            "getMultipleAccounts": self._rpc_get_multiple_accounts,
             "requestAirdrop": self._rpc_request_airdrop,
             "getMinimumBalanceForRentExemption": self._rpc_get_minimum_balance_for_rent_exemption,
             "getBlockHeight": self._rpc_get_slot,
@@ -443,7 +444,7 @@ class SolanaDevchain:
         """One JSON-RPC 2.0 request body (single or batch) in, the response object out."""
         try:
             request = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
             return _error_envelope(None, RpcError(PARSE_ERROR, "Parse error"))
         if isinstance(request, list):
             if not request:
@@ -561,10 +562,20 @@ class SolanaDevchain:
 
     def _rpc_get_account_info(self, params: list[Any]) -> Any:
         key = _pubkey(_arg(params, 0, str))
+        return self._context(self._account_value(key, _config(params, 1)))
+
+    def _rpc_get_multiple_accounts(self, params: list[Any]) -> Any:
+        keys = _arg(params, 0, list)
+        if not 1 <= len(keys) <= 100 or not all(isinstance(key, str) for key in keys):
+            raise RpcError(INVALID_PARAMS, "Invalid params: expected 1 to 100 base58 public keys")
         config = _config(params, 1)
+        return self._context([self._account_value(_pubkey(key), config) for key in keys])
+
+    def _account_value(self, key: Pubkey, config: dict[str, Any]) -> dict[str, Any] | None:
+        """One account as getAccountInfo and getMultipleAccounts render it; None when it does not exist."""
         account = self.svm.get_account(key)
         if account is None:
-            return self._context(None)
+            return None
         data = bytes(account.data)
         data_slice = config.get("dataSlice")
         if isinstance(data_slice, dict):
@@ -580,7 +591,7 @@ class SolanaDevchain:
             rendered = [base64.b64encode(data).decode(), "base64"]
         else:
             raise RpcError(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
-        value = {
+        return {
             "data": rendered,
             "executable": account.executable,
             "lamports": account.lamports,
@@ -588,7 +599,6 @@ class SolanaDevchain:
             "rentEpoch": account.rent_epoch,
             "space": len(account.data),
         }
-        return self._context(value)
 
     def _rpc_request_airdrop(self, params: list[Any]) -> Any:
         key = _pubkey(_arg(params, 0, str))
@@ -968,7 +978,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": "not found"})
         except RpcError as exc:
             self._json(400, {"error": exc.message, "data": exc.data})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting 100,000 deep
             self._json(400, {"error": str(exc)})
 
     def _json(self, status: int, payload: Any) -> None:

@@ -107,6 +107,7 @@ def test_the_client_s_content_type_and_extension_do_not_decide(agent, private_ro
         ("notes.txt", b"text with a NUL \x00 inside"),
         ("notes.txt", b"\xff\xfe not utf-8 \xc3\x28"),
         ("data.json", b"{not json"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000),  # was a RecursionError, a 500
         ("scan.tif", b"II*\x00\x08\x00\x00\x00" + b"\x00" * 64),
         ("photo.heic", b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64),
         ("movie.mkv", b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x88matroska" + b"\x00" * 64),
