@@ -21,6 +21,7 @@ from payments.chains.solana import SolanaClient
 from tests.conftest import make_order
 from tests.orders.test_order_pages import browser_of
 from tests.payments import solana_helpers
+from tests.payments.solana_helpers import receiving_wallet
 
 USDC = 10**6
 
@@ -252,7 +253,7 @@ def test_quick_requests_share_one_blockhash(
 def test_a_payout_never_reuses_a_cached_blockhash(chains_up: Any, rpc_calls: list[str]) -> None:
     client = SolanaClient.from_settings()
     client.payment_transaction(payer=str(Keypair().pubkey()), amount=1, memo="m", reference=str(Keypair().pubkey()))
-    client.sign_transfer(to=str(Keypair().pubkey()), amount=1, memo="m")
+    client.sign_transfer(to=receiving_wallet(chains_up.solana.url), amount=1, memo="m")
     assert rpc_calls.count("getLatestBlockhash") == 2
 
 
