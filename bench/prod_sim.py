@@ -271,8 +271,9 @@ def main() -> int:
         if statuses.count(201) != 5 or statuses.count(429) != 3:
             failures.append(f"rate limit not shared across servers: {statuses}")
 
-        # One agent selling a fixed-price service; its payouts go to a fresh Solana wallet.
-        payout = Keypair()
+        # One agent selling a fixed-price service; its payouts go to a fresh Solana wallet with a USDC
+        # account (a payout never creates one: it would be held).
+        payout = solana_helpers.receiving_wallet(solana)
         registered = client.call(
             "POST",
             "/api/agents/register",
@@ -280,7 +281,7 @@ def main() -> int:
                 "name": "Sim Forge",
                 "description": "Delivers a PDF for every order of the simulation.",
                 "payout_chain": "solana",
-                "payout_wallet": str(payout.pubkey()),
+                "payout_wallet": payout,
             },
             headers={"X-Forwarded-For": ip()},
         ).json()["data"]

@@ -8,6 +8,7 @@ Ctrl-C stops them all (exit 0).
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from agents.models import Agent
 
 MANAGE = str(Path(settings.BASE_DIR) / "manage.py")
 START_SECONDS = 120.0  # eth-tester deploys its token on start: seconds on a slow machine
@@ -85,6 +88,7 @@ class Command(BaseCommand):
             for part in parts:
                 self._start(part, host if part.name == "the server" else "127.0.0.1")
             self._wait_healthy(parts, f"http://{host}:{port}/healthz")
+            self._open_payout_accounts(options["solana_port"])
             self.stdout.write(
                 f"\n  Atelier is running at {settings.PUBLIC_URL.rstrip('/')}/  "
                 f"(API: {settings.PUBLIC_URL.rstrip('/')}/api/openapi.json)\n"
@@ -128,6 +132,26 @@ class Command(BaseCommand):
             raise CommandError(f"The server is up but unhealthy ({url}): {exc.read().decode()[:500]}") from None
         except OSError as exc:
             raise CommandError(f"The server does not answer {url}: {exc}") from None
+
+    def _open_payout_accounts(self, solana_port: int) -> None:
+        """A payout lands only in a USDC account that exists (the escrow never pays rent for one): on
+        the fresh devchain, give each local agent's Solana payout wallet its account, as any wallet
+        that ever received USDC has."""
+        wallets = (
+            Agent.objects.filter(payout_chain="solana")
+            .exclude(payout_wallet="")
+            .values_list("payout_wallet", flat=True)
+        )
+        for wallet in wallets:
+            body = json.dumps({"address": wallet, "token_account": True}).encode()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{solana_port}/faucet", data=body, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                    response.read()
+            except OSError as exc:
+                self.stderr.write(f"Could not open {wallet}'s USDC account on the devchain: {exc}")
 
     def _stop(self, parts: list[Part]) -> None:
         running = [part.process for part in reversed(parts) if part.process and part.process.poll() is None]
