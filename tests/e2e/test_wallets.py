@@ -24,6 +24,7 @@ from solders.signature import Signature
 
 from agents.models import Service
 from orders.models import Order, Status
+from payments.models import Payment
 from tests.e2e.conftest import axe_check
 from tests.e2e.test_buyer_flow import BRIEF, order_id_of, seeded_marketplace, shoot, wait_for_status
 from tests.e2e.test_checkout import no_overflow
@@ -247,6 +248,13 @@ def hire_after_signing_in_with(page: Any, site: Any, service: Service, button: s
     page.get_by_role("link", name="Sign in to hire").click()
     page.get_by_role("button", name=button).click()
     page.wait_for_url(f"{site.url}/services/{service.id}/")
+    return hire(page, site)
+
+
+def hire(page: Any, site: Any, service: Service | None = None) -> str:
+    """Order the service whose page is open (or `service`'s), signed in already."""
+    if service is not None:
+        page.goto(f"/services/{service.id}/")
     page.locator("#id_brief").fill(BRIEF)
     page.get_by_role("button", name="Hire for $25.00").click()
     page.wait_for_url(re.compile(rf"^{re.escape(site.url)}/orders/ord_"))
@@ -333,10 +341,19 @@ def test_solana_wallets_of_the_wallet_standard_each_get_a_button_sign_in_and_pay
     expect(short.locator("p")).to_have_text(sentence)
     page.unroute(endpoint)
 
-    page.get_by_role("button", name="Pay with Backpack Test").click()
+    # Topped up, Solflare Test pays this order (the memo binds it, whoever pays) ...
+    solana_helpers.fund_wallet(solana_chain.url, solflare.key.pubkey(), sol=0, usdc=30 * solana_helpers.USDC)
+    page.get_by_role("button", name="Pay with Solflare Test").click()
     wait_for_status(page, "paid")
     order = Order.objects.get(pk=order_id)
     assert (order.status, order.payment_chain) == (Status.PAID, "solana")
+    assert Payment.objects.get(order=order).payer == str(solflare.key.pubkey())
+
+    # ... and Backpack Test pays the next one.
+    second_id = hire(page, site, service)
+    page.get_by_role("button", name="Pay with Backpack Test").click()
+    wait_for_status(page, "paid")
+    assert Payment.objects.get(order_id=second_id).payer == str(backpack.key.pubkey())
     # The browser logs the refusal it was made to receive; nothing else may fail.
     unexpected = [error for error in page_errors(errors) if "status of 400" not in error or "/solana-pay/" not in error]
     assert not unexpected, "\n".join(errors)
@@ -411,6 +428,13 @@ def test_evm_wallets_announced_through_eip6963_each_get_a_button_sign_in_and_pay
     other.goto("/signin/")
     other.get_by_role("button", name="Sign in with Rabby Test").click()
     expect(other.locator(".top .who")).to_contain_text(re.compile(re.escape(rabby.account.address[:8]), re.IGNORECASE))
+    # ... and pays an order of its own.
+    rabby_order = hire(other, site, service)
+    other.get_by_role("button", name="Pay with Rabby Test").click()
+    expect(other.locator("#payment-pending")).to_be_visible()
+    evm_helpers.mine(base_chain.url, 2)
+    wait_for_status(other, "paid")
+    assert Order.objects.get(pk=rabby_order).escrow_tx_hash == rabby.sent[0]
     assert not page_errors(other_errors), "\n".join(other_errors)
 
 

@@ -1,0 +1,1016 @@
+"""A Solana chain in this process: `solders.litesvm.LiteSVM` served as JSON-RPC over HTTP on loopback.
+
+Transactions are real: wallets sign them, LiteSVM runs them through the system, SPL Token,
+associated token account and memo programs. Around it this module adds what a validator's RPC
+adds: slots with block times, a window of recent blockhashes, a ledger of landed transactions
+answered in the RPC's own shapes (jsonParsed with token balances), commitment levels, a faucet.
+
+Blocks: each landed transaction gets its own slot, and an empty slot is produced every
+`slot_seconds` (None: only on transactions and /devchain/advance). Block height equals the slot.
+A blockhash is valid for `blockhash_validity` blocks after its own (lastValidBlockHeight).
+
+Commitment: `processed` and `confirmed` see the head; `finalized` sees slots up to
+`head - finality_lag` (0: final at once), or up to the head after /devchain/finalize. Account
+reads (balances, account info) answer from the head whatever the commitment: LiteSVM keeps one
+state. Nothing is persisted: a restart keeps the addresses (pass the keys back) but not the ledger.
+
+Routes: POST / JSON-RPC 2.0 (single or batch); POST /faucet {"address", "sol", "usdc",
+"token_account"} (lamports and USDC base units; `token_account`: open its USDC account even with no
+USDC); POST /devchain/advance {"slots": n}; POST /devchain/finalize; GET /devchain (public addresses
+and slots); GET /health.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from solders.account import Account
+from solders.address_lookup_table_account import AddressLookupTable
+from solders.hash import Hash
+from solders.instruction import CompiledInstruction, Instruction
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message, MessageV0, from_bytes_versioned
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import TransferParams, transfer
+from solders.token.state import Mint, TokenAccount, TokenAccountState
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+from spl.memo.constants import MEMO_PROGRAM_ID
+from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from spl.token.instructions import (
+    create_idempotent_associated_token_account,
+    get_associated_token_address,
+    mint_to_checked,
+)
+from spl.token.models import MintToCheckedParams
+
+log = logging.getLogger(__name__)
+
+USDC_DECIMALS = 6
+LAMPORTS_PER_SOL = 10**9
+LAMPORTS_PER_SIGNATURE = 5000
+MEMO_V1_PROGRAM_ID = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
+MEMO_PROGRAMS = (MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID)
+TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
+API_VERSION = "2.2.0"
+MAX_BODY_BYTES = 1 << 20
+_FAUCET_LAMPORTS = 10**18
+_TOKEN_ACCOUNT_LEN, _MULTISIG_LEN, _MINT_LEN = 165, 355, 82
+
+# JSON-RPC error codes, as Solana's RPC uses them.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+SEND_TRANSACTION_PREFLIGHT_FAILURE = -32002
+SIGNATURE_VERIFICATION_FAILURE = -32003
+UNSUPPORTED_TRANSACTION_VERSION = -32015
+
+_FINALIZED = ("finalized", "max", "root")
+_HEAD = ("confirmed", "processed", "recent", "single", "singleGossip")
+_ERROR_TEXT = {
+    "AlreadyProcessed": "This transaction has already been processed",
+    "BlockhashNotFound": "Blockhash not found",
+    "AccountNotFound": "Attempt to debit an account but found no record of a prior credit.",
+    "InsufficientFundsForFee": "Insufficient funds for fee",
+    "SignatureFailure": "Transaction did not pass signature verification",
+}
+
+
+class RpcError(Exception):
+    """Answered as a JSON-RPC error object."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def as_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+@dataclass(frozen=True)
+class _Landed:
+    """A transaction in a block, with what the RPC reports about it."""
+
+    slot: int
+    block_time: int
+    tx: VersionedTransaction
+    keys: list[Pubkey]  # static keys, then loaded writable, then loaded readonly
+    loaded_writable: list[Pubkey]
+    loaded_readonly: list[Pubkey]
+    err: Any  # the TransactionError as the RPC spells it, None on success
+    fee: int
+    logs: list[str]
+    compute_units: int
+    inner: list[list[tuple[CompiledInstruction, int | None]]]  # per top-level instruction
+    pre_balances: list[int]
+    post_balances: list[int]
+    pre_token_balances: list[dict[str, Any]]
+    post_token_balances: list[dict[str, Any]]
+
+
+class SolanaDevchain:
+    """The chain: LiteSVM plus blocks, commitment, a ledger and a faucet. Thread-safe through one lock."""
+
+    def __init__(
+        self,
+        *,
+        usdc_mint: str | None = None,
+        escrow_secret: str | None = None,
+        mint_authority_secret: str | None = None,
+        finality_lag: int = 0,
+        slot_seconds: float | None = 0.4,
+        blockhash_validity: int = 150,
+        escrow_sol: int = 10 * LAMPORTS_PER_SOL,
+    ) -> None:
+        self.lock = threading.RLock()
+        # The recent-blockhash window is ours (LiteSVM only knows its latest blockhash).
+        self.svm = LiteSVM().with_blockhash_check(False)
+        self.escrow = Keypair.from_base58_string(escrow_secret) if escrow_secret else Keypair()
+        self.mint_authority = Keypair.from_base58_string(mint_authority_secret) if mint_authority_secret else Keypair()
+        self.usdc_mint = Pubkey.from_string(usdc_mint) if usdc_mint else Keypair().pubkey()
+        self.escrow_token_account = get_associated_token_address(self.escrow.pubkey(), self.usdc_mint)
+        self.finality_lag = finality_lag
+        self.blockhash_validity = blockhash_validity
+        self.slot = 0
+        self.finalized_slot = 0
+        self._seed = os.urandom(32)
+        self._blocks: dict[int, tuple[Hash, int]] = {}  # slot -> (blockhash, unix time), recent ones
+        self._hash_slot: dict[Hash, int] = {}
+        self._oldest = 0
+        self._txs: dict[str, _Landed] = {}
+        self._open_block(0)
+        self.genesis_hash = self._blocks[0][0]
+        self._methods: dict[str, Callable[[list[Any]], Any]] = {
+            "getLatestBlockhash": self._rpc_get_latest_blockhash,
+            "sendTransaction": self._rpc_send_transaction,
+            "getTransaction": self._rpc_get_transaction,
+            "getSignatureStatuses": self._rpc_get_signature_statuses,
+            "getSignaturesForAddress": self._rpc_get_signatures_for_address,
+            "getBalance": self._rpc_get_balance,
+            "getTokenAccountBalance": self._rpc_get_token_account_balance,
+            "getAccountInfo": self._rpc_get_account_info,
+            "getMultipleAccounts": self._rpc_get_multiple_accounts,
+            "requestAirdrop": self._rpc_request_airdrop,
+            "getMinimumBalanceForRentExemption": self._rpc_get_minimum_balance_for_rent_exemption,
+            "getBlockHeight": self._rpc_get_slot,
+            "getSlot": self._rpc_get_slot,
+            "isBlockhashValid": self._rpc_is_blockhash_valid,
+            "getFeeForMessage": self._rpc_get_fee_for_message,
+            "getGenesisHash": lambda params: str(self.genesis_hash),
+            "getHealth": lambda params: "ok",
+            "getVersion": lambda params: {"solana-core": API_VERSION, "feature-set": 0},
+        }
+        with self.lock:
+            self.svm.set_account(self.mint_authority.pubkey(), Account(_FAUCET_LAMPORTS, b"", SYSTEM_PROGRAM_ID))
+            mint = Mint(self.mint_authority.pubkey(), 0, USDC_DECIMALS, True, None)
+            rent = self.svm.minimum_balance_for_rent_exemption(_MINT_LEN)
+            self.svm.set_account(self.usdc_mint, Account(rent, bytes(mint), TOKEN_PROGRAM_ID))
+            self.faucet(str(self.escrow.pubkey()), sol=escrow_sol, create_token_account=True)
+            self.finalize()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if slot_seconds:
+            self._ticker = threading.Thread(
+                target=self._tick, args=(slot_seconds,), name="solana-devchain-slots", daemon=True
+            )
+            self._ticker.start()
+
+    # --- the chain -------------------------------------------------------------------------
+
+    def state(self) -> dict[str, str]:
+        """What a restart needs to keep the same addresses (secrets included: a devchain's state file)."""
+        return {
+            "usdc_mint": str(self.usdc_mint),
+            "escrow_secret": str(self.escrow),
+            "mint_authority_secret": str(self.mint_authority),
+        }
+
+    def info(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "usdc_mint": str(self.usdc_mint),
+                "escrow": str(self.escrow.pubkey()),
+                "escrow_token_account": str(self.escrow_token_account),
+                "mint_authority": str(self.mint_authority.pubkey()),
+                "slot": self.slot,
+                "finalized_slot": self.finalized_slot,
+                "finality_lag": self.finality_lag,
+                "blockhash_validity": self.blockhash_validity,
+            }
+
+    def advance(self, slots: int = 1) -> dict[str, Any]:
+        """Produce `slots` empty blocks."""
+        with self.lock:
+            for _ in range(slots):
+                self._advance()
+            return self.info()
+
+    def finalize(self) -> dict[str, Any]:
+        """Make everything up to the head final now."""
+        with self.lock:
+            self.finalized_slot = self.slot
+            return self.info()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+
+    def airdrop(self, address: Pubkey, lamports: int) -> str:
+        return self._faucet_transaction(
+            [transfer(TransferParams(from_pubkey=self.mint_authority.pubkey(), to_pubkey=address, lamports=lamports))]
+        )
+
+    def faucet(
+        self, address: str, *, sol: int = 0, usdc: int = 0, create_token_account: bool = False
+    ) -> dict[str, Any]:
+        """Give `address` SOL (lamports) and test USDC (base units, minted into its associated token account)."""
+        owner = Pubkey.from_string(address)
+        if sol < 0 or usdc < 0:
+            raise ValueError("amounts must not be negative")
+        authority = self.mint_authority.pubkey()
+        token_account = get_associated_token_address(owner, self.usdc_mint)
+        instructions: list[Instruction] = []
+        if sol:
+            instructions.append(transfer(TransferParams(from_pubkey=authority, to_pubkey=owner, lamports=sol)))
+        if usdc or create_token_account:
+            instructions.append(create_idempotent_associated_token_account(authority, owner, self.usdc_mint))
+        if usdc:
+            params = MintToCheckedParams(
+                program_id=TOKEN_PROGRAM_ID,
+                mint=self.usdc_mint,
+                dest=token_account,
+                mint_authority=authority,
+                amount=usdc,
+                decimals=USDC_DECIMALS,
+                signers=[],
+            )
+            instructions.append(mint_to_checked(params))
+        if not instructions:
+            raise ValueError("ask for sol and/or usdc")
+        signature = self._faucet_transaction(instructions)
+        return {
+            "signature": signature,
+            "address": address,
+            "token_account": str(token_account),
+            "sol": sol,
+            "usdc": usdc,
+        }
+
+    def send_transaction(self, raw: bytes, *, preflight: bool = True) -> str:
+        try:
+            tx = VersionedTransaction.from_bytes(raw)
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, f"failed to deserialize transaction: {exc}") from None
+        with self.lock:
+            return self._execute(tx, preflight=preflight)
+
+    def _faucet_transaction(self, instructions: Sequence[Instruction]) -> str:
+        with self.lock:
+            blockhash = self._blocks[self.slot][0]
+            message = MessageV0.try_compile(self.mint_authority.pubkey(), instructions, [], blockhash)
+            return self._execute(VersionedTransaction(message, [self.mint_authority]), preflight=True)
+
+    def _tick(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            with self.lock:
+                self._advance()
+
+    def _open_block(self, slot: int) -> None:
+        blockhash = Hash(hashlib.sha256(self._seed + slot.to_bytes(8, "little")).digest())
+        self._blocks[slot] = (blockhash, int(time.time()))
+        self._hash_slot[blockhash] = slot
+
+    def _advance(self) -> None:
+        self.slot += 1
+        self._open_block(self.slot)
+        self.finalized_slot = max(self.finalized_slot, self.slot - self.finality_lag)
+        keep_from = min(self.finalized_slot, self.slot - self.blockhash_validity - 1)
+        while self._oldest < keep_from:
+            blockhash, _ = self._blocks.pop(self._oldest)
+            self._hash_slot.pop(blockhash, None)
+            self._oldest += 1
+
+    def _blockhash_valid(self, blockhash: Hash) -> bool:
+        issued = self._hash_slot.get(blockhash)
+        return issued is not None and self.slot + 1 <= issued + self.blockhash_validity
+
+    def _execute(self, tx: VersionedTransaction, *, preflight: bool) -> str:
+        """Run a signed transaction. Rejected before execution: RpcError, nothing lands. Otherwise it
+        lands in a new slot, succeeded or failed (fee charged, meta.err set), like on a real chain."""
+        message = tx.message
+        if not isinstance(message, Message | MessageV0):
+            raise RpcError(INVALID_PARAMS, "unsupported transaction version")
+        try:
+            tx.sanitize()
+        except Exception as exc:  # solders raises its own error types
+            raise RpcError(INVALID_PARAMS, f"invalid transaction: {exc}") from None
+        if not all(tx.verify_with_results()):
+            raise RpcError(SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
+        signature = tx.signatures[0]
+        if str(signature) in self._txs:
+            raise _preflight_error("AlreadyProcessed")
+        if not self._blockhash_valid(message.recent_blockhash):
+            raise _preflight_error("BlockhashNotFound")
+        loaded_writable, loaded_readonly = self._resolve_lookups(message)
+        keys = [*message.account_keys, *loaded_writable, *loaded_readonly]
+        if preflight:
+            simulated = self.svm.simulate_transaction(tx)
+            if isinstance(simulated, FailedTransactionMetadata):
+                meta = simulated.meta()
+                raise _preflight_error(_err_json(simulated), list(meta.logs()), meta.compute_units_consumed())
+        pre_balances = [self.svm.get_balance(key) or 0 for key in keys]
+        pre_token_balances = self._token_balances(keys)
+        result = self.svm.send_transaction(tx)
+        if isinstance(result, FailedTransactionMetadata):
+            if self.svm.get_transaction(signature) is None:  # not included: no fee, no block
+                raise _preflight_error(_err_json(result), list(result.meta().logs()))
+            meta, err = result.meta(), _err_json(result)
+        else:
+            meta, err = result, None
+        self._advance()
+        self._txs[str(signature)] = _Landed(
+            slot=self.slot,
+            block_time=self._blocks[self.slot][1],
+            tx=tx,
+            keys=keys,
+            loaded_writable=loaded_writable,
+            loaded_readonly=loaded_readonly,
+            err=err,
+            fee=meta.fee(),
+            logs=list(meta.logs()),
+            compute_units=meta.compute_units_consumed(),
+            inner=[[(ix.instruction(), ix.stack_height()) for ix in group] for group in meta.inner_instructions()],
+            pre_balances=pre_balances,
+            post_balances=[self.svm.get_balance(key) or 0 for key in keys],
+            pre_token_balances=pre_token_balances,
+            post_token_balances=self._token_balances(keys),
+        )
+        return str(signature)
+
+    def _resolve_lookups(self, message: Message | MessageV0) -> tuple[list[Pubkey], list[Pubkey]]:
+        if not isinstance(message, MessageV0):
+            return [], []
+        writable: list[Pubkey] = []
+        readonly: list[Pubkey] = []
+        for lookup in message.address_table_lookups:
+            account = self.svm.get_account(lookup.account_key)
+            if account is None:
+                raise _preflight_error("AddressLookupTableNotFound")
+            addresses = AddressLookupTable.deserialize(bytes(account.data)).addresses
+            try:
+                writable += [addresses[i] for i in lookup.writable_indexes]
+                readonly += [addresses[i] for i in lookup.readonly_indexes]
+            except IndexError:
+                raise _preflight_error("InvalidAddressLookupTableIndex") from None
+        return writable, readonly
+
+    def _token_account(self, key: Pubkey) -> tuple[TokenAccount, Pubkey] | None:
+        account = self.svm.get_account(key)
+        if account is None or account.owner not in TOKEN_PROGRAMS:
+            return None
+        data = bytes(account.data)
+        extended = account.owner == TOKEN_2022_PROGRAM_ID and len(data) not in (_TOKEN_ACCOUNT_LEN, _MULTISIG_LEN)
+        if not (
+            len(data) == _TOKEN_ACCOUNT_LEN
+            or (extended and len(data) > _TOKEN_ACCOUNT_LEN and data[_TOKEN_ACCOUNT_LEN] == 2)
+        ):
+            return None
+        try:
+            token = TokenAccount.from_bytes(data[:_TOKEN_ACCOUNT_LEN])
+        except Exception:  # not an initialized token account
+            return None
+        if token.state == TokenAccountState.Uninitialized:
+            return None
+        return token, account.owner
+
+    def _decimals(self, mint: Pubkey) -> int:
+        account = self.svm.get_account(mint)
+        return bytes(account.data)[44] if account is not None and len(account.data) > 44 else 0
+
+    def _token_balances(self, keys: Sequence[Pubkey]) -> list[dict[str, Any]]:
+        balances = []
+        for index, key in enumerate(keys):
+            found = self._token_account(key)
+            if found is None:
+                continue
+            token, program = found
+            balances.append(
+                {
+                    "accountIndex": index,
+                    "mint": str(token.mint),
+                    "owner": str(token.owner),
+                    "programId": str(program),
+                    "uiTokenAmount": ui_amount(token.amount, self._decimals(token.mint)),
+                }
+            )
+        return balances
+
+    def _commitment_slot(self, config: dict[str, Any]) -> int:
+        commitment = config.get("commitment", "finalized")
+        if commitment in _FINALIZED:
+            return self.finalized_slot
+        if commitment in _HEAD:
+            return self.slot
+        raise RpcError(INVALID_PARAMS, f"Invalid params: unknown commitment {commitment!r}")
+
+    def _context(self, value: Any, slot: int | None = None) -> dict[str, Any]:
+        return {"context": {"apiVersion": API_VERSION, "slot": self.slot if slot is None else slot}, "value": value}
+
+    # --- JSON-RPC ----------------------------------------------------------------------------
+
+    def handle_rpc(self, body: bytes) -> Any:
+        """One JSON-RPC 2.0 request body (single or batch) in, the response object out."""
+        try:
+            request = json.loads(body)
+        except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
+            return _error_envelope(None, RpcError(PARSE_ERROR, "Parse error"))
+        if isinstance(request, list):
+            if not request:
+                return _error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
+            return [self._handle_one(item) for item in request]
+        return self._handle_one(request)
+
+    def _handle_one(self, request: Any) -> dict[str, Any]:
+        if not isinstance(request, dict):
+            return _error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
+        request_id = request.get("id")
+        method, params = request.get("method"), request.get("params", [])
+        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
+            return _error_envelope(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
+        if not isinstance(params, list):
+            return _error_envelope(request_id, RpcError(INVALID_PARAMS, "Invalid params: expected an array"))
+        handler = self._methods.get(method)
+        if handler is None:
+            return _error_envelope(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
+        try:
+            with self.lock:
+                result = handler(params)
+        except RpcError as exc:
+            return _error_envelope(request_id, exc)
+        except Exception:
+            log.exception("devchain %s failed", method)
+            return _error_envelope(request_id, RpcError(INTERNAL_ERROR, "Internal error"))
+        return {"jsonrpc": "2.0", "result": result, "id": request_id}
+
+    def _rpc_get_latest_blockhash(self, params: list[Any]) -> Any:
+        slot = self._commitment_slot(_config(params, 0))
+        blockhash = self._blocks[slot][0]
+        return self._context(
+            {"blockhash": str(blockhash), "lastValidBlockHeight": slot + self.blockhash_validity}, slot
+        )
+
+    def _rpc_is_blockhash_valid(self, params: list[Any]) -> Any:
+        try:
+            blockhash = Hash.from_string(_arg(params, 0, str))
+        except ValueError:
+            raise RpcError(INVALID_PARAMS, "Invalid params: invalid blockhash") from None
+        return self._context(self._blockhash_valid(blockhash))
+
+    def _rpc_send_transaction(self, params: list[Any]) -> Any:
+        encoded = _arg(params, 0, str)
+        config = _config(params, 1)
+        raw = _decode(encoded, config.get("encoding", "base58"))
+        return self.send_transaction(raw, preflight=not config.get("skipPreflight", False))
+
+    def _rpc_get_fee_for_message(self, params: list[Any]) -> Any:
+        try:
+            message = from_bytes_versioned(base64.b64decode(_arg(params, 0, str), validate=True))
+        except ValueError:
+            raise RpcError(INVALID_PARAMS, "Invalid params: invalid message") from None
+        if not self._blockhash_valid(message.recent_blockhash):
+            return self._context(None)
+        return self._context(LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures)
+
+    def _rpc_get_transaction(self, params: list[Any]) -> Any:
+        signature = _signature(_arg(params, 0, str))
+        config = {"encoding": params[1]} if len(params) > 1 and isinstance(params[1], str) else _config(params, 1)
+        if config.get("commitment") == "processed":
+            raise RpcError(INVALID_PARAMS, "Method does not support commitment below `confirmed`")
+        encoding = config.get("encoding", "json")
+        if encoding not in ("json", "jsonParsed", "base64", "base58"):
+            raise RpcError(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+        landed = self._txs.get(signature)
+        if landed is None or landed.slot > self._commitment_slot(config):
+            return None
+        if isinstance(landed.tx.message, MessageV0) and config.get("maxSupportedTransactionVersion") is None:
+            raise RpcError(
+                UNSUPPORTED_TRANSACTION_VERSION,
+                "Transaction version (0) is not supported by the requesting client. Please try the request again "
+                'with the following configuration parameter: "maxSupportedTransactionVersion": 0',
+            )
+        return _render_transaction(landed, encoding)
+
+    def _rpc_get_signature_statuses(self, params: list[Any]) -> Any:
+        signatures = _arg(params, 0, list)
+        if len(signatures) > 256:
+            raise RpcError(INVALID_PARAMS, "Invalid params: too many signatures (max 256)")
+        statuses: list[dict[str, Any] | None] = []
+        for value in signatures:
+            if not isinstance(value, str):
+                raise RpcError(INVALID_PARAMS, "Invalid params: signatures must be strings")
+            landed = self._txs.get(_signature(value))
+            if landed is None:
+                statuses.append(None)
+                continue
+            final = landed.slot <= self.finalized_slot
+            statuses.append(
+                {
+                    "slot": landed.slot,
+                    "confirmations": None if final else self.slot - landed.slot,
+                    "err": landed.err,
+                    "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
+                    "confirmationStatus": "finalized" if final else "confirmed",
+                }
+            )
+        return self._context(statuses)
+
+    def _rpc_get_balance(self, params: list[Any]) -> Any:
+        key = _pubkey(_arg(params, 0, str))
+        return self._context(self.svm.get_balance(key) or 0)
+
+    def _rpc_get_token_account_balance(self, params: list[Any]) -> Any:
+        key = _pubkey(_arg(params, 0, str))
+        if self.svm.get_account(key) is None:
+            raise RpcError(INVALID_PARAMS, "Invalid param: could not find account")
+        found = self._token_account(key)
+        if found is None:
+            raise RpcError(INVALID_PARAMS, "Invalid param: not a Token account")
+        token, _ = found
+        return self._context(ui_amount(token.amount, self._decimals(token.mint)))
+
+    def _rpc_get_account_info(self, params: list[Any]) -> Any:
+        key = _pubkey(_arg(params, 0, str))
+        return self._context(self._account_value(key, _config(params, 1)))
+
+    def _rpc_get_multiple_accounts(self, params: list[Any]) -> Any:
+        keys = _arg(params, 0, list)
+        if not 1 <= len(keys) <= 100 or not all(isinstance(key, str) for key in keys):
+            raise RpcError(INVALID_PARAMS, "Invalid params: expected 1 to 100 base58 public keys")
+        config = _config(params, 1)
+        return self._context([self._account_value(_pubkey(key), config) for key in keys])
+
+    def _account_value(self, key: Pubkey, config: dict[str, Any]) -> dict[str, Any] | None:
+        """One account as getAccountInfo and getMultipleAccounts render it; None when it does not exist."""
+        account = self.svm.get_account(key)
+        if account is None:
+            return None
+        data = bytes(account.data)
+        data_slice = config.get("dataSlice")
+        if isinstance(data_slice, dict):
+            offset, length = int(data_slice.get("offset", 0)), int(data_slice.get("length", len(data)))
+            data = data[offset : offset + length]
+        encoding = config.get("encoding", "binary")
+        rendered: Any
+        if encoding == "binary":
+            rendered = b58encode(data)
+        elif encoding == "base58":
+            rendered = [b58encode(data), "base58"]
+        elif encoding in ("base64", "jsonParsed"):  # jsonParsed falls back to base64, as for unparsable accounts
+            rendered = [base64.b64encode(data).decode(), "base64"]
+        else:
+            raise RpcError(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+        return {
+            "data": rendered,
+            "executable": account.executable,
+            "lamports": account.lamports,
+            "owner": str(account.owner),
+            "rentEpoch": account.rent_epoch,
+            "space": len(account.data),
+        }
+
+    def _rpc_request_airdrop(self, params: list[Any]) -> Any:
+        key = _pubkey(_arg(params, 0, str))
+        lamports = _arg(params, 1, int)
+        if lamports <= 0:
+            raise RpcError(INVALID_PARAMS, "Invalid params: lamports must be positive")
+        return self.airdrop(key, lamports)
+
+    def _rpc_get_minimum_balance_for_rent_exemption(self, params: list[Any]) -> Any:
+        size = _arg(params, 0, int)
+        if size < 0:
+            raise RpcError(INVALID_PARAMS, "Invalid params: size must not be negative")
+        return self.svm.minimum_balance_for_rent_exemption(size)
+
+    def _rpc_get_slot(self, params: list[Any]) -> Any:
+        return self._commitment_slot(_config(params, 0))
+
+    def _rpc_get_signatures_for_address(self, params: list[Any]) -> Any:
+        """Newest first, as the real node answers: transactions that name the address, down to (not
+        including) `until`, starting below `before`, at most `limit` (1,000)."""
+        address = _pubkey(_arg(params, 0, str))
+        config = _config(params, 1)
+        limit = config.get("limit", 1000)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise RpcError(INVALID_PARAMS, "Invalid params: limit must be 1 to 1000")
+        before, until = config.get("before"), config.get("until")
+        visible = self._commitment_slot(config)
+        found: list[dict[str, Any]] = []
+        started = before is None
+        for signature, landed in reversed(list(self._txs.items())):
+            if signature == until:
+                break
+            if not started:
+                started = signature == before
+                continue
+            if landed.slot > visible or address not in landed.keys:
+                continue
+            memos = [
+                data.decode(errors="replace")
+                for program, data in self._instructions(landed)
+                if program in MEMO_PROGRAMS
+            ]
+            found.append(
+                {
+                    "signature": signature,
+                    "slot": landed.slot,
+                    "err": landed.err,
+                    "memo": "; ".join(f"[{len(memo)}] {memo}" for memo in memos) or None,
+                    "blockTime": landed.block_time,
+                    "confirmationStatus": "finalized" if landed.slot <= self.finalized_slot else "confirmed",
+                }
+            )
+            if len(found) == limit:
+                break
+        return found
+
+    @staticmethod
+    def _instructions(landed: _Landed) -> list[tuple[Pubkey, bytes]]:
+        keys = landed.keys
+        return [(keys[ix.program_id_index], bytes(ix.data)) for ix in landed.tx.message.instructions]
+
+
+# --- rendering ---------------------------------------------------------------------------------
+
+
+def ui_amount(amount: int, decimals: int) -> dict[str, Any]:
+    text = format(Decimal(amount).scaleb(-decimals).normalize(), "f")
+    return {
+        "amount": str(amount),
+        "decimals": decimals,
+        "uiAmount": amount / 10**decimals if amount else None,
+        "uiAmountString": text,
+    }
+
+
+def _render_transaction(landed: _Landed, encoding: str) -> dict[str, Any]:
+    tx, keys = landed.tx, landed.keys
+    message = tx.message
+    assert isinstance(message, Message | MessageV0)  # noqa: S101 - _execute only records these
+    parsed = encoding == "jsonParsed"
+
+    def instruction(ix: CompiledInstruction, stack_height: int | None) -> dict[str, Any]:
+        if parsed:
+            accounts = [keys[i] for i in ix.accounts]
+            return parse_instruction(keys[ix.program_id_index], accounts, bytes(ix.data), stack_height)
+        return {
+            "programIdIndex": ix.program_id_index,
+            "accounts": list(ix.accounts),
+            "data": b58encode(bytes(ix.data)),
+            "stackHeight": stack_height,
+        }
+
+    meta: dict[str, Any] = {
+        "err": landed.err,
+        "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
+        "fee": landed.fee,
+        "preBalances": landed.pre_balances,
+        "postBalances": landed.post_balances,
+        "innerInstructions": [
+            {"index": index, "instructions": [instruction(ix, height) for ix, height in group]}
+            for index, group in enumerate(landed.inner)
+            if group
+        ],
+        "logMessages": landed.logs,
+        "preTokenBalances": landed.pre_token_balances,
+        "postTokenBalances": landed.post_token_balances,
+        "rewards": [],
+        "computeUnitsConsumed": landed.compute_units,
+    }
+    if not parsed:
+        meta["loadedAddresses"] = {
+            "writable": [str(k) for k in landed.loaded_writable],
+            "readonly": [str(k) for k in landed.loaded_readonly],
+        }
+    transaction: Any
+    if encoding in ("base64", "base58"):
+        raw = bytes(tx)
+        transaction = [base64.b64encode(raw).decode() if encoding == "base64" else b58encode(raw), encoding]
+    else:
+        header = message.header
+        body: dict[str, Any] = {}
+        if parsed:
+            static = len(message.account_keys)
+            body["accountKeys"] = [
+                {
+                    "pubkey": str(key),
+                    "signer": index < header.num_required_signatures,
+                    "writable": _writable(message, index)
+                    if index < static
+                    else index < static + len(landed.loaded_writable),
+                    "source": "transaction" if index < static else "lookupTable",
+                }
+                for index, key in enumerate(keys)
+            ]
+        else:
+            body["header"] = {
+                "numRequiredSignatures": header.num_required_signatures,
+                "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
+                "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
+            }
+            body["accountKeys"] = [str(key) for key in message.account_keys]
+        body["recentBlockhash"] = str(message.recent_blockhash)
+        body["instructions"] = [instruction(ix, None) for ix in message.instructions]
+        if isinstance(message, MessageV0):
+            body["addressTableLookups"] = [
+                {
+                    "accountKey": str(lookup.account_key),
+                    "writableIndexes": list(lookup.writable_indexes),
+                    "readonlyIndexes": list(lookup.readonly_indexes),
+                }
+                for lookup in message.address_table_lookups
+            ]
+        transaction = {"signatures": [str(s) for s in tx.signatures], "message": body}
+    return {
+        "slot": landed.slot,
+        "blockTime": landed.block_time,
+        "version": 0 if isinstance(message, MessageV0) else "legacy",
+        "meta": meta,
+        "transaction": transaction,
+    }
+
+
+def _writable(message: Message | MessageV0, index: int) -> bool:
+    """From the header, with invoked programs demoted to read-only as the runtime does."""
+    header, static = message.header, len(message.account_keys)
+    if index < header.num_required_signatures:
+        writable = index < header.num_required_signatures - header.num_readonly_signed_accounts
+    else:
+        writable = index < static - header.num_readonly_unsigned_accounts
+    return writable and not message.is_key_called_as_program(index)
+
+
+def parse_instruction(program: Pubkey, accounts: list[Pubkey], data: bytes, stack_height: int | None) -> dict[str, Any]:
+    """jsonParsed for the programs a payment touches; anything else in the raw form, as the RPC does."""
+    try:
+        parsed = _parse_known(program, [str(key) for key in accounts], data)
+    except (IndexError, ValueError):  # malformed data: the instruction failed, show it raw
+        parsed = None
+    if parsed is not None:
+        name, value = parsed
+        return {"program": name, "programId": str(program), "parsed": value, "stackHeight": stack_height}
+    return {
+        "programId": str(program),
+        "accounts": [str(key) for key in accounts],
+        "data": b58encode(data),
+        "stackHeight": stack_height,
+    }
+
+
+def _parse_known(program: Pubkey, accounts: list[str], data: bytes) -> tuple[str, Any] | None:
+    if program in MEMO_PROGRAMS:
+        return "spl-memo", data.decode("utf-8")
+    if program in TOKEN_PROGRAMS and data[:1] == b"\x03" and len(data) == 9:
+        info = {"source": accounts[0], "destination": accounts[1], **_authority(accounts, 2)}
+        info["amount"] = str(int.from_bytes(data[1:9], "little"))
+        return "spl-token", {"type": "transfer", "info": info}
+    if program in TOKEN_PROGRAMS and data[:1] == b"\x0c" and len(data) == 10:
+        amount, decimals = int.from_bytes(data[1:9], "little"), data[9]
+        info = {"source": accounts[0], "mint": accounts[1], "destination": accounts[2], **_authority(accounts, 3)}
+        info["tokenAmount"] = ui_amount(amount, decimals)
+        return "spl-token", {"type": "transferChecked", "info": info}
+    if program == SYSTEM_PROGRAM_ID and len(data) == 12 and data[:4] == b"\x02\x00\x00\x00":
+        info = {"source": accounts[0], "destination": accounts[1], "lamports": int.from_bytes(data[4:12], "little")}
+        return "system", {"type": "transfer", "info": info}
+    if program == ASSOCIATED_TOKEN_PROGRAM_ID and data in (b"", b"\x00", b"\x01"):
+        names = ("source", "account", "wallet", "mint", "systemProgram", "tokenProgram")
+        kind = "createIdempotent" if data == b"\x01" else "create"
+        return "spl-associated-token-account", {"type": kind, "info": dict(zip(names, accounts, strict=False))}
+    return None
+
+
+def _authority(accounts: list[str], index: int) -> dict[str, Any]:
+    if len(accounts) > index + 1:
+        return {"multisigAuthority": accounts[index], "signers": accounts[index + 1 :]}
+    return {"authority": accounts[index]}
+
+
+# --- small helpers -------------------------------------------------------------------------------
+
+
+def _err_json(result: FailedTransactionMetadata) -> Any:
+    return json.loads(result.to_json())["err"]
+
+
+def _preflight_error(err: Any, logs: list[str] | None = None, units: int = 0) -> RpcError:
+    if isinstance(err, dict) and "InstructionError" in err:
+        index, detail = err["InstructionError"]
+        text = (
+            f"custom program error: {detail['Custom']:#x}"
+            if isinstance(detail, dict) and "Custom" in detail
+            else str(detail)
+        )
+        description = f"Error processing Instruction {index}: {text}"
+    else:
+        description = _ERROR_TEXT.get(err, str(err)) if isinstance(err, str) else json.dumps(err)
+    data = {"err": err, "logs": logs or [], "accounts": None, "unitsConsumed": units, "returnData": None}
+    return RpcError(SEND_TRANSACTION_PREFLIGHT_FAILURE, f"Transaction simulation failed: {description}", data)
+
+
+def _error_envelope(request_id: Any, error: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "error": error.as_json(), "id": request_id}
+
+
+def _arg[T](params: list[Any], index: int, kind: type[T]) -> T:
+    if len(params) <= index:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: missing parameter {index}")
+    value = params[index]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise RpcError(INVALID_PARAMS, f"Invalid params: parameter {index} must be {kind.__name__}")
+    return value
+
+
+def _config(params: list[Any], index: int) -> dict[str, Any]:
+    if len(params) <= index or params[index] is None:
+        return {}
+    return _arg(params, index, dict)
+
+
+def _pubkey(value: str) -> Pubkey:
+    try:
+        return Pubkey.from_string(value)
+    except ValueError:
+        raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
+
+
+def _signature(value: str) -> str:
+    try:
+        Signature.from_string(value)
+    except ValueError:
+        raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
+    return value
+
+
+def _decode(encoded: str, encoding: str) -> bytes:
+    try:
+        if encoding == "base64":
+            return base64.b64decode(encoded, validate=True)
+        if encoding == "base58":
+            return b58decode(encoded)
+    except ValueError:
+        raise RpcError(INVALID_PARAMS, f"Invalid params: invalid {encoding} encoding") from None
+    raise RpcError(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+
+
+def b58encode(data: bytes) -> str:
+    number, out = int.from_bytes(data, "big"), ""
+    while number:
+        number, digit = divmod(number, 58)
+        out = _B58[digit] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+def b58decode(text: str) -> bytes:
+    number = 0
+    for char in text:
+        if char not in _B58_INDEX:
+            raise ValueError(f"not base58: {char!r}")
+        number = number * 58 + _B58_INDEX[char]
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+
+class SolanaRpcServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], devchain: SolanaDevchain) -> None:
+        self.devchain = devchain
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.devchain.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: SolanaRpcServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("devchain %s " + format, self.address_string(), *args)
+
+    def do_OPTIONS(self) -> None:
+        self._send(204, b"", "text/plain")
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            self._send(200, b"ok", "text/plain")
+        elif path == "/devchain":
+            self._json(200, self.server.devchain.info())
+        else:
+            self._json(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True
+            self._json(413, {"error": "body too large"})
+            return
+        body = self.rfile.read(length)
+        path = self.path.split("?", 1)[0]
+        devchain = self.server.devchain
+        if path == "/":
+            self._json(200, devchain.handle_rpc(body))
+            return
+        try:
+            payload = json.loads(body or b"{}")
+            if not isinstance(payload, dict):
+                raise ValueError("expected a JSON object")
+            if path == "/faucet":
+                address = payload.get("address")
+                if not isinstance(address, str):
+                    raise ValueError("address is required")
+                amounts = {"sol": int(payload.get("sol", 0)), "usdc": int(payload.get("usdc", 0))}
+                opened = bool(payload.get("token_account", False))
+                self._json(200, devchain.faucet(address, **amounts, create_token_account=opened))
+            elif path == "/devchain/advance":
+                slots = int(payload.get("slots", 1))
+                if not 0 <= slots <= 100_000:
+                    raise ValueError("slots must be 0..100000")
+                self._json(200, devchain.advance(slots))
+            elif path == "/devchain/finalize":
+                self._json(200, devchain.finalize())
+            else:
+                self._json(404, {"error": "not found"})
+        except RpcError as exc:
+            self._json(400, {"error": exc.message, "data": exc.data})
+        except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting 100,000 deep
+            self._json(400, {"error": str(exc)})
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.send_header("Access-Control-Allow-Headers", "*")
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve_solana(
+    host: str = "127.0.0.1", port: int = 8899, **opts: Any
+) -> tuple[SolanaRpcServer, threading.Thread, SolanaDevchain]:
+    """Start a devchain and its RPC server in a daemon thread (port 0: an ephemeral port, see `server.url`).
+    Stop with `server.shutdown(); server.server_close()` (which also stops the slot timer)."""
+    devchain = SolanaDevchain(**opts)
+    try:
+        server = SolanaRpcServer((host, port), devchain)
+    except OSError:
+        devchain.close()
+        raise
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name=f"solana-devchain-{server.server_address[1]}",
+        daemon=True,
+    )
+    thread.start()
+    return server, thread, devchain
