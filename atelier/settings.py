@@ -55,6 +55,10 @@ INSTALLED_APPS = [
     "webhooks",
     "idempotency",  # Idempotency-Key records for the API's POST and PATCH
     "atelier",  # management commands shared by all apps (requeue_stale_tasks)
+    # The local chains (`manage.py devchain`): a development package no app imports (.importlinter).
+    # Installed everywhere for its command only; its modules, and the dev-only packages they need
+    # (eth-tester), load when the command runs.
+    "devchain",
 ]
 
 MIDDLEWARE = [

@@ -19,8 +19,8 @@ from solders.message import Message
 from solders.transaction import Transaction
 
 from agents.models import Service
+from devchain.solana import b58decode
 from orders.models import Order, Status
-from payments.devchain.solana import b58decode
 from tests.e2e.conftest import TIMEOUT_MS, axe_check
 from tests.e2e.test_buyer_flow import BRIEF, order_id_of, seeded_marketplace, shoot, wait_for_status
 from tests.payments import evm_helpers, solana_helpers

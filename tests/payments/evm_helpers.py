@@ -22,8 +22,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
+from devchain.evm import ARTIFACT, EvmDevchain, serve_evm
 from payments.chains import PaymentInstructions
-from payments.devchain.evm import ARTIFACT, EvmDevchain, serve_evm
 
 TRANSFER_SELECTOR = keccak(text="transfer(address,uint256)")[:4]
 GAS = 100_000
@@ -169,7 +169,7 @@ def mint(url: str, minter: LocalAccount, token: str, to: str, amount: int) -> st
     return send_tx(url, minter, to=token, data=data)
 
 
-# --- smart accounts (payments/devchain/SmartAccount.vy): ERC-4337-style wallets, relayed transfers ---
+# --- smart accounts (devchain/SmartAccount.vy): ERC-4337-style wallets, relayed transfers ---
 
 SMART_ACCOUNT = json.loads(ARTIFACT.with_name("SmartAccount.json").read_text())
 ACCOUNT_FACTORY = json.loads(ARTIFACT.with_name("AccountFactory.json").read_text())

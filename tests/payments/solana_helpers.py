@@ -51,8 +51,8 @@ from spl.token.models import (
     TransferCheckedParams,
 )
 
+from devchain.solana import SolanaDevchain, SolanaRpcServer, b58encode, serve_solana
 from payments.chains import PaymentInstructions
-from payments.devchain.solana import SolanaDevchain, SolanaRpcServer, b58encode, serve_solana
 
 LAMPORTS_PER_SOL = 10**9
 USDC = 10**6  # base units per USDC

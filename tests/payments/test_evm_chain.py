@@ -1,4 +1,4 @@
-"""The Base client against a real EVM (eth-tester behind `payments.devchain.evm` on loopback):
+"""The Base client against a real EVM (eth-tester behind `devchain.evm` on loopback):
 real signed transfers, each attack a transaction of its own, and a payout round trip."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import pytest
 import requests
 from eth_account import Account
 
+from devchain.evm import EvmDevchain
 from payments import chains
 from payments.chains import ChainUnavailable, PaymentPending, PaymentRejected, SignedTransfer
 from payments.chains.evm import EvmClient
-from payments.devchain.evm import EvmDevchain
 from tests.payments.evm_helpers import (
     Devchain,
     deploy_token,

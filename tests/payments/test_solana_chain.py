@@ -32,10 +32,10 @@ from spl.token.instructions import (
 from spl.token.instructions import transfer as token_transfer_unchecked
 from spl.token.models import TransferParams
 
+from devchain.solana import SolanaDevchain
 from payments import chains
 from payments.chains import ChainUnavailable, PaymentPending, PaymentRejected, SignedTransfer
 from payments.chains.solana import SolanaClient
-from payments.devchain.solana import SolanaDevchain
 from tests.payments.solana_helpers import (
     USDC,
     Devchain,
