@@ -11,11 +11,11 @@ from django.db.models import Q
 from agents import services
 from agents.models import Agent, PayoutChain, PriceType, Service
 from atelier.endpoints import AGENT, PUBLIC, ApiRequest, Reply, calling_agent, endpoint
-from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
-from atelier.lib.pagination import page
-from atelier.lib.ratelimit import Rate
-from atelier.lib.validation import Bool, Choice, Custom, Field, Int, Money, Str, Url
-from atelier.lib.wallets import normalize_evm_address, normalize_solana_address
+from lib.errors import Forbidden, NotFound, ValidationFailed
+from lib.pagination import page
+from lib.ratelimit import Rate
+from lib.validation import Bool, Choice, Custom, Field, Int, Money, Str, Url
+from lib.wallets import normalize_evm_address, normalize_solana_address
 
 HOUR = 3600
 REGISTER_RATE = Rate("register", 5, HOUR)

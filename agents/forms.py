@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.core.validators import URLValidator
 
-from atelier.lib.wallets import Chain
+from lib.wallets import Chain
 
 MAX_REFERENCE_URLS = 5
 

@@ -6,7 +6,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
-from atelier.lib import ids
+from lib import ids
 
 
 class PayoutChain(models.TextChoices):

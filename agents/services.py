@@ -14,8 +14,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from agents.models import Agent, ApiKey, Service
-from atelier.lib.errors import Unauthorized
-from atelier.lib.prepared import Prepared
+from lib.errors import Unauthorized
+from lib.prepared import Prepared
 
 KEY_PREFIX = "atelier_"
 # Don't write last_used_at on every request; once a minute is enough to see a key is alive.
@@ -40,7 +40,7 @@ def api_key_create(*, agent: Agent, label: str = "") -> str:
     return raw
 
 
-# Every agent request reads its key: compiled once (atelier.lib.prepared). Prefixes are unique.
+# Every agent request reads its key: compiled once (lib.prepared). Prefixes are unique.
 _KEY_BY_PREFIX = Prepared(lambda slot: ApiKey.objects.select_related("agent").filter(prefix=slot("prefix")))
 
 

@@ -1,4 +1,4 @@
-"""Who is using the browser, from the Django session (keys: atelier.lib.sessions): a buyer's
+"""Who is using the browser, from the Django session (keys: lib.sessions): a buyer's
 wallet, an agent's owner (while the API key they pasted is live), or staff."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 from django.http import HttpRequest
 
 from agents.models import Agent, ApiKey
-from atelier.lib.principal import Principal
-from atelier.lib.sessions import AGENT_KEY_ID, BUYER_CHAIN, BUYER_WALLET
+from lib.principal import Principal
+from lib.sessions import AGENT_KEY_ID, BUYER_CHAIN, BUYER_WALLET
 
 
 def session_agent(request: HttpRequest) -> Agent | None:

@@ -11,8 +11,8 @@ from agents.forms import HireForm
 from agents.models import Agent, Service
 from agents.services import api_key_authenticate
 from agents.sessions import session_principal
-from atelier.lib import ratelimit, sessions
-from atelier.lib.errors import AtelierError
+from lib import ratelimit, sessions
+from lib.errors import AtelierError
 
 CATALOGUE_LIMIT = 60
 

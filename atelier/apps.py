@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
-from atelier.lib import requestlog
+from lib import requestlog
 
 
 class AtelierConfig(AppConfig):

@@ -15,8 +15,8 @@ from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
 from agents.services import KEY_PREFIX, api_key_authenticate
-from atelier.lib.errors import PayloadTooLarge, Unauthorized
-from atelier.lib.principal import WALLET_SIGNATURE_FIELDS, Principal
+from lib.errors import PayloadTooLarge, Unauthorized
+from lib.principal import WALLET_SIGNATURE_FIELDS, Principal
 from payments import services as payment_services
 
 # The v2 per-request signature, bound to the method, path and body (payments.services).

@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import CheckMessage, Warning, register
 
-from atelier.lib import ratelimit
+from lib import ratelimit
 
 
 @register("atelier", deploy=True)

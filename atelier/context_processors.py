@@ -7,7 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from agents.sessions import session_agent
-from atelier.lib.sessions import BUYER_CHAIN, BUYER_WALLET, DEMO_SECRET, demo_wallet_enabled
+from lib.sessions import BUYER_CHAIN, BUYER_WALLET, DEMO_SECRET, demo_wallet_enabled
 from payments import demo_wallet
 
 

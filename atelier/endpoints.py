@@ -36,8 +36,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
-from atelier.lib import jsonbody, ratelimit
-from atelier.lib.errors import (
+from idempotency import services as idempotency
+from lib import jsonbody, ratelimit
+from lib.errors import (
     AtelierError,
     InProgress,
     MethodNotAllowed,
@@ -47,9 +48,8 @@ from atelier.lib.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from atelier.lib.principal import WALLET_SIGNATURE_FIELDS, Principal
-from atelier.lib.validation import Field, Int, validate
-from idempotency import services as idempotency
+from lib.principal import WALLET_SIGNATURE_FIELDS, Principal
+from lib.validation import Field, Int, validate
 
 if TYPE_CHECKING:  # for the type only: the apps sit above this module
     from agents.models import Agent

@@ -25,8 +25,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from atelier.lib import ratelimit
-from atelier.lib.privatestorage import private_storage
+from lib import ratelimit
+from lib.privatestorage import private_storage
 from payments.models import Reconciliation
 from payments.reconcile import FEE_UNITS, fee_balance_low
 

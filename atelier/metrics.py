@@ -1,4 +1,4 @@
-"""`GET /metrics` for Prometheus: request and task counts and latencies (atelier.lib.requestlog, on
+"""`GET /metrics` for Prometheus: request and task counts and latencies (lib.requestlog, on
 prometheus_client), and the business gauges below, read from the database when scraped.
 
 Under gunicorn, each worker process counts its own requests; with PROMETHEUS_MULTIPROC_DIR set (an

@@ -7,9 +7,9 @@ from django.db import models
 
 class RateLimitCounter(models.Model):
     # Its table, atelier_ratelimitcounter (Django's default name), is written by raw SQL in
-    # atelier.lib.ratelimit (COUNTER_TABLE), which names it rather than importing this app.
+    # lib.ratelimit (COUNTER_TABLE), which names it rather than importing this app.
     """One rate-limit bucket: the requests a client made to a scope in one window
-    (`atelier.lib.ratelimit`, when CACHE_URL is the database). Counted with one atomic upsert."""
+    (`lib.ratelimit`, when CACHE_URL is the database). Counted with one atomic upsert."""
 
     bucket = models.CharField(primary_key=True, max_length=250)
     count = models.PositiveIntegerField()
@@ -21,7 +21,7 @@ class RateLimitCounter(models.Model):
 
 class ScheduledJob(models.Model):
     """One periodic job of `manage.py scheduler`: when it last started and how it ended. The row is
-    read and written under the job's advisory lock (atelier.lib.locks), so of several schedulers on
+    read and written under the job's advisory lock (lib.locks), so of several schedulers on
     several hosts exactly one runs each due round."""
 
     name = models.CharField(primary_key=True, max_length=60)

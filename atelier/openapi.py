@@ -17,10 +17,10 @@ from django.views.decorators.csrf import csrf_exempt
 
 from agents.models import PriceType
 from atelier.endpoints import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
-from atelier.lib import ratelimit
-from atelier.lib.errors import MethodNotAllowed, RateLimited
-from atelier.lib.validation import object_schema
-from atelier.lib.wallets import Chain
+from lib import ratelimit
+from lib.errors import MethodNotAllowed, RateLimited
+from lib.validation import object_schema
+from lib.wallets import Chain
 from orders.models import BuyerKind, MediaType, Status, WorkspaceKind
 from orders.transitions import ACTIONS
 from payments.models import UnappliedReason

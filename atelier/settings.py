@@ -9,8 +9,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
-from atelier.lib.caches import DEFAULT_URL as CACHE_DEFAULT_URL
-from atelier.lib.caches import cache_config
+from lib.caches import DEFAULT_URL as CACHE_DEFAULT_URL
+from lib.caches import cache_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,7 +64,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # static files, before anything that reads a session
-    "atelier.lib.requestlog.RequestLogMiddleware",  # a request id, one JSON line and metrics per request
+    "lib.requestlog.RequestLogMiddleware",  # a request id, one JSON line and metrics per request
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,7 +108,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
     "PG_PREPARED_STATEMENTS", default=True
 ):
-    # Parameters bound by the server, so the hot reads (atelier.lib.prepared) can be prepared
+    # Parameters bound by the server, so the hot reads (lib.prepared) can be prepared
     # statements: PostgreSQL stops planning them on every request (0.1-0.9 ms each, BENCHMARKS.md).
     # Only those: every other query is planned afresh with its values, as before (a generic plan
     # for "this order's messages, newest first" assumed an average order and walked a 10,000-message
@@ -131,7 +131,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(hours=1)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "atelier.lib.ratelimit.client_address"  # the proxies the rate limiter trusts
+AXES_CLIENT_IP_CALLABLE = "lib.ratelimit.client_address"  # the proxies the rate limiter trusts
 AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -166,7 +166,7 @@ PRIVATE_FILE_URL_SECONDS = env.int("PRIVATE_FILE_URL_SECONDS", default=60)
 S3_ENDPOINT_URL = env.str("S3_ENDPOINT_URL", default="")  # empty: AWS itself
 if STORAGE_BACKEND == "s3":
     PRIVATE_STORAGE: dict[str, object] = {
-        "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+        "BACKEND": "lib.privatestorage.PrivateS3Storage",
         "OPTIONS": {
             "bucket_name": env.str("S3_BUCKET"),
             "location": env.str("S3_PREFIX", default="private"),
@@ -181,7 +181,7 @@ if STORAGE_BACKEND == "s3":
     }
 else:
     PRIVATE_STORAGE = {
-        "BACKEND": "atelier.lib.privatestorage.PrivateStorage",
+        "BACKEND": "lib.privatestorage.PrivateStorage",
         "OPTIONS": {"location": str(DATA_DIR / "private")},
     }
 STORAGES = {
@@ -195,7 +195,7 @@ STORAGES = {
     },
     "private": PRIVATE_STORAGE,
 }
-# Image deliverables are fetched once (atelier.lib.safehttp) up to this size and pixel count.
+# Image deliverables are fetched once (lib.safehttp) up to this size and pixel count.
 DELIVERABLE_FETCH_MAX_BYTES = env.int("DELIVERABLE_FETCH_MAX_BYTES", default=20 * 1024 * 1024)
 DELIVERABLE_MAX_PIXELS = env.int("DELIVERABLE_MAX_PIXELS", default=40_000_000)
 # POST /api/upload: one file per request, at most this size.
@@ -271,18 +271,18 @@ if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # LOG_FORMAT=json (the default outside DEBUG): one JSON object per line, with the request id and
-# order id (atelier.lib.requestlog); plain lines for a person at a terminal.
+# order id (lib.requestlog); plain lines for a person at a terminal.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "atelier.lib.requestlog.ContextFilter"}},
+    "filters": {"context": {"()": "lib.requestlog.ContextFilter"}},
     "formatters": {
         "plain": {
-            "()": "atelier.lib.requestlog.PlainFormatter",
+            "()": "lib.requestlog.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
         },
-        "json": {"()": "atelier.lib.requestlog.JsonFormatter"},
+        "json": {"()": "lib.requestlog.JsonFormatter"},
     },
     "handlers": {
         "console": {

@@ -48,7 +48,7 @@ def _b36(number: int, width: int) -> str:
 
 
 def make_id(prefix: str, ms: int) -> str:
-    """atelier.lib.ids format: `<prefix>_<13-digit ms>_<9 base36>`; a global counter keeps them unique."""
+    """lib.ids format: `<prefix>_<13-digit ms>_<9 base36>`; a global counter keeps them unique."""
     global _counter
     _counter += 1
     return f"{prefix}_{ms:013d}_{_b36(_counter, 9)}"

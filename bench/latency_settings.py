@@ -1,5 +1,5 @@
 """Settings for bench/webhook_latency.py only: Atelier's, plus deliveries to the benchmark's own
-receiver on loopback (which `atelier.lib.safehttp` refuses everywhere else)."""
+receiver on loopback (which `lib.safehttp` refuses everywhere else)."""
 
 from atelier.settings import *  # noqa: F403
 

@@ -32,7 +32,7 @@ def main() -> None:
     from django.conf import settings
     from django.core.files.base import ContentFile
 
-    from atelier.lib import privatestorage
+    from lib import privatestorage
     from tests.orders.files_support import start_s3_server, use_s3
 
     server, endpoint = start_s3_server()

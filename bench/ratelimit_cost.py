@@ -56,7 +56,7 @@ def _before(request: Any, rate: Any) -> None:
     """The limiter as it was: add, incr and get on every request, refused or not."""
     from django.core.cache import cache
 
-    from atelier.lib.ratelimit import client_ip
+    from lib.ratelimit import client_ip
 
     now = time.time()
     index = int(now // rate.window)
@@ -104,8 +104,8 @@ def _measure(check: Callable[[Any, Any], Any], case: str, calls: int) -> tuple[f
     from django.db import connection
     from django.test import RequestFactory
 
-    from atelier.lib.errors import RateLimited
-    from atelier.lib.ratelimit import Rate
+    from lib.errors import RateLimited
+    from lib.ratelimit import Rate
 
     factory = RequestFactory()
     scope = f"bench-{uuid.uuid4().hex[:8]}"
@@ -168,8 +168,8 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import override_settings
 
-    from atelier.lib import ratelimit
-    from atelier.lib.caches import cache_config
+    from lib import ratelimit
+    from lib.caches import cache_config
 
     settings.DEBUG = False
     call_command("migrate", verbosity=0)

@@ -82,7 +82,7 @@ def main() -> None:
 
     from agents.models import Agent
     from agents.services import agent_register, service_create
-    from atelier.lib.principal import Principal
+    from lib.principal import Principal
     from orders.transitions import order_open
     from tests.webhooks.receiver import Receiver, receiving
 

@@ -39,8 +39,8 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
-from atelier.lib.errors import InProgress, Unprocessable, ValidationFailed
 from idempotency.models import IdempotencyKey, State
+from lib.errors import InProgress, Unprocessable, ValidationFailed
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

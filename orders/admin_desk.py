@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from atelier.lib.errors import AtelierError
+from lib.errors import AtelierError
 from orders import disputes, gate
 from orders.disputes import DECISION_LABELS, REFUND, RELEASE, SEND_BACK, SPLIT
 from orders.models import ActorKind, Order, OrderEvent

@@ -11,11 +11,11 @@ from django.utils import timezone
 
 from agents.models import Agent, Service
 from atelier.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
-from atelier.lib.errors import Forbidden, NotFound, ValidationFailed
-from atelier.lib.principal import Principal
-from atelier.lib.ratelimit import Rate
-from atelier.lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
-from atelier.lib.wallets import Chain
+from lib.errors import Forbidden, NotFound, ValidationFailed
+from lib.principal import Principal
+from lib.ratelimit import Rate
+from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
+from lib.wallets import Chain
 from orders import paying, queries, services, workspaces, x402
 from orders.models import MediaType, Message, Status
 from orders.transitions import order_open, role_of, transition

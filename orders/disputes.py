@@ -16,8 +16,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from atelier.lib.errors import Conflict, ValidationFailed
-from atelier.lib.principal import Principal
+from lib.errors import Conflict, ValidationFailed
+from lib.principal import Principal
 from orders.models import AWAITING_DELIVERY, ActorKind, Order, OrderEvent, Status
 from orders.transitions import check, split_amount_check, transition
 from payments import services as payment_services

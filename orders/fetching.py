@@ -2,7 +2,7 @@
 
 - An image deliverable given as a URL is fetched ONCE, by a task queued with the delivery (it runs
   after the deliver transaction commits, so no network I/O happens while the order row is locked),
-  through `atelier.lib.safehttp` (public addresses only, checked at connect time, no redirects),
+  through `lib.safehttp` (public addresses only, checked at connect time, no redirects),
   at most DELIVERABLE_FETCH_MAX_BYTES and DELIVERABLE_MAX_PIXELS. The original is stored as
   fetched, with its watermarked preview (orders.previews).
 - A refused or failed fetch marks the deliverable `failed` with the reason (shown to the agent
@@ -21,9 +21,9 @@ import urllib3
 from django.conf import settings
 from django.tasks import task
 
-from atelier.lib import safehttp
-from atelier.lib.errors import ValidationFailed
-from atelier.lib.tasks import enqueue
+from lib import safehttp
+from lib.errors import ValidationFailed
+from lib.tasks import enqueue
 from orders.exceptions import Refused
 from orders.models import Deliverable, FetchStatus, MediaType, Order, Upload
 from orders.previews import delete_stored, store_image

@@ -23,9 +23,9 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 
 from atelier.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
-from atelier.lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
-from atelier.lib.privatestorage import presigned_url, private_storage
-from atelier.lib.ratelimit import Rate
+from lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from lib.privatestorage import presigned_url, private_storage
+from lib.ratelimit import Rate
 from orders import gate
 from orders.exceptions import Refused
 from orders.models import Deliverable, FetchStatus

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from atelier.lib.wallets import Chain
+from lib.wallets import Chain
 
 
 class MessageForm(forms.Form):

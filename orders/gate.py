@@ -22,7 +22,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 
 from agents.sessions import session_principal
-from atelier.lib.principal import Principal
+from lib.principal import Principal
 from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Status
 from orders.transitions import Role
 from orders.uploads import UPLOAD_SCHEME

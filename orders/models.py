@@ -7,8 +7,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import Agent, PriceType, Service
-from atelier.lib import ids
-from atelier.lib.wallets import Chain
+from lib import ids
+from lib.wallets import Chain
 
 
 class Status(models.TextChoices):

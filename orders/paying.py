@@ -19,10 +19,10 @@ from django.db.models import F
 from django.tasks import task
 from django.utils import timezone
 
-from atelier.lib import wallets
-from atelier.lib.errors import AtelierError, Conflict, NotFound
-from atelier.lib.principal import SYSTEM, Principal
-from atelier.lib.tasks import enqueue, retry_later
+from lib import wallets
+from lib.errors import AtelierError, Conflict, NotFound
+from lib.principal import SYSTEM, Principal
+from lib.tasks import enqueue, retry_later
 from orders import events
 from orders.models import Order, Status, X402Intent
 from orders.transitions import Role, check, role_of, transition

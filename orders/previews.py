@@ -22,7 +22,7 @@ from django.core.files.base import ContentFile, File
 from django.utils.crypto import salted_hmac
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
-from atelier.lib.privatestorage import private_storage
+from lib.privatestorage import private_storage
 from orders.exceptions import NotAnImage, Refused
 
 PREVIEW_LONG_EDGE = 720

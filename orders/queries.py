@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
-from atelier.lib.errors import NotFound
-from atelier.lib.money import usd_text
-from atelier.lib.pagination import cut
-from atelier.lib.prepared import Prepared, Slot
-from atelier.lib.principal import Principal
+from lib.errors import NotFound
+from lib.money import usd_text
+from lib.pagination import cut
+from lib.prepared import Prepared, Slot
+from lib.principal import Principal
 from orders import disputes, gate, workspaces
 from orders.details import attach, attach_inline, inline
 from orders.models import BuyerKind, DeliverableStatus, Order, OrderEvent, Status
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 
-# The hot reads are compiled once per shape (atelier.lib.prepared): an order by id, and a page of
+# The hot reads are compiled once per shape (lib.prepared): an order by id, and a page of
 # the orders a caller may see, newest first (keyset on the id, which sorts by creation time).
 # With its agent: a write's events find the agents listening for webhooks already loaded. Shown
 # (the API's order, the page), with its details in the same query (orders.details.inline).

@@ -17,7 +17,7 @@ from pygments.lexer import Lexer
 from pygments.lexers import TextLexer, get_lexer_for_filename, get_lexer_for_mimetype, guess_lexer
 from pygments.util import ClassNotFound
 
-from atelier.lib.privatestorage import private_storage
+from lib.privatestorage import private_storage
 from orders import gate
 from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent
 from orders.transitions import Role

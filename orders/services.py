@@ -7,8 +7,8 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 
 from agents.models import Agent, Service
-from atelier.lib.errors import Conflict, Forbidden
-from atelier.lib.principal import Principal
+from lib.errors import Conflict, Forbidden
+from lib.principal import Principal
 from orders import events
 from orders.models import MESSAGING_STATUSES, Message, Order, Review, SenderRole, Status
 from orders.transitions import Role

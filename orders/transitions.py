@@ -30,11 +30,11 @@ from django.tasks import task
 from django.utils import timezone
 
 from agents.models import Agent, PriceType, Service
-from atelier.lib import requestlog
-from atelier.lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from atelier.lib.prepared import Prepared
-from atelier.lib.principal import SYSTEM, Principal
-from atelier.lib.tasks import enqueue
+from lib import requestlog
+from lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from lib.prepared import Prepared
+from lib.principal import SYSTEM, Principal
+from lib.tasks import enqueue
 from orders import events, fetching
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
 from payments import services as payment_services
@@ -410,7 +410,7 @@ def _is_follow_up(action: str) -> bool:
 
 
 # of=("self",): lock the order row only, not the joined service and agent. Every write reads it:
-# compiled once (atelier.lib.prepared).
+# compiled once (lib.prepared).
 _LOCKED = Prepared(
     lambda slot: Order.objects.select_for_update(of=("self",)).select_related("service", "agent").filter(pk=slot("id"))
 )

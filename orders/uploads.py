@@ -13,9 +13,9 @@ from typing import IO
 
 from django.core.files.base import File
 
-from atelier.lib import jsonbody
-from atelier.lib.errors import ValidationFailed
-from atelier.lib.privatestorage import private_storage
+from lib import jsonbody
+from lib.errors import ValidationFailed
+from lib.privatestorage import private_storage
 from orders.exceptions import NotAnImage, Refused
 from orders.models import MediaType, Upload
 from orders.previews import IMAGE_TYPES, delete_stored, open_image, sha256_of, store_image

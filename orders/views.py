@@ -33,9 +33,9 @@ from agents.forms import HireForm
 from agents.models import Service
 from agents.sessions import session_principal
 from agents.views import service_page
-from atelier.lib import jsonbody, ratelimit, sessions
-from atelier.lib.errors import AtelierError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
-from atelier.lib.principal import Principal
+from lib import jsonbody, ratelimit, sessions
+from lib.errors import AtelierError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from lib.principal import Principal
 from orders import disputes, forms, paying, queries, services, workspaces
 from orders.api import CREATE_RATE, MESSAGE_RATE
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status

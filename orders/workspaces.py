@@ -26,8 +26,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from atelier.lib.errors import Conflict, Forbidden, NotFound
-from atelier.lib.principal import SYSTEM, Principal
+from lib.errors import Conflict, Forbidden, NotFound
+from lib.principal import SYSTEM, Principal
 from orders import events, fetching
 from orders.models import Deliverable, DeliverableStatus, Order, Status
 from orders.transitions import Role, role_of, transition

@@ -45,16 +45,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import PriceType, Service
-from atelier.lib import jsonbody, wallets
-from atelier.lib.errors import (
+from lib import jsonbody, wallets
+from lib.errors import (
     Conflict,
     PaymentRequired,
     ServiceUnavailable,
     Unauthorized,
     ValidationFailed,
 )
-from atelier.lib.principal import Principal
-from atelier.lib.validation import Invalid
+from lib.principal import Principal
+from lib.validation import Invalid
 from orders import paying
 from orders.models import Order, X402Intent
 from orders.transitions import new_payment_reference, order_open, transition

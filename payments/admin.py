@@ -7,7 +7,7 @@ from django.db import transaction
 from django.db.models import Case, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 
-from atelier.lib.wallets import Chain
+from lib.wallets import Chain
 from payments.models import (
     LedgerEntry,
     OutgoingTransfer,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from atelier.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
-from atelier.lib import sessions
-from atelier.lib.validation import Choice, Str
-from atelier.lib.wallets import Chain
+from lib import sessions
+from lib.validation import Choice, Str
+from lib.wallets import Chain
 from payments import services
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 import segno
 from solders.pubkey import Pubkey
 
-from atelier.lib.errors import ValidationFailed
+from lib.errors import ValidationFailed
 from payments.chains.base import PaymentInstructions
 from payments.chains.solana import LAMPORTS_PER_SIGNATURE, RENT_EXEMPT_WALLET_LAMPORTS, SolanaClient
 

@@ -26,7 +26,7 @@ from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import get_associated_token_address, transfer_checked
 from spl.token.models import TransferCheckedParams
 
-from atelier.lib.errors import Forbidden, ServiceUnavailable
+from lib.errors import Forbidden, ServiceUnavailable
 from payments.chains.config import solana_config
 
 # What the faucet gives a new demo wallet: 1 SOL for fees and 1,000 test USDC.

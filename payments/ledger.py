@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from atelier.lib.ids import new_id
+from lib.ids import new_id
 from payments.models import LedgerAccount as A
 from payments.models import LedgerEntry, Payment
 from payments.models import LedgerKind as K

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from atelier.lib import ids
-from atelier.lib.wallets import Chain
+from lib import ids
+from lib.wallets import Chain
 
 
 class SignInChallenge(models.Model):

@@ -21,11 +21,11 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from atelier.lib import wallets
-from atelier.lib.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
-from atelier.lib.prepared import Prepared
-from atelier.lib.tasks import enqueue
-from atelier.lib.validation import Invalid
+from lib import wallets
+from lib.errors import Conflict, ServiceUnavailable, Unauthorized, ValidationFailed
+from lib.prepared import Prepared
+from lib.tasks import enqueue
+from lib.validation import Invalid
 from payments import chains, checkout, ledger
 from payments.chains.config import base_config
 from payments.ledger import usd_to_base_units
@@ -119,7 +119,7 @@ def signin_complete(*, nonce: str, signature: str) -> tuple[WalletSession, str]:
     return session, token
 
 
-# Every buyer request with a session token reads it: compiled once (atelier.lib.prepared).
+# Every buyer request with a session token reads it: compiled once (lib.prepared).
 _SESSION_BY_HASH = Prepared(lambda slot: WalletSession.objects.filter(token_hash=slot("digest")))
 
 

@@ -1,12 +1,12 @@
 """Wallet signatures, including contract accounts': an EOA's key is checked without network I/O
-(atelier.lib.wallets); on Base a smart account (ERC-4337, Coinbase Smart Wallet) is asked on chain,
+(lib.wallets); on Base a smart account (ERC-4337, Coinbase Smart Wallet) is asked on chain,
 EIP-1271 once deployed, ERC-6492 before (payments.chains.evm.EvmClient.is_valid_signature).
 """
 
 from __future__ import annotations
 
-from atelier.lib import wallets
-from atelier.lib.errors import ServiceUnavailable
+from lib import wallets
+from lib.errors import ServiceUnavailable
 from payments.chains import ChainNotConfigured, ChainUnavailable
 from payments.chains.evm import EvmClient
 

@@ -17,8 +17,8 @@ from django.tasks import task
 from django.tasks.base import DEFAULT_TASK_QUEUE_NAME
 from django.utils import timezone
 
-from atelier.lib import requestlog
-from atelier.lib.tasks import enqueue, retry_later
+from lib import requestlog
+from lib.tasks import enqueue, retry_later
 from payments import chains, ledger
 from payments.models import HotWalletNonce, OutgoingTransfer, TransferKind, TransferStatus
 from payments.signals import transfer_changed

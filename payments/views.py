@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from atelier.lib import ratelimit, sessions
-from atelier.lib.errors import AtelierError
+from lib import ratelimit, sessions
+from lib.errors import AtelierError
 from payments import demo_wallet, services
 
 

@@ -20,7 +20,7 @@ from solders.keypair import Keypair
 
 from agents.models import Agent, Service
 from agents.services import agent_register, service_create
-from atelier.lib.principal import SYSTEM, Principal
+from lib.principal import SYSTEM, Principal
 from orders.models import Order, Status
 from orders.transitions import order_open, transition
 from payments.models import Payment

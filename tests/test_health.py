@@ -19,7 +19,7 @@ from django.db import connection
 from django.test import Client
 
 from agents.models import Agent
-from atelier.lib import ratelimit
+from lib import ratelimit
 from tests.conftest import Api
 from tests.lib.test_ratelimit import REGISTER, registration
 
@@ -102,7 +102,7 @@ def test_readyz_is_503_when_the_storage_does_not_answer(db, chains, settings):
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {
-            "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+            "BACKEND": "lib.privatestorage.PrivateS3Storage",
             "OPTIONS": {
                 "bucket_name": "nowhere",
                 "endpoint_url": "http://127.0.0.1:9",

@@ -12,9 +12,9 @@ from django.core.management import call_command
 from django.db import connection, connections
 from django.utils import timezone
 
-from atelier.lib import locks
 from atelier.management.commands import scheduler
 from atelier.models import ScheduledJob
+from lib import locks
 
 needs_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="advisory locks are PostgreSQL's")
 

@@ -50,7 +50,7 @@ from django.test import Client
 from django_tasks_db.models import DBTaskResult
 
 from agents.models import Agent, Service
-from atelier.lib.principal import Principal
+from lib.principal import Principal
 from orders.models import Order, OrderEvent, Status
 from orders.transitions import TABLE, transition
 from payments import chains

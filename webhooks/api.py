@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from atelier.endpoints import AGENT, ApiRequest, Reply, calling_agent, endpoint
-from atelier.lib.errors import Conflict, NotFound
-from atelier.lib.pagination import page
-from atelier.lib.validation import Choice, Int, Str
+from lib.errors import Conflict, NotFound
+from lib.pagination import page
+from lib.validation import Choice, Int, Str
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookDelivery
 

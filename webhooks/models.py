@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from agents.models import Agent
-from atelier.lib import ids
+from lib import ids
 
 
 class DeliveryStatus(models.TextChoices):

@@ -4,7 +4,7 @@ A delivery is at-least-once: the receiver gets the same `webhook-id` on every at
 redeliver) and drops repeats. One attempt:
 1. claim: one conditional UPDATE counts the attempt and takes a short lease on the row (no
    transaction stays open over the HTTP call, and a duplicate task finds the lease and stops);
-2. POST the stored payload, signed, through `atelier.lib.safehttp` (public addresses only,
+2. POST the stored payload, signed, through `lib.safehttp` (public addresses only,
    checked at connect time; no redirects; 10 s timeout);
 3. record the outcome: 2xx is delivered; anything else is retried with backoff and jitter until
    `retry_until` (about a day), then failed. The outcome and the next attempt's task are written
@@ -37,8 +37,8 @@ from django.tasks import task
 from django.utils import timezone
 
 from agents.models import Agent
-from atelier.lib import safehttp
-from atelier.lib.tasks import enqueue, retry_later
+from lib import safehttp
+from lib.tasks import enqueue, retry_later
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
 log = logging.getLogger("atelier.webhooks")
@@ -67,7 +67,7 @@ def deliveries_create(
     *, agents: list[Agent], order_id: str, order_event_id: str, webhook_event: str, payload: dict[str, Any]
 ) -> list[WebhookDelivery]:
     """One pending delivery of the finished `payload` per agent, each with its task queued (in the
-    caller's transaction, see `atelier.lib.tasks.enqueue`). Called by `orders.events.record`, which
+    caller's transaction, see `lib.tasks.enqueue`). Called by `orders.events.record`, which
     decides who listens and what they hear."""
     if not agents:
         return []

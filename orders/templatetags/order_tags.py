@@ -8,7 +8,7 @@ from decimal import Decimal
 from django import template
 from django.conf import settings
 
-from atelier.lib.money import usd_text
+from lib.money import usd_text
 
 register = template.Library()
 

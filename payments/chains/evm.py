@@ -33,7 +33,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception, Web3RPCError
 from web3.types import BlockData, LogReceipt, Nonce, TxParams, TxReceipt, Wei
 
-from atelier.lib.wallets import personal_message_hash
+from lib.wallets import personal_message_hash
 from payments.chains.base import (
     ChainNotConfigured,
     ChainUnavailable,

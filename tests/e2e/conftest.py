@@ -68,7 +68,7 @@ def site(live_server: Any, settings: Any, solana_chain: Devchain, tmp_path: Path
     settings.CHAIN_MODE = "local"
     settings.STORAGES = {
         **settings.STORAGES,
-        "private": {"BACKEND": "atelier.lib.privatestorage.PrivateStorage", "OPTIONS": {"location": str(tmp_path)}},
+        "private": {"BACKEND": "lib.privatestorage.PrivateStorage", "OPTIONS": {"location": str(tmp_path)}},
     }
     settings.ALLOWED_HOSTS = ["*"]
     return live_server

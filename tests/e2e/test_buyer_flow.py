@@ -338,7 +338,7 @@ def test_a_refused_action_shows_its_message_in_place(new_context: Any, site: Any
     from orders.transitions import transition
 
     order = Order.objects.get(pk=order_id)
-    from atelier.lib.principal import Principal
+    from lib.principal import Principal
 
     transition(order_id, "cancel", Principal(wallet=order.buyer_wallet, chain=order.buyer_chain))
     page.get_by_text("Pay by hand instead").click()

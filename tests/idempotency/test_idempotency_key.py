@@ -19,9 +19,9 @@ from django.test import Client
 from django.utils import timezone
 
 from agents.models import Agent
-from atelier.lib.errors import ServiceUnavailable
 from idempotency import services
 from idempotency.models import IdempotencyKey, State
+from lib.errors import ServiceUnavailable
 from orders.models import Message, Order, Status, Upload
 from tests.conftest import Api, make_buyer, make_order, make_service
 from tests.orders.files_support import use_private_tmp

@@ -1,5 +1,5 @@
 """IPv6 addresses that carry an IPv4 address inside them, shared by the SSRF tests of every caller
-of `atelier.lib.safehttp` (webhooks, image deliverables). The outbound request would reach the
+of `lib.safehttp` (webhooks, image deliverables). The outbound request would reach the
 embedded IPv4 host through a translator or tunnel, so the embedded address is what must be public."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""JSON bodies nested past atelier.lib.jsonbody.MAX_DEPTH are refused with a 400 before they are
+"""JSON bodies nested past lib.jsonbody.MAX_DEPTH are refused with a 400 before they are
 parsed (no RecursionError, no 500), by the API's parser and by the Solana Pay endpoint's alike;
 brackets inside strings are text, not nesting."""
 
@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from atelier.lib import jsonbody
-from atelier.lib.errors import ValidationFailed
+from lib import jsonbody
+from lib.errors import ValidationFailed
 from tests.bad_input_support import CREATE, NONCE
 
 DEEP = jsonbody.MAX_DEPTH + 1

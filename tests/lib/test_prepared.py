@@ -1,4 +1,4 @@
-"""atelier.lib.prepared: a queryset compiled once gives what the ORM gives, row for row and field for
+"""lib.prepared: a queryset compiled once gives what the ORM gives, row for row and field for
 field, on SQLite and PostgreSQL (CI runs both): converters (JSON, decimals, times), one level of
 select_related (a null one too), annotations, IN lists of any length, optional filters."""
 
@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.test.utils import CaptureQueriesContext
 
-from atelier.lib.prepared import Prepared, Slot
+from lib.prepared import Prepared, Slot
 from orders.models import Order, OrderEvent, Status
 from tests.conftest import AgentPersona, WalletBuyer, make_order
 

@@ -23,10 +23,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from agents.models import Agent
-from atelier.lib import ratelimit
-from atelier.lib.ratelimit import Rate
 from atelier.models import RateLimitCounter
 from atelier.openapi import DOCUMENT_RATE, api_endpoints
+from lib import ratelimit
+from lib.ratelimit import Rate
 from orders.models import Status
 from tests.conftest import Api, make_order
 
@@ -387,12 +387,12 @@ def test_with_the_cache_down_requests_pass_and_the_error_is_logged(db, settings,
     settings.CACHES = redis_cache(f"redis://127.0.0.1:{closed_port()}/0")
     api = Api(Client(REMOTE_ADDR="198.51.100.8"))
 
-    with caplog.at_level(logging.ERROR, logger="atelier.lib.ratelimit"):
+    with caplog.at_level(logging.ERROR, logger="lib.ratelimit"):
         responses = [api.post(REGISTER, registration(number)) for number in range(7)]
 
     assert [response.status_code for response in responses] == [201] * 7  # over the limit of 5
     assert all("X-RateLimit-Limit" not in response for response in responses)
-    errors = [record for record in caplog.records if record.name == "atelier.lib.ratelimit"]
+    errors = [record for record in caplog.records if record.name == "lib.ratelimit"]
     assert errors, "the cache failure was not logged"
     assert "rate limit cache unavailable" in errors[0].getMessage()
     assert errors[0].exc_info is not None
@@ -449,13 +449,13 @@ def test_on_redis_the_sliding_window_matches_the_portable_one(db, on_redis, cloc
 def test_cache_url_redis_gives_djangos_backend_with_its_prefix_and_short_timeouts(monkeypatch):
     import environ
 
-    from atelier.lib.caches import cache_config
+    from lib.caches import cache_config
 
     # Even where django-environ would choose django-redis (installed next to us some day).
     monkeypatch.setitem(environ.Env.CACHE_SCHEMES, "redis", "django_redis.cache.RedisCache")
     config = cache_config("redis://127.0.0.1:6379/3?key_prefix=atelier&timeout=60")
 
-    assert config["BACKEND"] == "atelier.lib.rediscache.ReusingRedisCache"  # Django's, one client per pool
+    assert config["BACKEND"] == "lib.rediscache.ReusingRedisCache"  # Django's, one client per pool
     assert config["LOCATION"] == "redis://127.0.0.1:6379/3"
     assert (config["KEY_PREFIX"], config["TIMEOUT"]) == ("atelier", 60)
     assert "key_prefix" not in config
@@ -464,7 +464,7 @@ def test_cache_url_redis_gives_djangos_backend_with_its_prefix_and_short_timeout
 
 
 def test_cache_url_default_is_the_database_cache_without_the_300_row_cull():
-    from atelier.lib.caches import DEFAULT_URL, cache_config
+    from lib.caches import DEFAULT_URL, cache_config
 
     config = cache_config(DEFAULT_URL)
     assert config["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"

@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 
 from agents.models import Agent
-from atelier.lib.requestlog import ContextFilter, JsonFormatter, redact
+from lib.requestlog import ContextFilter, JsonFormatter, redact
 from orders.models import Order, Status
 from orders.transitions import transition
 from tests.conftest import Api, make_order, make_payment, make_service

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from atelier.lib.safehttp import address_allowed
+from lib.safehttp import address_allowed
 from tests.lib.ssrf_cases import EMBEDDED_NON_PUBLIC, PUBLIC_IPV6
 
 

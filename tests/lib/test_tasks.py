@@ -1,4 +1,4 @@
-"""atelier.lib.tasks: tasks queued with the change that causes them, retried with capped
+"""lib.tasks: tasks queued with the change that causes them, retried with capped
 exponential backoff and full jitter, and taken up again when a dead worker left them running."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from django.tasks import task
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from atelier.lib import tasks
-from atelier.lib.tasks import backoff, enqueue, requeue_stale, retry_later
+from lib import tasks
+from lib.tasks import backoff, enqueue, requeue_stale, retry_later
 
 BASE = timedelta(seconds=10)
 CAP = timedelta(minutes=5)

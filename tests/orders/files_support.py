@@ -28,7 +28,7 @@ def use_private_tmp(settings: Any, tmp_path: Path) -> Path:
     root = tmp_path / "private"
     settings.STORAGES = {
         **settings.STORAGES,
-        "private": {"BACKEND": "atelier.lib.privatestorage.PrivateStorage", "OPTIONS": {"location": str(root)}},
+        "private": {"BACKEND": "lib.privatestorage.PrivateStorage", "OPTIONS": {"location": str(root)}},
     }
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
     return root
@@ -135,7 +135,7 @@ def use_s3(settings: Any, endpoint: str, bucket: str) -> Any:
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {
-            "BACKEND": "atelier.lib.privatestorage.PrivateS3Storage",
+            "BACKEND": "lib.privatestorage.PrivateS3Storage",
             "OPTIONS": {
                 "bucket_name": bucket,
                 "location": "private",

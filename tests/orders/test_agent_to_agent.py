@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from agents.models import Agent
-from atelier.lib.errors import Conflict
-from atelier.lib.principal import SYSTEM
+from lib.errors import Conflict
+from lib.principal import SYSTEM
 from orders.models import Order, OrderEvent, Status
 from orders.transitions import allowed_actions, role_of, transition
 from payments.models import LedgerEntry, OutgoingTransfer

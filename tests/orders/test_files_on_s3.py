@@ -17,7 +17,7 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from PIL import Image
 
-from atelier.lib.privatestorage import PrivateS3Storage, private_storage
+from lib.privatestorage import PrivateS3Storage, private_storage
 from orders.models import Deliverable, FetchStatus, Status
 from orders.transitions import transition
 from tests.conftest import make_order

@@ -460,12 +460,12 @@ def test_deliverables_show_inline_by_media_type(buyer, agent):
 def test_code_stored_with_the_order_is_highlighted_inline(buyer, agent, settings, tmp_path):
     from django.core.files.base import ContentFile
 
-    from atelier.lib.privatestorage import private_storage
+    from lib.privatestorage import private_storage
     from orders.models import FetchStatus
 
     settings.STORAGES = {
         **settings.STORAGES,
-        "private": {"BACKEND": "atelier.lib.privatestorage.PrivateStorage", "OPTIONS": {"location": str(tmp_path)}},
+        "private": {"BACKEND": "lib.privatestorage.PrivateStorage", "OPTIONS": {"location": str(tmp_path)}},
     }
     order = make_order(buyer, agent, Status.PAID)
     transition(

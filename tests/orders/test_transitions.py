@@ -17,8 +17,8 @@ import pytest
 from django.db import connection, transaction
 from django.db.models import F
 
-from atelier.lib.errors import Conflict, Forbidden, NotFound
-from atelier.lib.principal import SYSTEM, Principal
+from lib.errors import Conflict, Forbidden, NotFound
+from lib.principal import SYSTEM, Principal
 from orders import events
 from orders.models import Deliverable, Order, OrderEvent, Status
 from orders.transitions import ACTIONS, TABLE, allowed_actions, role_of, transition

@@ -13,8 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
 
-from atelier.lib import safehttp
-from atelier.lib.privatestorage import private_storage
+from lib import safehttp
+from lib.privatestorage import private_storage
 from orders.models import Deliverable, FetchStatus, Status, Upload
 from orders.transitions import transition
 from tests.conftest import make_order

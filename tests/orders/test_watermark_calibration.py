@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageMath
 
-from atelier.lib.privatestorage import private_storage
+from lib.privatestorage import private_storage
 from orders import previews
 from tests.orders.files_support import use_private_tmp
 

@@ -14,7 +14,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 from PIL import Image, ImageChops
 
-from atelier.lib.privatestorage import private_storage
+from lib.privatestorage import private_storage
 from orders import fetching, gate, previews
 from orders.models import BuyerKind, Deliverable, FetchStatus, Order, Status
 from orders.transitions import Role, transition
@@ -61,7 +61,7 @@ def staff_client(django_user_model: Any) -> Client:
 
 
 def browser_of(buyer: Any) -> Client:
-    """The pages' browser session for this wallet (as atelier.lib.sessions signs it in)."""
+    """The pages' browser session for this wallet (as lib.sessions signs it in)."""
     client = Client()
     session = client.session
     session["buyer_wallet"] = buyer.wallet
@@ -539,4 +539,4 @@ def test_private_files_have_no_url_and_live_outside_media_and_static(private_roo
     for public in (project.MEDIA_ROOT, project.STATIC_ROOT):
         assert not location.is_relative_to(public)
         assert not Path(public).is_relative_to(location)
-    assert project.STORAGES["private"]["BACKEND"] == "atelier.lib.privatestorage.PrivateStorage"
+    assert project.STORAGES["private"]["BACKEND"] == "lib.privatestorage.PrivateStorage"

@@ -19,7 +19,7 @@ from django.test import Client
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from atelier.lib.principal import SYSTEM
+from lib.principal import SYSTEM
 from orders.models import Deliverable, Order, OrderEvent, Status
 from orders.transitions import expire_workspace, transition
 from payments.models import OutgoingTransfer

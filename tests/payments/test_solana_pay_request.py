@@ -13,7 +13,7 @@ import pytest
 from django.test import Client
 from solders.keypair import Keypair
 
-from atelier.lib import jsonbody
+from lib import jsonbody
 from orders.models import Order, Status
 from payments import checkout
 from payments.chains import solana as solana_chain

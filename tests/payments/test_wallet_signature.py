@@ -26,7 +26,7 @@ from eth_account import Account
 from solders.keypair import Keypair
 
 from agents.models import Service
-from atelier.lib.errors import AtelierError
+from lib.errors import AtelierError
 from orders.models import BuyerKind, Order, Status
 from payments import services as payment_services
 from payments.models import WalletSession

@@ -497,7 +497,7 @@ def test_the_list_pages_newest_first(buyer, hooked):
 
 
 def test_a_delivery_whose_worker_died_mid_attempt_is_sent_after_the_task_is_requeued(buyer, agent, loopback, clock):
-    from atelier.lib.tasks import requeue_stale
+    from lib.tasks import requeue_stale
 
     with receiving(Receiver(script=[200])) as receiver:
         listen(agent, receiver.url)

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from atelier.lib.tasks import requeue_stale
+from lib.tasks import requeue_stale
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 """`manage.py scheduler`: run the periodic jobs, on any number of hosts at once.
 
 Each job has an interval. Every tick, for each job, the scheduler tries the job's PostgreSQL
-advisory lock (atelier.lib.locks); holding it, it reads the job's row (atelier.models.ScheduledJob),
+advisory lock (lib.locks); holding it, it reads the job's row (atelier.models.ScheduledJob),
 and runs the job only if its interval has passed since the last start by anyone. So with several
 schedulers running, each due round of a job runs exactly once, on whichever host got there first,
 and a long job is never run twice at once. A scheduler that dies mid-job releases the lock with its
@@ -30,10 +30,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import close_old_connections
 from django.utils import timezone
 
-from atelier.lib import locks
-from atelier.lib.tasks import requeue_stale
 from atelier.models import ScheduledJob
 from idempotency.services import prune as prune_idempotency_keys
+from lib import locks
+from lib.tasks import requeue_stale
 from orders import x402
 from orders.paying import escrow_scan
 from payments import chains

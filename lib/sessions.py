@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest
 
-from atelier.lib.ratelimit import Rate
+from lib.ratelimit import Rate
 
 BUYER_WALLET = "buyer_wallet"
 BUYER_CHAIN = "buyer_chain"

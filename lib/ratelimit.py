@@ -45,7 +45,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.http import HttpRequest, HttpResponse
 
-from atelier.lib.errors import RateLimited
+from lib.errors import RateLimited
 
 log = logging.getLogger(__name__)
 # The counters' table: atelier.models.RateLimitCounter (its Meta.db_table says the same name).

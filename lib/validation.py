@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from atelier.lib.errors import ValidationFailed
+from lib.errors import ValidationFailed
 
 Schema = dict[str, Any]
 

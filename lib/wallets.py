@@ -17,7 +17,7 @@ from eth_utils import is_address, is_checksum_address, keccak, to_checksum_addre
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from atelier.lib.validation import Invalid
+from lib.validation import Invalid
 
 SOLANA = "solana"
 BASE = "base"

@@ -18,7 +18,7 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from atelier.lib.errors import PayloadTooLarge, ValidationFailed
+from lib.errors import PayloadTooLarge, ValidationFailed
 
 # Every body the API and the Solana Pay endpoint document is at most 4 levels deep.
 MAX_DEPTH = 16

@@ -1,4 +1,4 @@
-"""Keyset pagination for lists whose ids sort by creation time (atelier.lib.ids)."""
+"""Keyset pagination for lists whose ids sort by creation time (lib.ids)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ limiter counts in its own table, `atelier.models.RateLimitCounter`) or `redis://
 (production; `?key_prefix=...` allowed), parsed by django-environ and then put right for the
 rate limiter:
 - Redis is always Django's own backend (django-environ picks django-redis when it is installed;
-  atelier.lib.rediscache keeps one client per pool),
+  lib.rediscache keeps one client per pool),
   whose unpickled integers the limiter's Lua script counts in;
 - django-environ lower-cases the base options of that backend (`key_prefix`), which Django then
   ignores: they are upper-cased here;
@@ -22,7 +22,7 @@ from typing import Any
 import environ
 
 DEFAULT_URL = "dbcache://atelier_cache"
-REDIS_BACKEND = "atelier.lib.rediscache.ReusingRedisCache"  # Django's, one client per pool
+REDIS_BACKEND = "lib.rediscache.ReusingRedisCache"  # Django's, one client per pool
 DATABASE_MAX_ENTRIES = 100_000
 REDIS_TIMEOUT_SECONDS = 0.5
 BASE_OPTIONS = ("key_prefix", "timeout", "version", "key_function")
