@@ -68,7 +68,7 @@ format: venv ## Apply ruff's fixes and formatting
 typecheck: venv ## mypy with django-stubs
 	$(BIN)/mypy .
 
-states: venv ## Print the order transition table
+states: venv ## Write the order transition table and its state diagram to docs/states.md
 	$(BIN)/python manage.py states
 
 .PHONY: prod-sim

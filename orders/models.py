@@ -24,6 +24,10 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# Where an order can still take a payment (the `pay` rule's sources in orders.transitions.TABLE).
+PAYABLE = (Status.QUOTED, Status.ACCEPTED)
+
+
 class BuyerKind(models.TextChoices):
     HUMAN = "human"
     AGENT = "agent"

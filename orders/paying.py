@@ -24,14 +24,13 @@ from lib.errors import AtelierError, Conflict, NotFound
 from lib.principal import SYSTEM, Principal
 from lib.tasks import enqueue, retry_later
 from orders import events
-from orders.models import Order, Status, X402Intent
+from orders.models import PAYABLE, Order, X402Intent
 from orders.transitions import Role, check, role_of, transition
 from payments import chains, checkout
 from payments import services as payment_services
 from payments.chains.solana import SolanaClient
 from payments.models import Payment, PaymentStatus, ScanCursor, UnappliedReason
 
-PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 # How long a Base transfer nobody claimed waits for a claim with a proof before it is returned.
 UNCLAIMED_GRACE = timedelta(hours=1)
 REJECTION_REASONS = {"underpaid": UnappliedReason.UNDERPAID, "tx_too_old": UnappliedReason.TOO_OLD}

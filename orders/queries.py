@@ -18,15 +18,13 @@ from lib.prepared import Prepared, Slot
 from lib.principal import Principal
 from orders import disputes, gate, workspaces
 from orders.details import attach, attach_inline, inline
-from orders.models import BuyerKind, DeliverableStatus, Order, OrderEvent, Status
+from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEvent
 from orders.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
 from payments import services as payment_services
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
 
 if TYPE_CHECKING:
     from agents.models import Agent
-
-PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 
 # The hot reads are compiled once per shape (lib.prepared): an order by id, and a page of

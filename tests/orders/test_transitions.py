@@ -614,3 +614,17 @@ def test_patch_by_a_stranger_is_404(buyer, other_buyer, agent):
     assert response.status_code == 404
     assert response.body["code"] == "order_not_found"
     assert _row(order.id)["status"] == S.DELIVERED
+
+
+def test_the_state_diagram_in_the_docs_is_the_tables() -> None:
+    """docs/states.md is generated from TABLE (`make states`): a change to the table that did not
+    redraw it fails here."""
+    from orders.management.commands.states import TARGET, document
+
+    assert TARGET.read_text() == document(), "docs/states.md is stale: run `make states`"
+
+
+def test_payable_is_where_the_table_lets_a_buyer_pay() -> None:
+    from orders.models import PAYABLE
+
+    assert {source for rule in TABLE if rule.action == "pay" for source in rule.sources} == set(PAYABLE)
