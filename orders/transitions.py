@@ -416,7 +416,9 @@ _LOCKED = Prepared(
 )
 
 
-def _locked(order_id: str) -> Order:
+def locked(order_id: str) -> Order:
+    """The order row locked for a change (its service and agent with it, not locked), inside the
+    caller's transaction; 404 when there is none. The one lock every change of an order takes."""
     found = _LOCKED.fetch(id=order_id)
     if not found:
         raise NotFound("No such order.", code="order_not_found")
@@ -487,7 +489,7 @@ def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Ord
     """Move an order by `action`. Locks the order row; its events announce themselves after commit."""
     requestlog.bind(order_id=order_id)  # on this request's or task's log lines from here on
     with transaction.atomic():
-        order = _locked(order_id)
+        order = locked(order_id)
         role, rule = _rule_for(order, action, actor)
         if _is_repeat(order, rule, actor, data):
             return order

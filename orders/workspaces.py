@@ -30,7 +30,7 @@ from lib.errors import Conflict, Forbidden, NotFound
 from lib.principal import SYSTEM, Principal
 from orders import events, fetching
 from orders.models import Deliverable, DeliverableStatus, Order, Status
-from orders.transitions import Role, role_of, transition
+from orders.transitions import Role, locked, role_of, transition
 
 # Where the agent may still answer a prompt: the open workspace, and after the close until the
 # buyer has approved (a prompt left pending at the close can still be answered for the buyer).
@@ -43,14 +43,6 @@ def quota_left(order: Order) -> int | None:
     if not order.is_workspace or order.quota_total == 0:
         return None
     return max(order.quota_total - order.quota_used, 0)
-
-
-def _locked(order_id: str) -> Order:
-    try:
-        # of=("self",): lock the order row only, not the joined service. The same lock as transition().
-        return Order.objects.select_for_update(of=("self",)).select_related("service").get(pk=order_id)
-    except Order.DoesNotExist:
-        raise NotFound("No such order.", code="order_not_found") from None
 
 
 def _party(order: Order, actor: Principal, expected: Role, doing: str) -> Role:
@@ -107,7 +99,7 @@ def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deli
     (the agent's `workspace.prompt` webhook). Locks the order row, so two prompts racing for the last
     unit are checked (`_check_open`: window open, quota left) one after the other."""
     with transaction.atomic():
-        order = _locked(order_id)
+        order = locked(order_id)
         role = _party(order, actor, Role.BUYER, "send prompts")
         _check_open(order)
         order.quota_used += 1
@@ -138,7 +130,7 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
     `expire` in the same transaction. The same answer again is a no-op (safe retries); another answer
     to an answered prompt is a 409."""
     with transaction.atomic():
-        order = _locked(order_id)
+        order = locked(order_id)
         role = _party(order, actor, Role.AGENT, "answer prompts")
         _require_workspace(order)
         if order.status not in ANSWERABLE:
