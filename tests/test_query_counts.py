@@ -64,8 +64,9 @@ QUERIES: dict[str, int] = {
     "POST /api/orders/{id}/start": 7,  # as quote
     # as quote, plus supersede the old deliverables, one bulk insert, and one task fetching the images
     "POST /api/orders/{id}/deliver": 10,
-    # auth, order, savepoint, locked order, quota update, the prompt, event, webhook agents, release
-    "POST /api/orders/{id}/generate": 8,  # the locked order read brings its agent (orders.transitions.locked)
+    # auth, order, savepoint, locked order (with its agent, so the webhook needs no read), quota
+    # update, the prompt, event, release
+    "POST /api/orders/{id}/generate": 8,
     # an agent buyer's order: the delivery, then the system's release in the same transaction:
     # completed_orders, the payment, the ledger rows, the payout and its task, the order update, the
     # event and its webhook agents
