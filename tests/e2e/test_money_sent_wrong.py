@@ -27,23 +27,31 @@ def scan_from_now(url: str) -> None:
     ScanCursor.objects.update_or_create(chain="solana", defaults={"position": newest[0]["signature"] if newest else ""})
 
 
+def hire_with_the_demo_wallet(new_context: Any, title: str, brief: str) -> tuple[Any, str]:
+    """A buyer without JavaScript hires the $30 service `title`: its page and the new order's id."""
+    agent = new_agent()
+    make_service(agent.agent, price_type="fixed", price="30.00", title=title)
+    context = new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto("/")
+    page.get_by_role("link", name=title).click()
+    page.get_by_role("link", name="Sign in to hire").click()
+    page.get_by_role("button", name="Sign in with the demo wallet").click()
+    page.locator("#id_brief").fill(brief)
+    page.get_by_role("button", name="Hire for $30.00").click()
+    order_id = order_id_of(page.url)
+    wait_for_status(page, "quoted")
+    return page, order_id
+
+
 def test_a_short_payment_is_shown_and_returned_and_the_full_one_pays_by_itself(
     new_context: Any, site: Any, solana_chain: Any, screenshots: Path
 ) -> None:
     from playwright.sync_api import expect
 
-    agent = new_agent()
-    make_service(agent.agent, price_type="fixed", price="30.00", title="Landing page copy")
-    context = new_context(java_script_enabled=False)
-    page = context.new_page()
-    page.goto("/")
-    page.get_by_role("link", name="Landing page copy").click()
-    page.get_by_role("link", name="Sign in to hire").click()
-    page.get_by_role("button", name="Sign in with the demo wallet").click()
-    page.locator("#id_brief").fill("Copy for a landing page about a fox-themed lab.")
-    page.get_by_role("button", name="Hire for $30.00").click()
-    order_id = order_id_of(page.url)
-    wait_for_status(page, "quoted")
+    page, order_id = hire_with_the_demo_wallet(
+        new_context, "Landing page copy", "Copy for a landing page about a fox-themed lab."
+    )
     scan_from_now(solana_chain.url)
 
     phone_wallet = solana_helpers.new_wallet(solana_chain.url, usdc=100 * 10**6)
@@ -67,7 +75,7 @@ def test_a_short_payment_is_shown_and_returned_and_the_full_one_pays_by_itself(
     wait_for_status(page, "paid")
     expect(page.locator("#unapplied")).to_contain_text("25.00 USDC")  # the short one stays on record
     assert Order.objects.get(pk=order_id).status == Status.PAID
-    context.close()
+    page.context.close()
 
 
 def test_a_short_payment_routed_through_a_pool_is_held_and_the_page_says_so(
@@ -76,50 +84,14 @@ def test_a_short_payment_routed_through_a_pool_is_held_and_the_page_says_so(
     """A swap route pays out of a pool's account (the pool never signed): the short payment is not
     sent back to the pool; the page says it waits for staff, and the books still balance."""
     from playwright.sync_api import expect
-    from solders.instruction import AccountMeta, Instruction
-    from solders.pubkey import Pubkey
-    from spl.token.constants import TOKEN_PROGRAM_ID
-    from spl.token.instructions import approve_checked, get_associated_token_address
-    from spl.token.models import ApproveCheckedParams
 
-    agent = new_agent()
-    make_service(agent.agent, price_type="fixed", price="30.00", title="Pitch deck outline")
-    context = new_context(java_script_enabled=False)
-    page = context.new_page()
-    page.goto("/")
-    page.get_by_role("link", name="Pitch deck outline").click()
-    page.get_by_role("link", name="Sign in to hire").click()
-    page.get_by_role("button", name="Sign in with the demo wallet").click()
-    page.locator("#id_brief").fill("An outline for a ten-slide deck.")
-    page.get_by_role("button", name="Hire for $30.00").click()
-    order_id = order_id_of(page.url)
-    wait_for_status(page, "quoted")
+    page, order_id = hire_with_the_demo_wallet(new_context, "Pitch deck outline", "An outline for a ten-slide deck.")
     scan_from_now(solana_chain.url)
-
-    instructions = chains.client("solana").payment_instructions()
-    mint = Pubkey.from_string(instructions.token)
     pool = solana_helpers.new_wallet(solana_chain.url, usdc=100 * 10**6)
     router = solana_helpers.new_wallet(solana_chain.url, usdc=0)
-    pool_account = get_associated_token_address(pool.pubkey(), mint)
-    approve = ApproveCheckedParams(
-        program_id=TOKEN_PROGRAM_ID,
-        source=pool_account,
-        mint=mint,
-        delegate=router.pubkey(),
-        owner=pool.pubkey(),
-        amount=25 * 10**6,
-        decimals=6,
-        signers=[],
-    )
-    solana_helpers.send_instructions(solana_chain.url, pool, [approve_checked(approve)])
-    transfer = solana_helpers.token_transfer(router, mint, Pubkey.from_string(instructions.token_account), 25 * 10**6)
-    accounts = [AccountMeta(pool_account, is_signer=False, is_writable=True), *transfer.accounts[1:]]
+    instructions = chains.client("solana").payment_instructions()
     reference = Order.objects.get(pk=order_id).payment_reference
-    solana_helpers.send_instructions(
-        solana_chain.url,
-        router,
-        [Instruction(transfer.program_id, transfer.data, accounts), solana_helpers.memo(router, reference)],
-    )
+    solana_helpers.pay_through_pool(solana_chain.url, router, pool, instructions, 25 * 10**6, reference)
     assert escrow_scan("solana") == []
     page.reload()
     notice = page.locator("#unapplied")
@@ -132,4 +104,4 @@ def test_a_short_payment_routed_through_a_pool_is_held_and_the_page_says_so(
     shoot(page, screenshots / "order-underpaid-held-phone.png")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     assert chains.client("solana").token_balance(str(pool.pubkey())) == 75 * 10**6
-    context.close()
+    page.context.close()

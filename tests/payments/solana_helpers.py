@@ -35,6 +35,7 @@ from spl.memo.models import MemoParams
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     AuthorityType,
+    approve_checked,
     create_idempotent_associated_token_account,
     get_associated_token_address,
     initialize_account3,
@@ -44,6 +45,7 @@ from spl.token.instructions import (
     transfer_checked,
 )
 from spl.token.models import (
+    ApproveCheckedParams,
     InitializeAccount3Params,
     InitializeMint2Params,
     MintToCheckedParams,
@@ -214,6 +216,30 @@ def pay_order(
     if reference is not None:
         ixs.append(memo(buyer, reference))
     return send_instructions(url, buyer, ixs, legacy=legacy)
+
+
+def pay_through_pool(
+    url: str, router: Keypair, pool: Keypair, instructions: PaymentInstructions, amount: int, reference: str
+) -> str:
+    """A swap route's shape: USDC leaves a pool's account whose owner never signs; the router (the
+    fee payer, the only signer) moves it as the pool's delegate, with the memo. Returns the signature."""
+    mint = Pubkey.from_string(instructions.token)
+    pool_account = get_associated_token_address(pool.pubkey(), mint)
+    approve = ApproveCheckedParams(
+        program_id=TOKEN_PROGRAM_ID,
+        source=pool_account,
+        mint=mint,
+        delegate=router.pubkey(),
+        owner=pool.pubkey(),
+        amount=amount,
+        decimals=6,
+        signers=[],
+    )
+    send_instructions(url, pool, [approve_checked(approve)])
+    transfer = token_transfer(router, mint, Pubkey.from_string(instructions.token_account), amount)
+    accounts = [AccountMeta(pool_account, is_signer=False, is_writable=True), *transfer.accounts[1:]]
+    routed = Instruction(transfer.program_id, transfer.data, accounts)
+    return send_instructions(url, router, [routed, memo(router, reference)])
 
 
 def create_mint(url: str, authority: Keypair, *, decimals: int = 6) -> Pubkey:

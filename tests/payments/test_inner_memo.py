@@ -42,14 +42,14 @@ def vault_chain(settings: Any, db: None) -> Iterator[Any]:
         yield devchain
 
 
-def vault_pays(url: str, executor: Keypair, amount: int, memo: str) -> str:
-    """A vault member executes the vault's transaction: one top-level instruction, the program call,
-    whose transfer and memo run inside it (stackHeight 2), signed by the vault PDA's seeds."""
+def vault_call(amount: int, memo: str) -> Instruction:
+    """A vault member's call: the program's transfer and memo run inside it (stackHeight 2), signed
+    by the vault PDA's seeds."""
     instructions = chains.client("solana").payment_instructions()
     mint = Pubkey.from_string(instructions.token)
     vault, bump = Pubkey.find_program_address([b"vault"], VAULT_PROGRAM)
     data = bytes([bump]) + amount.to_bytes(8, "little") + bytes([6]) + memo.encode()
-    call = Instruction(
+    return Instruction(
         VAULT_PROGRAM,
         data,
         [
@@ -61,7 +61,11 @@ def vault_pays(url: str, executor: Keypair, amount: int, memo: str) -> str:
             AccountMeta(MEMO_PROGRAM_ID, is_signer=False, is_writable=False),
         ],
     )
-    return solana_helpers.send_instructions(url, executor, [call])
+
+
+def vault_pays(url: str, executor: Keypair, amount: int, memo: str) -> str:
+    """A vault member executes the vault's transaction: one top-level instruction, the program call."""
+    return solana_helpers.send_instructions(url, executor, [vault_call(amount, memo)])
 
 
 def fund_vault(url: str, usdc: int) -> str:
@@ -111,22 +115,7 @@ def test_an_inner_memo_and_a_top_level_memo_are_two_memos_and_refuse(vault_chain
     order = order_for(chain, agent)
     other = order_for(chain, agent)
     fund_vault(vault_chain.url, 100 * USDC)
-    instructions = chains.client("solana").payment_instructions()
-    mint = Pubkey.from_string(instructions.token)
-    vault, bump = Pubkey.find_program_address([b"vault"], VAULT_PROGRAM)
-    data = bytes([bump]) + PRICE_UNITS.to_bytes(8, "little") + bytes([6]) + order["payment_reference"].encode()
-    call = Instruction(
-        VAULT_PROGRAM,
-        data,
-        [
-            AccountMeta(vault, is_signer=False, is_writable=False),
-            AccountMeta(get_associated_token_address(vault, mint), is_signer=False, is_writable=True),
-            AccountMeta(mint, is_signer=False, is_writable=False),
-            AccountMeta(Pubkey.from_string(instructions.token_account), is_signer=False, is_writable=True),
-            AccountMeta(TOKEN_PROGRAM_ID, is_signer=False, is_writable=False),
-            AccountMeta(MEMO_PROGRAM_ID, is_signer=False, is_writable=False),
-        ],
-    )
+    call = vault_call(PRICE_UNITS, order["payment_reference"])
     both = solana_helpers.send_instructions(
         vault_chain.url, buyer.secret, [call, solana_helpers.memo(buyer.secret, other["payment_reference"])]
     )

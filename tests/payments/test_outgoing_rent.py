@@ -17,16 +17,14 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
-from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
-    approve_checked,
     close_account,
     get_associated_token_address,
 )
-from spl.token.models import ApproveCheckedParams, CloseAccountParams
+from spl.token.models import CloseAccountParams
 
 from orders.models import Order, OrderEvent
 from orders.paying import escrow_scan
@@ -141,29 +139,9 @@ def test_a_transfer_its_owner_did_not_sign_is_held_with_the_candidates(fresh_sol
     moved it as a delegate. An underpayment is held for staff, never sent to the pool."""
     url = fresh_solana.url
     instructions = chains.client("solana").payment_instructions()
-    mint = Pubkey.from_string(instructions.token)
     pool = solana_helpers.new_wallet(url, usdc=50 * USDC)
     buyer = solana_helpers.new_wallet(url, usdc=0)
-    pool_account = get_associated_token_address(pool.pubkey(), mint)
-    approve = approve_checked(
-        ApproveCheckedParams(
-            program_id=TOKEN_PROGRAM_ID,
-            source=pool_account,
-            mint=mint,
-            delegate=buyer.pubkey(),
-            owner=pool.pubkey(),
-            amount=10 * USDC,
-            decimals=6,
-            signers=[],
-        )
-    )
-    solana_helpers.send_instructions(url, pool, [approve])
-    transfer = solana_helpers.token_transfer(buyer, mint, Pubkey.from_string(instructions.token_account), USDC)
-    # transferChecked from the pool's account, the buyer signing as its delegate
-    accounts = list(transfer.accounts)
-    accounts[0] = AccountMeta(pool_account, is_signer=False, is_writable=True)
-    routed = Instruction(transfer.program_id, transfer.data, accounts)
-    signature = solana_helpers.send_instructions(url, buyer, [routed, solana_helpers.memo(buyer, "atl-nobody")])
+    signature = solana_helpers.pay_through_pool(url, buyer, pool, instructions, USDC, "atl-nobody")
     escrow_scan("solana")
     payment = Payment.objects.get(tx_hash=signature)
     assert payment.payer == str(pool.pubkey())
@@ -317,31 +295,9 @@ def test_a_swap_routed_underpayment_is_held_and_the_order_says_so(
     chain, url = solana_world, solana_world.url
     order = order_for(chain, agent)
     instructions = chains.client("solana").payment_instructions()
-    mint = Pubkey.from_string(instructions.token)
     pool = solana_helpers.new_wallet(url, usdc=50 * USDC)
-    pool_account = get_associated_token_address(pool.pubkey(), mint)
-    buyer = chain.buyer.secret
-    approve = approve_checked(
-        ApproveCheckedParams(
-            program_id=TOKEN_PROGRAM_ID,
-            source=pool_account,
-            mint=mint,
-            delegate=buyer.pubkey(),
-            owner=pool.pubkey(),
-            amount=USDC,
-            decimals=6,
-            signers=[],
-        )
-    )
-    solana_helpers.send_instructions(url, pool, [approve])
-    routed = solana_helpers.token_transfer(buyer, mint, Pubkey.from_string(instructions.token_account), USDC)
-    accounts = list(routed.accounts)
-    accounts[0] = AccountMeta(pool_account, is_signer=False, is_writable=True)
-    tx = solana_helpers.send_instructions(
-        url,
-        buyer,
-        [Instruction(routed.program_id, routed.data, accounts), solana_helpers.memo(buyer, order["payment_reference"])],
-    )
+    pool_account = get_associated_token_address(pool.pubkey(), Pubkey.from_string(instructions.token))
+    tx = solana_helpers.pay_through_pool(url, chain.buyer.secret, pool, instructions, USDC, order["payment_reference"])
     escrow_scan("solana")
     send_everything()
     held = OutgoingTransfer.objects.get(payment__tx_hash=tx)
