@@ -142,15 +142,22 @@ def test_a_smart_account_pays_with_a_payer_proof_checked_by_eip1271(url: str, ag
     assert Payment.objects.get(order_id=order["id"]).payer == wallet.address
 
 
-def test_a_bundle_of_two_buyers_transfers_pays_each_order_once(
-    url: str, agent: Any, bundler: tuple[LocalAccount, str]
-) -> None:
+def two_buyers_in_one_bundle(url: str, agent: Any, bundler: tuple[LocalAccount, str]) -> tuple[Any, Any, str]:
+    """Two smart-account buyers, an order each, and one relayed transaction carrying both their
+    transfers into escrow, final: ((buyer, order), (buyer, order), tx hash)."""
     first, second = smart_buyer(url), smart_buyer(url)
     first_order, second_order = order_for(first.api, agent), order_for(second.api, agent)
     escrow, token = escrow_and_token()
     transfers = [(first.address, first.owner, PRICE_UNITS), (second.address, second.owner, PRICE_UNITS)]
     tx = evm_helpers.bundle_transfers(url, bundler[0], bundler[1], transfers, token, escrow)
     evm_helpers.mine(url, 2)
+    return (first, first_order), (second, second_order), tx
+
+
+def test_a_bundle_of_two_buyers_transfers_pays_each_order_once(
+    url: str, agent: Any, bundler: tuple[LocalAccount, str]
+) -> None:
+    (first, first_order), (second, second_order), tx = two_buyers_in_one_bundle(url, agent, bundler)
 
     assert pay(first.api, first_order, tx).status_code == 200
     assert pay(second.api, second_order, tx).status_code == 200
@@ -314,14 +321,9 @@ def test_is_valid_signature_answers_for_contracts_only_and_never_guesses(url: st
 def test_a_base_transaction_accounted_before_logs_bound_pays_nothing_else(
     url: str, agent: Any, bundler: tuple[LocalAccount, str]
 ) -> None:
-    first, second = smart_buyer(url), smart_buyer(url)
-    first_order, second_order = order_for(first.api, agent), order_for(second.api, agent)
-    escrow, token = escrow_and_token()
-    transfers = [(first.address, first.owner, PRICE_UNITS), (second.address, second.owner, PRICE_UNITS)]
-    tx = evm_helpers.bundle_transfers(url, bundler[0], bundler[1], transfers, token, escrow)
-    evm_helpers.mine(url, 2)
+    (first, first_order), (second, second_order), tx = two_buyers_in_one_bundle(url, agent, bundler)
     assert pay(first.api, first_order, tx).status_code == 200
-    # As migration 0003 leaves a row recorded per transaction: its log unknown, the whole of it.
+    # As migration 0004 leaves a row recorded per transaction: its log unknown, the whole of it.
     Payment.objects.filter(tx_hash=tx).update(log_index=WHOLE_TRANSACTION)
 
     refused = pay(second.api, second_order, tx)
