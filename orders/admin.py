@@ -13,18 +13,8 @@ from django.shortcuts import redirect
 from django.urls import URLPattern, path
 
 from orders import admin_desk, disputes
+from orders.admin_desk import ReadOnlyInline
 from orders.models import Deliverable, Dispute, Message, Order, OrderEvent, Review
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class EventInline(ReadOnlyInline):

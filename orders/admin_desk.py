@@ -129,16 +129,21 @@ class QueueColumns:
 # --- money inlines on the order -------------------------------------------------------------------
 
 
-class _ReadOnly(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown on an order's admin page that staff never add, change or delete there."""
+
     extra = 0
     can_delete = False
-    show_change_link = True
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class _ReadOnly(ReadOnlyInline):
+    show_change_link = True  # money rows link to their own (read-only) page
 
 
 class PaymentInline(_ReadOnly):
