@@ -144,7 +144,7 @@ def record_unapplied(
     if due is None:
         due = payment_services.price_base_units(order) if order is not None else 0
     with transaction.atomic():
-        payment, created = payment_services.record_unapplied(
+        payment, created = payment_services.unapplied_record(
             order=order, chain=chain, transfer=transfer, reason=reason, due=due
         )
         if created and order is not None and payment.order_id is not None:  # dust names no order

@@ -498,7 +498,7 @@ def payment_record(order: Order, *, chain: str, transfer: chains.VerifiedTransfe
     return payment
 
 
-def record_unapplied(
+def unapplied_record(
     *, order: Order | None, chain: str, transfer: chains.VerifiedTransfer, reason: str, due: int = 0
 ) -> tuple[Payment, bool]:
     """Inside the caller's transaction: a final transfer in escrow that pays no order is accounted
