@@ -47,7 +47,7 @@ from django.http import HttpRequest, HttpResponse
 
 from lib.errors import RateLimited
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("atelier.ratelimit")  # under the project's logger, as before the move out of atelier/
 # The counters' table: atelier.models.RateLimitCounter (its Meta.db_table says the same name).
 COUNTER_TABLE = "atelier_ratelimitcounter"
 

@@ -387,12 +387,12 @@ def test_with_the_cache_down_requests_pass_and_the_error_is_logged(db, settings,
     settings.CACHES = redis_cache(f"redis://127.0.0.1:{closed_port()}/0")
     api = Api(Client(REMOTE_ADDR="198.51.100.8"))
 
-    with caplog.at_level(logging.ERROR, logger="lib.ratelimit"):
+    with caplog.at_level(logging.ERROR, logger="atelier.ratelimit"):
         responses = [api.post(REGISTER, registration(number)) for number in range(7)]
 
     assert [response.status_code for response in responses] == [201] * 7  # over the limit of 5
     assert all("X-RateLimit-Limit" not in response for response in responses)
-    errors = [record for record in caplog.records if record.name == "lib.ratelimit"]
+    errors = [record for record in caplog.records if record.name == "atelier.ratelimit"]
     assert errors, "the cache failure was not logged"
     assert "rate limit cache unavailable" in errors[0].getMessage()
     assert errors[0].exc_info is not None
