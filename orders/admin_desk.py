@@ -27,9 +27,8 @@ from django.utils.text import Truncator
 from lib.errors import AtelierError
 from orders import disputes, gate
 from orders.disputes import DECISION_LABELS, REFUND, RELEASE, SEND_BACK, SPLIT
-from orders.models import ActorKind, Order, OrderEvent
+from orders.models import Order, OrderEvent, Role
 from orders.rendering import event_text
-from orders.transitions import Role
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, PaymentStatus
 
 RESOLVE_PERMISSION = "orders.resolve_dispute"
@@ -264,7 +263,7 @@ def evidence(order: Order) -> dict[str, Any]:
     previews = []
     if disputed:
         previews = [disputes.decision_preview(order, decision) for decision in (RELEASE, REFUND, SEND_BACK)]
-    staff_ids = {event.actor_id.removeprefix("user:") for event in events if event.actor_kind == ActorKind.STAFF}
+    staff_ids = {event.actor_id.removeprefix("user:") for event in events if event.actor_kind == Role.STAFF}
     staff_names = {
         f"user:{pk}": username
         for pk, username in get_user_model().objects.filter(pk__in=staff_ids).values_list("pk", "username")

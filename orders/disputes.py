@@ -18,7 +18,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from lib.errors import Conflict, ValidationFailed
 from lib.principal import Principal
-from orders.models import AWAITING_DELIVERY, ActorKind, Order, OrderEvent, Status
+from orders.models import AWAITING_DELIVERY, Order, OrderEvent, Role, Status
 from orders.transitions import check, split_amount_check, transition
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, usd_to_base_units
@@ -34,7 +34,7 @@ DECISION_LABELS = {
 NOTE_MAX = 500
 
 # The events that make and unmake a resolution: the buyer's dispute, and staff's decisions after it.
-DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=ActorKind.STAFF)
+DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=Role.STAFF)
 
 
 # --- the resolution, as buyer, agent and API see it --------------------------------------------

@@ -337,7 +337,9 @@ class Review(models.Model):
         }
 
 
-class ActorKind(models.TextChoices):
+class Role(models.TextChoices):
+    """Who someone is on an order: the table's actors (orders.transitions) and an event's actor kind."""
+
     BUYER = "buyer"
     AGENT = "agent"
     STAFF = "staff"
@@ -350,7 +352,7 @@ class OrderEvent(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=ids.event_id, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     action = models.CharField(max_length=30)
-    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    actor_kind = models.CharField(max_length=10, choices=Role.choices)
     actor_id = models.CharField(max_length=64, blank=True)
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20, blank=True)

@@ -36,21 +36,34 @@ from lib.prepared import Prepared
 from lib.principal import SYSTEM, Principal
 from lib.tasks import enqueue
 from orders import events, fetching
-from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Status, WorkspaceKind, X402Intent
+from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Role, Status, WorkspaceKind, X402Intent
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
 
 
-class Role(StrEnum):
-    BUYER = "buyer"
-    AGENT = "agent"
-    STAFF = "staff"
-    SYSTEM = "system"
+class Action(StrEnum):
+    """Everything that can happen to an order (the API's PATCH `action` and the agent's endpoints)."""
+
+    QUOTE = "quote"
+    ACCEPT = "accept"
+    PAY = "pay"
+    OPEN_WORKSPACE = "open_workspace"
+    START = "start"
+    DELIVER = "deliver"
+    APPROVE = "approve"
+    REVISION = "revision"
+    DISPUTE = "dispute"
+    CANCEL = "cancel"
+    RELEASE = "release"
+    REFUND = "refund"
+    SPLIT = "split"
+    SEND_BACK = "send_back"
+    EXPIRE = "expire"
 
 
 @dataclass(frozen=True)
 class Rule:
-    action: str
+    action: Action
     actor: Role
     sources: frozenset[Status]
     target: Status
@@ -58,58 +71,68 @@ class Rule:
     # A condition on the order besides its status (a key of WHEN); "" for none. An action may have
     # several rows for one actor, from different sources, each with its own condition.
     when: str = ""
+    # A step this row takes first, recorded as its own event (paying a quote accepts it).
+    implies: Action | None = None
 
 
 def _rule(
-    action: str, actor: Role, sources: set[Status], target: Status, stamp: str | None = None, *, when: str = ""
+    action: Action,
+    actor: Role,
+    sources: set[Status],
+    target: Status,
+    stamp: str | None = None,
+    *,
+    when: str = "",
+    implies: Action | None = None,
 ) -> Rule:
-    return Rule(action, actor, frozenset(sources), target, stamp, when)
+    return Rule(action, actor, frozenset(sources), target, stamp, when, implies)
 
 
 S = Status
 # Creation is not a row here: a new order starts in `pending_quote` for quote-priced services and in
 # `quoted` (at the listed price) for the rest; see `initial_status`.
 TABLE: tuple[Rule, ...] = (
-    _rule("quote", Role.AGENT, {S.PENDING_QUOTE}, S.QUOTED, "quoted_at"),
-    _rule("accept", Role.BUYER, {S.QUOTED}, S.ACCEPTED, "accepted_at"),
-    # From `quoted`, paying records the accept and then the pay. Verified on-chain before this runs.
-    _rule("pay", Role.BUYER, {S.ACCEPTED, S.QUOTED}, S.PAID, "paid_at"),
+    _rule(Action.QUOTE, Role.AGENT, {S.PENDING_QUOTE}, S.QUOTED, "quoted_at"),
+    _rule(Action.ACCEPT, Role.BUYER, {S.QUOTED}, S.ACCEPTED, "accepted_at"),
+    # Verified on-chain before this runs. From `quoted`, paying records the accept and then the pay.
+    _rule(Action.PAY, Role.BUYER, {S.ACCEPTED}, S.PAID, "paid_at"),
+    _rule(Action.PAY, Role.BUYER, {S.QUOTED}, S.PAID, "paid_at", implies=Action.ACCEPT),
     # A follow-up of `pay` for workspace orders (weekly, monthly, quota packs): see FOLLOW_UPS.
-    _rule("open_workspace", Role.SYSTEM, {S.PAID}, S.IN_PROGRESS, "started_at"),
-    _rule("start", Role.AGENT, {S.PAID}, S.IN_PROGRESS, "started_at"),
+    _rule(Action.OPEN_WORKSPACE, Role.SYSTEM, {S.PAID}, S.IN_PROGRESS, "started_at"),
+    _rule(Action.START, Role.AGENT, {S.PAID}, S.IN_PROGRESS, "started_at"),
     _rule(
-        "deliver",
+        Action.DELIVER,
         Role.AGENT,
         {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED, S.DISPUTED, S.DELIVERED},
         S.DELIVERED,
         "delivered_at",
     ),
-    _rule("approve", Role.BUYER, {S.DELIVERED}, S.COMPLETED, "completed_at"),
-    _rule("revision", Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED, "revision_requested_at"),
-    _rule("dispute", Role.BUYER, {S.DELIVERED}, S.DISPUTED),
+    _rule(Action.APPROVE, Role.BUYER, {S.DELIVERED}, S.COMPLETED, "completed_at"),
+    _rule(Action.REVISION, Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED, "revision_requested_at"),
+    _rule(Action.DISPUTE, Role.BUYER, {S.DELIVERED}, S.DISPUTED),
     # No delivery within the agent's committed turnaround (`Order.due_at`: after payment, or after
     # the latest revision request) is a reason to dispute before anything is delivered. Workspaces
     # are never overdue: their window closes them.
-    _rule("dispute", Role.BUYER, {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED}, S.DISPUTED, when="overdue"),
+    _rule(Action.DISPUTE, Role.BUYER, {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED}, S.DISPUTED, when="overdue"),
     # Once the agent has started, the buyer can no longer walk away (an overdue order can be
     # disputed instead); the agent still can. Cancelling a paid order refunds it in full.
-    _rule("cancel", Role.BUYER, {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID}, S.CANCELLED, "cancelled_at"),
+    _rule(Action.CANCEL, Role.BUYER, {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID}, S.CANCELLED, "cancelled_at"),
     _rule(
-        "cancel",
+        Action.CANCEL,
         Role.AGENT,
         {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID, S.IN_PROGRESS},
         S.CANCELLED,
         "cancelled_at",
     ),
     # Staff resolve disputes: release to the agent, refund the buyer, split, or send back.
-    _rule("release", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
-    _rule("refund", Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
-    _rule("split", Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
-    _rule("send_back", Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED, "revision_requested_at"),
+    _rule(Action.RELEASE, Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
+    _rule(Action.REFUND, Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
+    _rule(Action.SPLIT, Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
+    _rule(Action.SEND_BACK, Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED, "revision_requested_at"),
     # A workspace's window closed or its quota is used up (orders.workspaces; a task and every request).
-    _rule("expire", Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
+    _rule(Action.EXPIRE, Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
     # A follow-up of `deliver` and `expire` for orders with no approval step: see FOLLOW_UPS.
-    _rule("release", Role.SYSTEM, {S.DELIVERED}, S.COMPLETED, "completed_at"),
+    _rule(Action.RELEASE, Role.SYSTEM, {S.DELIVERED}, S.COMPLETED, "completed_at"),
 )
 ACTIONS = tuple(dict.fromkeys(rule.action for rule in TABLE))
 # The system's own steps that follow an arrival at once, in the same transaction and under the same
@@ -495,8 +518,9 @@ def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Ord
             return order
         _check_source(order, rule, role)
         _check_when(order, rule, role)
-        if action == "pay" and order.status == Status.QUOTED:
-            _move(order, "accept", Role.BUYER, actor, Status.ACCEPTED, "accepted_at", {})
+        if rule.implies is not None:
+            step = next(r for r in TABLE if r.action == rule.implies and r.actor == role and order.status in r.sources)
+            _move(order, step.action, role, actor, step.target, step.stamp, {})
         guard = GUARDS.get(action, _with_note)
         changed, event_data = guard(order, data)
         _move(order, action, role, actor, rule.target, rule.stamp, event_data, changed)

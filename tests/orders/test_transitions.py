@@ -138,6 +138,13 @@ def test_expected_table_is_what_the_code_table_says():
     for rule in TABLE:
         key = (rule.action, rule.actor.value)
         rows = code_when if rule.when else code
+        if key in rows and not rule.when and rule.implies:
+            # The same move from more sources, taking a step first (paying a quote accepts it).
+            sources, target = rows[key]
+            assert target == rule.target
+            assert not sources & rule.sources, f"{key}'s rows overlap"
+            rows[key] = (sources | rule.sources, target)
+            continue
         assert key not in rows, f"two rules for {key}"
         rows[key] = (
             (frozenset(rule.sources), rule.target, rule.when) if rule.when else (frozenset(rule.sources), rule.target)
@@ -628,3 +635,12 @@ def test_payable_is_where_the_table_lets_a_buyer_pay() -> None:
     from orders.models import PAYABLE
 
     assert {source for rule in TABLE if rule.action == "pay" for source in rule.sources} == set(PAYABLE)
+
+
+def test_a_step_a_row_implies_is_a_row_of_the_table_from_that_source() -> None:
+    """Paying a quote accepts it first: the implied step is the table's own accept, by the same actor."""
+    implying = [rule for rule in TABLE if rule.implies]
+    assert [(rule.action, sorted(rule.sources), rule.implies) for rule in implying] == [("pay", ["quoted"], "accept")]
+    for rule in implying:
+        steps = [r for r in TABLE if r.action == rule.implies and r.actor == rule.actor and rule.sources <= r.sources]
+        assert len(steps) == 1
