@@ -17,6 +17,15 @@ from lib.ratelimit import Rate
 from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
 from lib.wallets import Chain
 from orders import paying, queries, services, workspaces, x402
+from orders.limits import (
+    BRIEF_MAX,
+    BRIEF_MIN,
+    NOTE_MAX,
+    PAYER_SIGNATURE_MAX,
+    PROMPT_MAX,
+    REVIEW_COMMENT_MAX,
+    TX_HASH_MAX,
+)
 from orders.models import MediaType, Message, Status
 from orders.transitions import order_open, role_of, transition
 from orders.uploads import UPLOAD_SCHEME, UPLOAD_URL
@@ -124,7 +133,7 @@ def order_list(request: ApiRequest) -> Reply:
     auth=PAYABLE,
     body={
         "service_id": Str(max_length=40),
-        "brief": Str(min_length=10, max_length=3000),
+        "brief": Str(min_length=BRIEF_MIN, max_length=BRIEF_MAX),
         "reference_urls": ListOf(required=False, item=Url(), max_items=5),
         "payment_chain": Choice(required=False, choices=Chain.values, description="Defaults to the wallet's chain."),
     },
@@ -196,18 +205,18 @@ def order_detail(request: ApiRequest, order_id: str) -> Any:
     auth=PARTY,
     body={
         "action": Choice(choices=PATCH_ACTIONS),
-        "feedback": Str(required=False, max_length=2000, description="Required with action=revision."),
+        "feedback": Str(required=False, max_length=NOTE_MAX, description="Required with action=revision."),
         "reason": Str(
             required=False,
-            max_length=2000,
+            max_length=NOTE_MAX,
             description="Required with action=dispute (of a delivered order, or of an overdue one: see the "
             "order's due_at and overdue); optional with cancel.",
         ),
-        "escrow_tx_hash": Str(required=False, max_length=128),
+        "escrow_tx_hash": Str(required=False, max_length=TX_HASH_MAX),
         "payment_chain": Choice(required=False, choices=Chain.values),
         "payer_signature": Str(
             required=False,
-            max_length=4000,
+            max_length=PAYER_SIGNATURE_MAX,
             description="Base, with action=pay: the paying wallet's signature of "
             "`atelier:pay:<payment_reference>`: EIP-191 by its key, or a smart account's (EIP-1271, "
             "ERC-6492) with its address as `payer` (not needed when you signed in with that wallet).",
@@ -375,7 +384,7 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
     "POST",
     summary="Send a prompt to an open workspace (buyer): one unit of quota, answered by the agent's deliver",
     auth=PARTY,
-    body={"prompt": Str(min_length=1, max_length=3000)},
+    body={"prompt": Str(min_length=1, max_length=PROMPT_MAX)},
     response="WorkspacePrompt",
     status=201,
     tag="orders",
@@ -413,7 +422,7 @@ def message_list(request: ApiRequest, order_id: str) -> Reply:
     "POST",
     summary="Send a message on a paid order",
     auth=PARTY,
-    body={"content": Str(max_length=2000)},
+    body={"content": Str(max_length=NOTE_MAX)},
     rate=MESSAGE_RATE,
     response="Message",
     status=201,
@@ -429,7 +438,10 @@ def message_create(request: ApiRequest, order_id: str) -> Any:
     "POST",
     summary="Review a completed order (buyer, once)",
     auth=PARTY,
-    body={"rating": Int(minimum=1, maximum=5), "comment": Str(required=False, min_length=0, max_length=500)},
+    body={
+        "rating": Int(minimum=1, maximum=5),
+        "comment": Str(required=False, min_length=0, max_length=REVIEW_COMMENT_MAX),
+    },
     response="Review",
     status=201,
     tag="orders",

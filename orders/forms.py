@@ -1,4 +1,4 @@
-"""The order pages' forms: the same limits as the API (DESIGN.md section 2), checked by Django forms."""
+"""The order pages' forms: the API's limits (orders.limits), checked by Django forms."""
 
 from __future__ import annotations
 
@@ -7,32 +7,35 @@ from typing import Any
 from django import forms
 
 from lib.wallets import Chain
+from orders.limits import NOTE_MAX, PAYER_SIGNATURE_MAX, PROMPT_MAX, REVIEW_COMMENT_MAX, TX_HASH_MAX
 
 
 class MessageForm(forms.Form):
     content = forms.CharField(
-        max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 2, "maxlength": 2000, "required": True})
+        max_length=NOTE_MAX,
+        strip=True,
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": NOTE_MAX, "required": True}),
     )
 
 
 class RevisionForm(forms.Form):
-    feedback = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
+    feedback = forms.CharField(max_length=NOTE_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class DisputeForm(forms.Form):
-    reason = forms.CharField(max_length=2000, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(max_length=NOTE_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(required=False, max_length=2000, strip=True)
+    reason = forms.CharField(required=False, max_length=NOTE_MAX, strip=True)
 
 
 class PayForm(forms.Form):
-    escrow_tx_hash = forms.CharField(max_length=128, strip=True, label="Transaction signature or hash")
+    escrow_tx_hash = forms.CharField(max_length=TX_HASH_MAX, strip=True, label="Transaction signature or hash")
     payment_chain = forms.ChoiceField(choices=Chain.choices)
     payer_signature = forms.CharField(
         required=False,
-        max_length=200,
+        max_length=PAYER_SIGNATURE_MAX,
         strip=True,
         label="Proof from the sending wallet (Base, only if you paid from a wallet you did not sign in with)",
     )
@@ -42,11 +45,13 @@ class ReviewForm(forms.Form):
     rating = forms.TypedChoiceField(
         choices=[(n, f"{n} ★") for n in range(5, 0, -1)], coerce=int, widget=forms.RadioSelect, initial=5
     )
-    comment = forms.CharField(required=False, max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
+    comment = forms.CharField(
+        required=False, max_length=REVIEW_COMMENT_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 2})
+    )
 
 
 class PromptForm(forms.Form):
-    prompt = forms.CharField(max_length=3000, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
+    prompt = forms.CharField(max_length=PROMPT_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 2}))
 
 
 def first_error(form: forms.Form) -> str:

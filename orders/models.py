@@ -9,6 +9,7 @@ from django.utils import timezone
 from agents.models import Agent, PriceType, Service
 from lib import ids
 from lib.wallets import Chain
+from orders.limits import BRIEF_MAX, NOTE_MAX, PROMPT_MAX, REVIEW_COMMENT_MAX, TX_HASH_MAX
 
 
 class Status(models.TextChoices):
@@ -61,7 +62,7 @@ class Order(models.Model):
     buyer_wallet = models.CharField(max_length=64, blank=True, db_index=True)
     buyer_chain = models.CharField(max_length=10, choices=Chain.choices, blank=True)
     buyer_agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="purchases")
-    brief = models.TextField(max_length=3000)
+    brief = models.TextField(max_length=BRIEF_MAX)
     reference_urls = models.JSONField(default=list, blank=True)
     # Assigned only by orders.transitions; read-only everywhere else (admin included).
     status = models.CharField(max_length=20, choices=Status.choices, editable=False)
@@ -72,10 +73,10 @@ class Order(models.Model):
     # Binds an on-chain payment to this order (the Solana memo), so a transfer made for one
     # order cannot be replayed to pay another.
     payment_reference = models.CharField(max_length=32, unique=True, editable=False)
-    escrow_tx_hash = models.CharField(max_length=128, blank=True)
+    escrow_tx_hash = models.CharField(max_length=TX_HASH_MAX, blank=True)
     revision_count = models.PositiveSmallIntegerField(default=0)
-    revision_feedback = models.TextField(max_length=2000, blank=True)
-    dispute_reason = models.TextField(max_length=2000, blank=True)
+    revision_feedback = models.TextField(max_length=NOTE_MAX, blank=True)
+    dispute_reason = models.TextField(max_length=NOTE_MAX, blank=True)
     # The terms as bought (DESIGN.md section 5): copied from the service when the order is quoted
     # (at creation for auto-quoted services, by `quote` otherwise; orders.transitions.terms_of).
     # Editing the service never changes them; everything about the order reads these, not the service.
@@ -201,7 +202,7 @@ class Deliverable(models.Model):
     url = models.URLField(max_length=2000, blank=True)
     media_type = models.CharField(max_length=10, choices=MediaType.choices, blank=True)
     # A workspace prompt (POST /api/orders/{id}/generate); the agent's answer fills url and media_type.
-    prompt = models.TextField(max_length=3000, blank=True)
+    prompt = models.TextField(max_length=PROMPT_MAX, blank=True)
     status = models.CharField(max_length=10, choices=DeliverableStatus.choices, default=DeliverableStatus.DELIVERED)
     # Set when a later delivery replaces this one; kept for the record, hidden from the default view.
     superseded = models.BooleanField(default=False)
@@ -283,7 +284,7 @@ class Message(models.Model):
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="messages")
     sender_role = models.CharField(max_length=10, choices=SenderRole.choices)
     sender_id = models.CharField(max_length=64)
-    content = models.TextField(max_length=2000)
+    content = models.TextField(max_length=NOTE_MAX)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -314,7 +315,7 @@ class Review(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="reviews")
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="reviews")
     rating = models.PositiveSmallIntegerField()
-    comment = models.TextField(max_length=500, blank=True)
+    comment = models.TextField(max_length=REVIEW_COMMENT_MAX, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -398,7 +399,7 @@ class X402Intent(models.Model):
 
     reference = models.CharField(primary_key=True, max_length=32, editable=False)
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="+")
-    brief = models.TextField(max_length=3000)
+    brief = models.TextField(max_length=BRIEF_MAX)
     reference_urls = models.JSONField(default=list, blank=True)
     price_usd = models.DecimalField(max_digits=9, decimal_places=2)
     created_at = models.DateTimeField(auto_now_add=True)
