@@ -136,10 +136,7 @@ def error_response(exc: AtelierError) -> JsonResponse:
         for name, value in exc.headers.items():
             response[name] = value
     if isinstance(exc, RateLimited):
-        response["Retry-After"] = str(exc.retry_after)
-        response["X-RateLimit-Limit"] = str(exc.limit)
-        response["X-RateLimit-Remaining"] = "0"
-        response["X-RateLimit-Reset"] = str(exc.reset)
+        exc.apply(response)
     if isinstance(exc, InProgress):
         response["Retry-After"] = str(exc.retry_after)
     return response

@@ -98,6 +98,13 @@ class RateLimited(AtelierError):
         self.limit = limit
         self.reset = reset
 
+    def apply(self, response: Any) -> None:
+        """The refusal's headers: when to come back, and the X-RateLimit-* of an exhausted budget."""
+        response["Retry-After"] = str(self.retry_after)
+        response["X-RateLimit-Limit"] = str(self.limit)
+        response["X-RateLimit-Remaining"] = "0"
+        response["X-RateLimit-Reset"] = str(self.reset)
+
 
 class ServiceUnavailable(AtelierError):
     status = 503

@@ -521,10 +521,7 @@ def _refusal(exc: AtelierError, usage: ratelimit.Usage | None) -> HttpResponse:
     """The endpoint's own error shape, `{"error", "code"}`: the checkout script and wallets read `error`."""
     response = JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
     if isinstance(exc, RateLimited):
-        response["Retry-After"] = str(exc.retry_after)
-        response["X-RateLimit-Limit"] = str(exc.limit)
-        response["X-RateLimit-Remaining"] = "0"
-        response["X-RateLimit-Reset"] = str(exc.reset)
+        exc.apply(response)
     elif usage is not None:
         usage.apply(response)
     return response

@@ -160,7 +160,7 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
         sent, unclear = 0, []
         for transfer in queryset.filter(status=TransferStatus.HELD):
             payment = paying_payment(transfer)
-            signers = [s for s in (payment.signers if payment else []) if s != (payment.payer if payment else "")]
+            signers = [s for s in payment.signers if s != payment.payer] if payment is not None else []
             if len(signers) != 1:
                 unclear.append(str(transfer.pk))
                 continue

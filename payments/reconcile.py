@@ -102,7 +102,7 @@ def report(result: Reconciliation) -> list[str]:
     ]
     lines += [f"  {usdc(int(str(line['amount']))):>20}  {line['tx_hash']}  {line['why']}" for line in result.explained]
     lines.append("  clean" if result.is_clean else f"  UNEXPLAINED: {usdc(result.unexplained)}")
-    if result.fee_balance is not None and fee_balance_low(result):
+    if fee_balance_low(result):
         lines.append(f"  WARNING: the hot wallet holds {result.fee_balance} {FEE_UNITS[result.chain]} for fees")
     return lines
 

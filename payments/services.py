@@ -401,7 +401,7 @@ def payment_verify(
             elif transfer.amount < MIN_AUTO_RETURN_BASE_UNITS:
                 message += "; this one is too small to return by itself (support can)."
             elif not transfer.payer_signed:
-                message += f"; it came from an account of {transfer.payer}, which did not sign, so staff return it."
+                message += f"; it is held: {UNSIGNED_HOLD}."
             else:
                 message += f"; this one is returned to {transfer.payer}."
             exc = chains.PaymentRejected(exc.code, message, transfer=transfer)
@@ -572,7 +572,7 @@ def _send_back(payment: Payment, amount: int, *, kind: TransferKind, order: Orde
     if payment.payer_signed:
         _schedule(transfer)
     else:
-        hold(transfer, unsigned_reason(payment))
+        hold(transfer, UNSIGNED_HOLD)
     return transfer
 
 
@@ -585,12 +585,12 @@ def paying_payment(transfer: OutgoingTransfer) -> Payment | None:
     return None
 
 
-def unsigned_reason(payment: Payment) -> str:
-    """Said on the order: who could have paid is for staff to weigh (the admin lists them)."""
-    return (
-        "the account it came from belongs to someone who did not sign the transaction (a swap route's pool or a "
-        "program's vault), so it is not sent there; staff decide where it goes"
-    )
+# Said wherever money is held because the paying account's owner did not sign (on the order, in the
+# refusal, in the transfer): who could have paid is for staff to weigh; the admin lists them.
+UNSIGNED_HOLD = (
+    "the account it came from belongs to someone who did not sign the transaction (a swap route's pool or a "
+    "program's vault), so it is not sent there; staff decide where it goes"
+)
 
 
 UNAPPLIED_WHY = {
@@ -613,10 +613,7 @@ def unapplied_message(payment: Payment) -> str:
     if payment.amount_base_units < MIN_AUTO_RETURN_BASE_UNITS:
         return text + ". It is too small to return by itself; support can return it on request."
     if not payment.payer_signed:
-        return text + (
-            f". It came from an account of {payment.payer}, which did not sign the transaction (a swap route or a "
-            "program's vault), so it is held for staff to return to whoever paid; support can help."
-        )
+        return text + f". It is held: {UNSIGNED_HOLD}."
     returned = getattr(payment, "return_transfer", None)
     if returned is not None and returned.status == "held":
         return text + f". It is held until {payment.payer} has a USDC account to receive it."
@@ -636,7 +633,7 @@ def unapplied_to_dict(payment: Payment) -> dict[str, object]:
         else None,
         "message": unapplied_message(payment),
         "why": UNAPPLIED_WHY.get(UnappliedReason(payment.reason), payment.reason),
-        "returned_to": payment.payer,
+        "returned_to": payment.payer if payment.payer_signed else "",  # held for staff: nobody yet
         "return_status": returned.status if returned is not None else None,
         "return_tx_hash": (returned.tx_hash or None) if returned is not None else None,
         "return_held_reason": (returned.held_reason or None) if returned is not None else None,

@@ -208,9 +208,11 @@ def release_held_transfers() -> int:
     """Scheduled: send each transfer held for want of a USDC account once its recipient has one.
     One account read per held transfer; those held for staff's decision (no address) are skipped."""
     released = 0
+    clients: dict[str, chains.ChainClient] = {}
     for transfer in OutgoingTransfer.objects.filter(status=TransferStatus.HELD).exclude(to_address="").order_by("pk"):
         try:
-            if not chains.client(transfer.chain).can_receive(transfer.to_address, transfer.to_token_account):
+            client = clients.get(transfer.chain) or clients.setdefault(transfer.chain, chains.client(transfer.chain))
+            if not client.can_receive(transfer.to_address, transfer.to_token_account):
                 continue
         except chains.ChainError as exc:
             log.warning("held transfer %s: cannot look at its recipient: %s", transfer.pk, exc)
