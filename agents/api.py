@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from agents import services
 from agents.models import Agent, PayoutChain, PriceType, Service
-from atelier.endpoints import AGENT, PUBLIC, ApiRequest, Reply, calling_agent, endpoint
+from api.endpoints import AGENT, PUBLIC, ApiRequest, Reply, calling_agent, endpoint
 from lib.errors import Forbidden, NotFound, ValidationFailed
 from lib.pagination import page
 from lib.ratelimit import Rate

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.urls import path
 
 from agents import api as agents_api
+from api.endpoints import route
 from atelier import openapi
-from atelier.endpoints import route
-from orders import api as orders_api
-from orders import files_api
+from orders.web import api as orders_api
+from orders.web import files_api
 from payments import api as payments_api
 from webhooks import api as webhooks_api
 

@@ -16,13 +16,13 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
 from agents.models import PriceType
-from atelier.endpoints import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
+from api.endpoints import AGENT, PARTY, PAYABLE, PUBLIC, WALLET, Endpoint, error_response
 from lib import ratelimit
 from lib.errors import MethodNotAllowed, RateLimited
 from lib.validation import object_schema
 from lib.wallets import Chain
+from orders.core.transitions import ACTIONS
 from orders.models import BuyerKind, MediaType, Status, WorkspaceKind
-from orders.transitions import ACTIONS
 from payments.models import UnappliedReason
 
 Schema = dict[str, Any]
@@ -89,7 +89,7 @@ SERVICE: dict[str, Schema] = {
 }
 DELIVERABLE: dict[str, Schema] = {
     "id": STR,
-    # The watermark gate (orders.gate): a gated viewer gets the preview here, or null.
+    # The watermark gate (orders.deliverables.gate): a gated viewer gets the preview here, or null.
     "deliverable_url": NULLABLE_STR,
     "deliverable_media_type": {"enum": MediaType.values},
     "prompt": NULLABLE_STR,
@@ -226,7 +226,7 @@ def _envelope(data: Schema) -> Schema:
 ERROR_CODES: tuple[str, ...] = tuple(
     sorted(
         {
-            "account_required",  # the Solana Pay transaction request (orders.views), like the next three
+            "account_required",  # the Solana Pay transaction request (orders.web.views), like the next three
             "insufficient_sol",
             "insufficient_usdc",
             "not_payable",

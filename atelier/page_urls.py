@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from agents import views as agent_views
-from orders import views as order_views
+from orders.web import views as order_views
 from payments import views as payment_views
 
 order_patterns = (

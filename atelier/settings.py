@@ -77,7 +77,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "atelier.urls"
-# Who is calling an API endpoint (atelier.endpoints): API keys and wallet credentials.
+# Who is calling an API endpoint (api.endpoints): API keys and wallet credentials.
 API_AUTHENTICATOR = "atelier.auth.authenticate"
 WSGI_APPLICATION = "atelier.wsgi.application"
 
@@ -151,8 +151,8 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missi
 MEDIA_ROOT = DATA_DIR / "media"
 
 # Deliverable files and agents' uploads are private: they live outside MEDIA_ROOT and STATIC_ROOT,
-# the "private" storage has no URL, and only the views in orders.files_api serve them, after
-# checking the viewer against the watermark gate (orders.gate).
+# the "private" storage has no URL, and only the views in orders.web.files_api serve them, after
+# checking the viewer against the watermark gate (orders.deliverables.gate).
 # Hashed names need `collectstatic` to have run (the deploy steps); the suite and DEBUG use the sources.
 STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
 # STORAGE_BACKEND=local (the default: a folder under DATA_DIR, one machine) or s3 (S3 or any

@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import URLPattern, URLResolver, include, path, re_path
 
-from atelier.endpoints import unknown_endpoint
+from api.endpoints import unknown_endpoint
 from atelier.health import healthz, readyz
 from atelier.metrics import metrics
 
@@ -28,5 +28,5 @@ def bench_bare(request: HttpRequest) -> JsonResponse:
 if settings.ATELIER_BENCH:
     urlpatterns.insert(0, path("bench/bare", bench_bare))
 
-handler404 = "atelier.endpoints.not_found"
-handler500 = "atelier.endpoints.server_error"
+handler404 = "api.endpoints.not_found"
+handler500 = "api.endpoints.server_error"

@@ -460,11 +460,23 @@ def main() -> int:
                     "LEFT JOIN payments_outgoingtransfer t ON t.order_id = o.id AND t.kind = 'payout'"
                 ).fetchall()
 
-            settled = wait_until(
-                lambda: all(status == "confirmed" for _, status, _ in payouts()),
-                timeout=300,
-                what="every payout confirmed",
-            )
+            try:
+                settled = wait_until(
+                    lambda: all(status == "confirmed" for _, status, _ in payouts()),
+                    timeout=300,
+                    what="every payout confirmed",
+                )
+            except RuntimeError:
+                # Say which payouts are stuck and why, and what their tasks are doing.
+                figures["unsettled_payouts"] = db.execute(
+                    "SELECT o.id, o.status, t.id, t.status, t.chain, t.attempts, t.last_error, t.held_reason "
+                    "FROM orders_order o LEFT JOIN payments_outgoingtransfer t "
+                    "ON t.order_id = o.id AND t.kind = 'payout' WHERE t.status IS DISTINCT FROM 'confirmed' LIMIT 5"
+                ).fetchall()
+                figures["task_statuses"] = db.execute(
+                    "SELECT status, count(*) FROM django_tasks_database_dbtaskresult GROUP BY status"
+                ).fetchall()
+                raise
             figures["payouts_settled_after_run_s"] = round(settled, 1)
             figures["all_settled_after_kill_s"] = round(time.monotonic() - killed_at, 1)
             rows = payouts()

@@ -83,7 +83,7 @@ def main() -> None:
     from agents.models import Agent
     from agents.services import agent_register, service_create
     from lib.principal import Principal
-    from orders.transitions import order_open
+    from orders.core.transitions import order_open
     from tests.webhooks.receiver import Receiver, receiving
 
     arrivals: dict[str, float] = {}

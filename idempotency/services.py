@@ -1,6 +1,6 @@
 """`Idempotency-Key` on POST and PATCH: a retried write is answered, not run again.
 
-The API decorator (`atelier.endpoints.endpoint`) calls these once per keyed write, after the caller
+The API decorator (`api.endpoints.endpoint`) calls these once per keyed write, after the caller
 is authenticated and the body validated:
 
     outcome = claim(owner=..., method="POST", path="/api/orders", key=..., fingerprint=...)

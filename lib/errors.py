@@ -1,4 +1,4 @@
-"""Typed errors with stable codes. App code raises these; `atelier.endpoints` turns them into the
+"""Typed errors with stable codes. App code raises these; `api.endpoints` turns them into the
 JSON envelope and the pages turn them into a message, each in one place."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Staff views of orders. Status is read-only here: only orders.transitions changes it."""
+"""Staff views of orders. Status is read-only here: only orders.core.transitions changes it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import URLPattern, path
 
-from orders import admin_desk, disputes
-from orders.admin_desk import ReadOnlyInline
+from orders.disputes import decisions as disputes
+from orders.disputes import desk as admin_desk
+from orders.disputes.desk import ReadOnlyInline
 from orders.models import Deliverable, Dispute, Message, Order, OrderEvent, Review
 
 
@@ -106,7 +107,7 @@ class DeliverableAdmin(admin.ModelAdmin):
 @admin.register(Dispute)
 class DisputeAdmin(admin_desk.QueueColumns, admin.ModelAdmin):
     """The disputes queue, the oldest first; each dispute opens on its resolve page (admin_desk),
-    where staff with `resolve_dispute` decide, one order at a time, through orders.transitions."""
+    where staff with `resolve_dispute` decide, one order at a time, through orders.core.transitions."""
 
     list_display = ("order_ref", "age", "amount", "chain", "agent_name", "kind", "reason")
     list_display_links = ("order_ref",)

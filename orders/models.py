@@ -25,7 +25,7 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
 
 
-# Where an order can still take a payment (the `pay` rule's sources in orders.transitions.TABLE).
+# Where an order can still take a payment (the `pay` rule's sources in orders.core.transitions.TABLE).
 PAYABLE = (Status.QUOTED, Status.ACCEPTED)
 
 
@@ -64,7 +64,7 @@ class Order(models.Model):
     buyer_agent = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="purchases")
     brief = models.TextField(max_length=BRIEF_MAX)
     reference_urls = models.JSONField(default=list, blank=True)
-    # Assigned only by orders.transitions; read-only everywhere else (admin included).
+    # Assigned only by orders.core.transitions; read-only everywhere else (admin included).
     status = models.CharField(max_length=20, choices=Status.choices, editable=False)
     quoted_price_usd = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
     # To the USDC base unit: the fee is what the ledger books (payments.ledger.split_fee), $10.005 on $100.05.
@@ -78,7 +78,7 @@ class Order(models.Model):
     revision_feedback = models.TextField(max_length=NOTE_MAX, blank=True)
     dispute_reason = models.TextField(max_length=NOTE_MAX, blank=True)
     # The terms as bought (DESIGN.md section 5): copied from the service when the order is quoted
-    # (at creation for auto-quoted services, by `quote` otherwise; orders.transitions.terms_of).
+    # (at creation for auto-quoted services, by `quote` otherwise; orders.core.transitions.terms_of).
     # Editing the service never changes them; everything about the order reads these, not the service.
     price_type = models.CharField(max_length=10, choices=PriceType.choices, default=PriceType.FIXED)
     max_revisions = models.PositiveSmallIntegerField(default=3)
@@ -142,6 +142,13 @@ class Order(models.Model):
         return self.workspace_kind != WorkspaceKind.NONE
 
     @property
+    def quota_left(self) -> int | None:
+        """Prompts the buyer may still send; None when unlimited (quota 0) or not a workspace."""
+        if not self.is_workspace or self.quota_total == 0:
+            return None
+        return max(self.quota_total - self.quota_used, 0)
+
+    @property
     def due_at(self) -> datetime | None:
         """When the agent's committed turnaround runs out: `turnaround_hours` after payment, or after
         the latest revision request (each gives the agent a fresh turnaround, as the first delivery
@@ -154,7 +161,7 @@ class Order(models.Model):
     @property
     def overdue(self) -> bool:
         """The turnaround has passed and the agent owes a delivery: the buyer may dispute
-        (orders.transitions, the `overdue` rows), and cancel for a full refund if still `paid`."""
+        (orders.core.transitions, the `overdue` rows), and cancel for a full refund if still `paid`."""
         due = self.due_at
         return self.status in AWAITING_DELIVERY and due is not None and due <= timezone.now()
 
@@ -198,7 +205,7 @@ class Deliverable(models.Model):
     id = models.CharField(primary_key=True, max_length=40, default=ids.deliverable_id, editable=False)
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="deliverables")
     # The agent's URL, or `atelier://upload/<id>` for a file sent to POST /api/upload. Never shown
-    # to a buyer the watermark gate holds back (orders.gate). Blank only while a prompt is pending.
+    # to a buyer the watermark gate holds back (orders.deliverables.gate). Blank only while a prompt is pending.
     url = models.URLField(max_length=2000, blank=True)
     media_type = models.CharField(max_length=10, choices=MediaType.choices, blank=True)
     # A workspace prompt (POST /api/orders/{id}/generate); the agent's answer fills url and media_type.
@@ -207,7 +214,7 @@ class Deliverable(models.Model):
     # Set when a later delivery replaces this one; kept for the record, hidden from the default view.
     superseded = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
-    # The stored copy (orders.previews): names in the "private" storage, served only by orders.files_api.
+    # The stored copy (orders.deliverables.previews): names in the "private" storage, served only by orders.web.files_api.
     fetch_status = models.CharField(max_length=10, choices=FetchStatus.choices, blank=True, default="")
     fetch_error = models.CharField(max_length=300, blank=True)
     file_path = models.CharField(max_length=300, blank=True)
@@ -339,7 +346,7 @@ class Review(models.Model):
 
 
 class Role(models.TextChoices):
-    """Who someone is on an order: the table's actors (orders.transitions) and an event's actor kind."""
+    """Who someone is on an order: the table's actors (orders.core.transitions) and an event's actor kind."""
 
     BUYER = "buyer"
     AGENT = "agent"
@@ -366,7 +373,7 @@ class OrderEvent(models.Model):
             # The page's timeline and the poll's last non-message event, without walking back over
             # every message event (10,000 on a busy order): flat in the number of messages.
             models.Index(fields=["order", "id"], condition=~models.Q(action="message"), name="event_timeline_idx"),
-            # A dispute and staff's decisions on it (orders.disputes.DECIDING, tested equal): few rows, so
+            # A dispute and staff's decisions on it (orders.reads.resolution.DECIDING, tested equal): few rows, so
             # reading an order's resolution never walks its other events (10,000 on a busy order).
             models.Index(
                 fields=["order", "id"],

@@ -2,7 +2,7 @@
 
 A workspace order (weekly or monthly, or a quota pack: `Order.workspace_kind`, as bought) opens
 when it is paid: `open_workspace` is a follow-up of `pay` in the same transaction
-(orders.transitions), `in_progress` with `workspace_expires_at` 7 days, 30 days or 24 hours on.
+(orders.core.transitions), `in_progress` with `workspace_expires_at` 7 days, 30 days or 24 hours on.
 
 - `prompt_create` (the buyer, POST /api/orders/{id}/generate) takes one unit of quota and leaves a
   pending deliverable for the prompt; the agent hears of it as `workspace.prompt`.
@@ -12,15 +12,14 @@ when it is paid: `open_workspace` is a follow-up of `pay` in the same transactio
   system's `expire` (through `transition`) in the same transaction.
 - `transitions.workspace_expire_if_due` closes a workspace whose window has passed: run by the task
   queued at opening (`transitions.expire_workspace`) and by every request that reads the order
-  (orders.queries.order_for), so a late or dead worker never keeps a workspace open.
+  (orders.reads.queries.order_for), so a late or dead worker never keeps a workspace open.
 
 After `expire` the order is `delivered`: the buyer approves or disputes as usual (an agent or x402
-buyer's order is released at once instead: orders.transitions.settles_on_delivery).
+buyer's order is released at once instead: orders.core.transitions.settles_on_delivery).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -28,21 +27,15 @@ from django.utils import timezone
 
 from lib.errors import Conflict, Forbidden, NotFound
 from lib.principal import SYSTEM, Principal
-from orders import events, fetching
+from orders.core import events
+from orders.core.transitions import Role, locked, role_of, transition
+from orders.deliverables import fetching
 from orders.models import Deliverable, DeliverableStatus, Order, Status
-from orders.transitions import Role, locked, role_of, transition
 
 # Where the agent may still answer a prompt: the open workspace, and after the close until the
 # buyer has approved (a prompt left pending at the close can still be answered for the buyer).
 ANSWERABLE = frozenset({Status.IN_PROGRESS, Status.DELIVERED, Status.REVISION_REQUESTED, Status.DISPUTED})
 NOT_OPEN_YET = frozenset({Status.PENDING_QUOTE, Status.QUOTED, Status.ACCEPTED, Status.PAID})
-
-
-def quota_left(order: Order) -> int | None:
-    """Prompts the buyer may still send; None when unlimited (quota 0) or not a workspace."""
-    if not order.is_workspace or order.quota_total == 0:
-        return None
-    return max(order.quota_total - order.quota_used, 0)
 
 
 def _party(order: Order, actor: Principal, expected: Role, doing: str) -> Role:
@@ -111,7 +104,7 @@ def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deli
             actor_kind=role,
             actor_id=actor.id,
             data={"deliverable_id": deliverable.id, "quota_used": order.quota_used, "quota_total": order.quota_total},
-            webhook_data={"deliverable_id": deliverable.id, "prompt": prompt, "quota_left": quota_left(order)},
+            webhook_data={"deliverable_id": deliverable.id, "prompt": prompt, "quota_left": order.quota_left},
         )
     return deliverable, order
 
@@ -125,7 +118,7 @@ def _used_up(order: Order) -> bool:
 
 def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: str, media_type: str) -> Order:
     """The agent answers a pending prompt. Locks the order row; fills the prompt's deliverable (image
-    URLs are fetched and previewed like any delivery: orders.fetching), writes an OrderEvent
+    URLs are fetched and previewed like any delivery: orders.deliverables.fetching), writes an OrderEvent
     `prompt_answered`, and, when that leaves a used-up quota with nothing pending, runs the system's
     `expire` in the same transaction. The same answer again is a no-op (safe retries); another answer
     to an answered prompt is a 409."""
@@ -169,35 +162,3 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
         if order.status == Status.IN_PROGRESS and _used_up(order):
             order = transition(order.id, "expire", SYSTEM, note="quota used up")
     return order
-
-
-def prompts_to_list(deliverables: Iterable[Deliverable], rendered: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """An order's prompts, oldest first, each with its answer as the `deliverables` list shows it
-    to this viewer (`rendered`: the watermark gate applied), or None while pending."""
-    answers = {item["id"]: item for item in rendered}
-    return [
-        {
-            "id": deliverable.id,
-            "prompt": deliverable.prompt,
-            "status": deliverable.status,
-            "result": answers.get(deliverable.id),
-            "created_at": deliverable.created_at.isoformat(),
-        }
-        for deliverable in deliverables
-        if deliverable.prompt
-    ]
-
-
-def prompt_created_to_dict(deliverable: Deliverable, order: Order) -> dict[str, Any]:
-    """What POST /api/orders/{id}/generate answers: the new prompt and the quota after it."""
-    return {
-        "id": deliverable.id,
-        "order_id": order.id,
-        "prompt": deliverable.prompt,
-        "status": deliverable.status,
-        "created_at": deliverable.created_at.isoformat(),
-        "quota_total": order.quota_total,
-        "quota_used": order.quota_used,
-        "quota_left": quota_left(order),
-        "workspace_expires_at": order.workspace_expires_at.isoformat() if order.workspace_expires_at else None,
-    }

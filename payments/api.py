@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
+from api.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
 from lib import sessions
 from lib.validation import Choice, Str
 from lib.wallets import Chain

@@ -640,7 +640,7 @@ def unapplied_to_dict(payment: Payment) -> dict[str, object]:
     }
 
 
-# --- Settlement: called by orders.transitions inside the transition's transaction ---------------
+# --- Settlement: called by orders.core.transitions inside the transition's transaction ---------------
 
 
 def _verified_payment(order: Order) -> Payment | None:

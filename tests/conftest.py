@@ -21,8 +21,8 @@ from solders.keypair import Keypair
 from agents.models import Agent, Service
 from agents.services import agent_register, service_create
 from lib.principal import SYSTEM, Principal
+from orders.core.transitions import order_open, transition
 from orders.models import Order, Status
-from orders.transitions import order_open, transition
 from payments.models import Payment
 from payments.services import signin_challenge_create, signin_complete
 
@@ -39,7 +39,7 @@ def _fresh_rate_limits(db: None) -> None:
 def _no_local_devchain_state(settings: Any, tmp_path: Any) -> None:
     """Tests never read the developer's `make run` keys; payment tests point at their own devchains."""
     settings.DEVCHAIN_STATE = tmp_path / "devchain.json"
-    # Deliverable files and uploads (orders.previews, orders.uploads) go to the test's folder, never DATA_DIR/private.
+    # Deliverable files and uploads (orders.deliverables.previews, orders.deliverables.uploads) go to the test's folder, never DATA_DIR/private.
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {**settings.STORAGES["private"], "OPTIONS": {"location": str(tmp_path / "private")}},
@@ -251,7 +251,7 @@ def sample_data(action: str, order: Order) -> dict[str, Any]:
     return dict(SAMPLE_DATA.get(action, {}))
 
 
-# Steps a path skips when a follow-up already took the order there (orders.transitions.FOLLOW_UPS).
+# Steps a path skips when a follow-up already took the order there (orders.core.transitions.FOLLOW_UPS).
 SKIPPED_STEPS = {("start", Status.IN_PROGRESS), ("approve", Status.COMPLETED)}
 
 

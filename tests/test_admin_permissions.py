@@ -20,9 +20,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from orders.core.services import message_post, review_create
+from orders.core.transitions import Role
 from orders.models import Status
-from orders.services import message_post, review_create
-from orders.transitions import Role
 from payments.models import Payment, PaymentStatus, Reconciliation, UnappliedReason
 from tests.conftest import make_order
 

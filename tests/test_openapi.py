@@ -30,8 +30,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from solders.keypair import Keypair
 
+from orders.core.transitions import transition
 from orders.models import Order
-from orders.transitions import transition
 from tests.conftest import Api, make_order, make_payment
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")

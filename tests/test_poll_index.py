@@ -25,8 +25,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from orders.core.transitions import new_payment_reference
 from orders.models import Order, Status
-from orders.transitions import new_payment_reference
 from tests.conftest import AgentPersona, make_agent, make_service
 
 ORDERS = 1000

@@ -26,8 +26,8 @@ from django.test import Client
 from django.utils import timezone
 
 from agents.models import Agent, ApiKey, Service
+from orders.core.transitions import new_payment_reference
 from orders.models import Deliverable, Message, Order, SenderRole, Status
-from orders.transitions import new_payment_reference
 from tests.conftest import AgentPersona, Api, WalletBuyer, make_agent, make_order, make_service
 
 
@@ -44,7 +44,7 @@ LARGE = Scale(orders=50, messages=200, deliverables=20, services=50)
 
 # endpoint -> queries, measured; the same on SQLite and PostgreSQL. "auth" is the one query that
 # reads the API key (with its agent) or the wallet session. "order" is the order as the API shows
-# it, in one query: the order joined with its service and agent, and its details (orders.details:
+# it, in one query: the order joined with its service and agent, and its details (orders.reads.details:
 # its current deliverables, open payments with their returns, transfers and dispute decisions) as
 # one JSON column. A list is the page of orders (with the service's title and the agent's name),
 # then one query for the details of all of them ("+1"). A write's transaction is

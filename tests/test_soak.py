@@ -51,8 +51,8 @@ from django_tasks_db.models import DBTaskResult
 
 from agents.models import Agent, Service
 from lib.principal import Principal
+from orders.core.transitions import TABLE, transition
 from orders.models import Order, OrderEvent, Status
-from orders.transitions import TABLE, transition
 from payments import chains
 from payments.ledger import usd_to_base_units
 from payments.models import LedgerEntry, OutgoingTransfer, Payment

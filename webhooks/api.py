@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from atelier.endpoints import AGENT, ApiRequest, Reply, calling_agent, endpoint
+from api.endpoints import AGENT, ApiRequest, Reply, calling_agent, endpoint
 from lib.errors import Conflict, NotFound
 from lib.pagination import page
 from lib.validation import Choice, Int, Str

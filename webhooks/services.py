@@ -67,7 +67,7 @@ def deliveries_create(
     *, agents: list[Agent], order_id: str, order_event_id: str, webhook_event: str, payload: dict[str, Any]
 ) -> list[WebhookDelivery]:
     """One pending delivery of the finished `payload` per agent, each with its task queued (in the
-    caller's transaction, see `lib.tasks.enqueue`). Called by `orders.events.record`, which
+    caller's transaction, see `lib.tasks.enqueue`). Called by `orders.core.events.record`, which
     decides who listens and what they hear."""
     if not agents:
         return []

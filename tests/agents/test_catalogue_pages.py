@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.test import Client
 
+from orders.core.services import review_create
+from orders.core.transitions import Role
 from orders.models import Status
-from orders.services import review_create
-from orders.transitions import Role
 from tests.conftest import make_order, make_service
 
 

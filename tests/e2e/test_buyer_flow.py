@@ -20,9 +20,9 @@ from solders.keypair import Keypair
 
 from agents.models import Agent, Service
 from agents.services import agent_update, api_key_create
+from orders.core.services import review_create
+from orders.core.transitions import Role
 from orders.models import Order, Review, Status
-from orders.services import review_create
-from orders.transitions import Role
 from payments import chains
 from tests.conftest import AgentPersona, Api, make_agent, make_buyer, make_order, make_service
 from tests.e2e.conftest import TIMEOUT_MS
@@ -335,7 +335,7 @@ def test_a_refused_action_shows_its_message_in_place(new_context: Any, site: Any
     wait_for_status(page, "quoted")
     # Stop the page's polling from noticing: cancel through the API as the same buyer would elsewhere.
     page.route("**/poll*", lambda route: route.abort())
-    from orders.transitions import transition
+    from orders.core.transitions import transition
 
     order = Order.objects.get(pk=order_id)
     from lib.principal import Principal

@@ -17,9 +17,9 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.db.models import F
 from django.utils import timezone
 
+from orders.core.services import message_post
+from orders.core.transitions import Role, transition
 from orders.models import Order, OrderEvent, Status
-from orders.services import message_post
-from orders.transitions import Role, transition
 from payments.models import OutgoingTransfer
 from tests.conftest import make_agent, make_buyer, make_order, make_service
 from tests.e2e.test_buyer_flow import new_agent

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from orders.checkout.paying import escrow_scan
 from orders.models import Order, Status
-from orders.paying import escrow_scan
 from payments import chains
 from payments.models import ScanCursor
 from tests.conftest import make_service

@@ -242,7 +242,7 @@ def test_anonymous_callers_are_told_apart_by_their_address(db):
 
 
 def test_a_5xx_is_not_stored_so_a_retry_runs_again(buyer, service, monkeypatch):
-    from orders import api as orders_api
+    from orders.web import api as orders_api
 
     real_open = orders_api.order_open
     calls = []
@@ -266,7 +266,7 @@ def test_a_5xx_is_not_stored_so_a_retry_runs_again(buyer, service, monkeypatch):
 
 
 def test_a_crash_releases_the_key(buyer, service, monkeypatch):
-    from orders import api as orders_api
+    from orders.web import api as orders_api
 
     def crash(**kwargs: Any) -> Any:
         raise RuntimeError("a bug")

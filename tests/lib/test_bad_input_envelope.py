@@ -1,4 +1,4 @@
-"""Bad input to any endpoint, refused by atelier.endpoints before the view runs: bodies that are not
+"""Bad input to any endpoint, refused by api.endpoints before the view runs: bodies that are not
 JSON objects, bad query strings, unknown paths, wrong methods, bodies over 1 MB; and a check of
 `snapshot()` itself (tests/bad_input_support.py).
 """

@@ -15,8 +15,8 @@ from django.test import Client
 
 from agents.models import Agent
 from lib.requestlog import ContextFilter, JsonFormatter, redact
+from orders.core.transitions import transition
 from orders.models import Order, Status
-from orders.transitions import transition
 from tests.conftest import Api, make_order, make_payment, make_service
 
 

@@ -14,8 +14,8 @@ import pytest
 from agents.models import Agent
 from lib.errors import Conflict
 from lib.principal import SYSTEM
+from orders.core.transitions import allowed_actions, role_of, transition
 from orders.models import Order, OrderEvent, Status
-from orders.transitions import allowed_actions, role_of, transition
 from payments.models import LedgerEntry, OutgoingTransfer
 from tests.conftest import make_order, make_service
 

@@ -1,4 +1,4 @@
-"""Bad input to the order API (orders.api): unknown or foreign order ids, what cannot be ordered, and
+"""Bad input to the order API (orders.web.api): unknown or foreign order ids, what cannot be ordered, and
 actions in the wrong state; each refused with its status and code, and not one row changed. Bad
 fields: tests/lib/test_bad_input_fields.py.
 """

@@ -15,10 +15,10 @@ from django.db.models import F
 from django.test import Client
 from django.utils import timezone
 
-from orders import disputes
+from orders.core.services import message_post
+from orders.core.transitions import Role, transition
+from orders.disputes import decisions as disputes
 from orders.models import Order, OrderEvent, Status
-from orders.services import message_post
-from orders.transitions import Role, transition
 from payments.models import LedgerEntry, OutgoingTransfer, Reconciliation, TransferStatus
 from tests.conftest import make_order, make_service
 

@@ -18,8 +18,8 @@ from django.test import Client
 from PIL import Image
 
 from lib.privatestorage import PrivateS3Storage, private_storage
+from orders.core.transitions import transition
 from orders.models import Deliverable, FetchStatus, Status
-from orders.transitions import transition
 from tests.conftest import make_order
 from tests.orders.files_support import picture, start_s3_server, use_s3
 from tests.orders.test_upload import created, upload

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from orders.core.transitions import transition
 from orders.models import Order, OrderEvent, Status
-from orders.transitions import transition
 from tests.conftest import make_payment, make_service
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from orders import api, forms
+from orders.web import api, forms
 
 # (form, its field) ~ (API view, its body field)
 PAIRS = [

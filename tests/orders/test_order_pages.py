@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from orders.core.transitions import transition
 from orders.models import Deliverable, Message, Order, OrderEvent, Review, Status
-from orders.transitions import transition
 from tests.conftest import AgentPersona, WalletBuyer, make_order, make_payment, make_service
 
 HTMX = {"HX-Request": "true"}

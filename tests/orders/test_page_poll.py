@@ -118,10 +118,10 @@ def test_a_payable_order_still_looks_for_its_payment_then_rests(buyer: WalletBuy
 
 
 def test_the_decision_index_covers_exactly_what_a_resolution_reads() -> None:
-    """orders.models cannot import orders.disputes (which imports it): the partial index's condition is
-    written out there, and must stay the filter `resolution_to_dict` and `orders.details` read with."""
-    from orders.disputes import DECIDING
+    """orders.models cannot import orders.disputes.decisions (which imports it): the partial index's condition is
+    written out there, and must stay the filter `resolution_to_dict` and `orders.reads.details` read with."""
     from orders.models import OrderEvent
+    from orders.reads.resolution import DECIDING
 
     (index,) = [index for index in OrderEvent._meta.indexes if index.name == "event_decision_idx"]
     assert index.condition == DECIDING

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.db.models import Sum
 
+from orders.core.transitions import platform_fee
 from orders.models import Order, Status
-from orders.transitions import platform_fee
 from payments.ledger import split_fee, usd_to_base_units
 from payments.models import LedgerEntry, OutgoingTransfer
 from tests.conftest import make_order, make_service

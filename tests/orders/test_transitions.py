@@ -19,9 +19,9 @@ from django.db.models import F
 
 from lib.errors import Conflict, Forbidden, NotFound
 from lib.principal import SYSTEM, Principal
-from orders import events
+from orders.core import events
+from orders.core.transitions import ACTIONS, TABLE, allowed_actions, role_of, transition
 from orders.models import Deliverable, Order, OrderEvent, Status
-from orders.transitions import ACTIONS, TABLE, allowed_actions, role_of, transition
 from tests.conftest import PATHS, make_order, make_payment, make_service, sample_data
 
 S = Status

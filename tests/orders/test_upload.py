@@ -15,8 +15,8 @@ from PIL import Image
 
 from lib import safehttp
 from lib.privatestorage import private_storage
+from orders.core.transitions import transition
 from orders.models import Deliverable, FetchStatus, Status, Upload
-from orders.transitions import transition
 from tests.conftest import make_order
 from tests.orders.files_support import CAMERA, picture, use_private_tmp
 

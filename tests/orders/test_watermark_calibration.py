@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageMath
 
 from lib.privatestorage import private_storage
-from orders import previews
+from orders.deliverables import previews
 from tests.orders.files_support import use_private_tmp
 
 

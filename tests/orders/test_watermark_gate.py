@@ -15,9 +15,9 @@ from django.test import Client
 from PIL import Image, ImageChops
 
 from lib.privatestorage import private_storage
-from orders import fetching, gate, previews
+from orders.core.transitions import Role, transition
+from orders.deliverables import fetching, gate, previews
 from orders.models import BuyerKind, Deliverable, FetchStatus, Order, Status
-from orders.transitions import Role, transition
 from tests.conftest import make_order
 from tests.lib.ssrf_cases import EMBEDDED_NON_PUBLIC, PUBLIC_IPV6
 from tests.orders.files_support import CAMERA, image_server, picture, png_header_only, use_private_tmp

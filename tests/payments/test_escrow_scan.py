@@ -15,8 +15,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
+from orders.checkout.paying import escrow_scan
 from orders.models import Order, Status
-from orders.paying import escrow_scan
 from payments import chains
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, Reconciliation, TransferStatus
 from payments.tasks import process_transfer

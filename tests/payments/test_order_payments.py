@@ -13,8 +13,8 @@ from django.db import connection
 from django.db.models import Sum
 from django_tasks_db.models import DBTaskResult
 
+from orders.checkout.paying import payment_recheck
 from orders.models import Order, OrderEvent, Status
-from orders.paying import payment_recheck
 from payments import chains
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, TransferStatus
 from payments.tasks import process_transfer
@@ -142,7 +142,7 @@ def test_a_whole_order_pays_the_agent_90_percent_and_escrow_keeps_10(
     assert balance(chain.chain, escrow(chain.chain)) == escrow_before + PRICE_UNITS
 
     assert agent.api.post(f"/api/orders/{order['id']}/start").status_code == 200
-    # A document: an image deliverable would queue its fetch (orders.fetching), a second task below.
+    # A document: an image deliverable would queue its fetch (orders.deliverables.fetching), a second task below.
     delivered = agent.api.post(
         f"/api/orders/{order['id']}/deliver",
         {"deliverable_url": "https://cdn.example.com/logo.pdf", "deliverable_media_type": "document"},

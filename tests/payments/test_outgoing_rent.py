@@ -26,8 +26,8 @@ from spl.token.instructions import (
 )
 from spl.token.models import CloseAccountParams
 
+from orders.checkout.paying import escrow_scan
 from orders.models import Order, OrderEvent
-from orders.paying import escrow_scan
 from payments import chains
 from payments.models import OutgoingTransfer, Payment, TransferStatus
 from payments.tasks import process_transfer, release_held_transfers

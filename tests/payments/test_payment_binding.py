@@ -18,8 +18,8 @@ from django.utils import timezone
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
+from orders.checkout.paying import payment_recheck
 from orders.models import Order, Status
-from orders.paying import payment_recheck
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from tests.conftest import make_service
 from tests.payments import evm_helpers

@@ -17,8 +17,8 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
+from orders.checkout.paying import escrow_scan
 from orders.models import Order, Status
-from orders.paying import escrow_scan
 from payments import chains
 from payments import services as payment_services
 from payments.chains.evm import EvmClient

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from orders import paying
+from orders.checkout import paying
 from orders.models import Order, Status
 from payments import checkout
 from payments.chains.base import PaymentInstructions

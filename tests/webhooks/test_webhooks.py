@@ -15,8 +15,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from agents.models import Agent
+from orders.core.transitions import transition
 from orders.models import OrderEvent, Status
-from orders.transitions import transition
 from tests.conftest import AgentPersona, make_agent, make_order, make_payment, make_service, sample_data
 from tests.lib.ssrf_cases import EMBEDDED_NON_PUBLIC, PUBLIC_IPV6
 from tests.webhooks.receiver import Receiver, receiving
@@ -420,7 +420,7 @@ def test_a_rolled_back_transition_leaves_no_webhook_and_no_task(buyer, hooked):
 
 
 def test_record_refuses_to_run_outside_a_transaction(buyer, agent):
-    from orders.events import record
+    from orders.core.events import record
 
     order = make_order(buyer, agent)
     # What a caller that forgot transaction.atomic() would look like (the test itself runs in one).

@@ -34,8 +34,8 @@ from atelier.models import ScheduledJob
 from idempotency.services import prune as prune_idempotency_keys
 from lib import locks
 from lib.tasks import requeue_stale
-from orders import x402
-from orders.paying import escrow_scan
+from orders.checkout import x402
+from orders.checkout.paying import escrow_scan
 from payments import chains
 from payments.tasks import release_held_transfers
 

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from orders.transitions import TABLE
+from orders.core.transitions import TABLE
 
 TARGET = Path(settings.BASE_DIR) / "docs" / "states.md"
 

@@ -1,8 +1,8 @@
 """Files an agent sends to POST /api/upload: checked by their content, stored privately.
 
 A file is checked by its content (`sniff_upload`) against an allow-list and stored the same way
-as a fetched deliverable (an image with its preview, orders.previews); delivering
-`atelier://upload/<id>` then links it without any network fetch (orders.fetching.attach).
+as a fetched deliverable (an image with its preview, orders.deliverables.previews); delivering
+`atelier://upload/<id>` then links it without any network fetch (orders.deliverables.fetching.attach).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from django.core.files.base import File
 from lib import jsonbody
 from lib.errors import ValidationFailed
 from lib.privatestorage import private_storage
-from orders.exceptions import NotAnImage, Refused
+from orders.deliverables.exceptions import NotAnImage, Refused
+from orders.deliverables.previews import IMAGE_TYPES, delete_stored, open_image, sha256_of, store_image
 from orders.models import MediaType, Upload
-from orders.previews import IMAGE_TYPES, delete_stored, open_image, sha256_of, store_image
 
 UPLOAD_SCHEME = "atelier://upload/"
 # A .json deliverable is data, deeper than any request body; past this it is refused, not a RecursionError.

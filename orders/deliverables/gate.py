@@ -2,11 +2,11 @@
 
 A human buyer (buyer_kind "human") sees only the watermarked preview of an image deliverable
 until the order is completed; the agent, staff, and agent or x402 buyers see the original. Other
-media types are not gated. The API (orders.queries.order_to_dict), the file views
-(orders.files_api) and the HTML pages all ask the functions here, so they cannot disagree.
+media types are not gated. The API (orders.reads.queries.order_to_dict), the file views
+(orders.web.files_api) and the HTML pages all ask the functions here, so they cannot disagree.
 
 For the pages:
-    role = role_of(order, principal)            # orders.transitions
+    role = role_of(order, principal)            # orders.core.transitions
     viewer_can_see_original(order, role)        # -> bool
     deliverable_urls(deliverable, role)         # -> DeliverableUrls(url, original_url, preview_url, gated)
     request_principal(request)                  # API credentials, else the browser session (agents.sessions)
@@ -23,9 +23,8 @@ from django.urls import reverse
 
 from agents.sessions import session_principal
 from lib.principal import Principal
-from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Status
-from orders.transitions import Role
-from orders.uploads import UPLOAD_SCHEME
+from orders.deliverables.uploads import UPLOAD_SCHEME
+from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Role, Status
 
 
 def viewer_can_see_original(order: Order, role: Role | None) -> bool:

@@ -15,7 +15,7 @@
    a USDC Transfer log from `payer` (Base, whoever sent the transaction: a smart account's
    relayer or bundler), not older than the 402, with the memo. A final transfer bound to the reference that
    cannot pay (underpaid, landed after the requirements expired) is recorded and returned to its
-   sender (orders.paying.record_unapplied), and the 402 says so. Base has no memo, so there the payer also
+   sender (orders.checkout.paying.record_unapplied), and the 402 says so. Base has no memo, so there the payer also
    signs `atelier:x402:<reference>` (EIP-191 by its key, or EIP-1271 / ERC-6492 as a smart
    account): without it anyone watching the chain could claim someone else's transfer for a
    reference of their own.
@@ -24,7 +24,7 @@
    Transfer log, pays one order, ever (the Payment unique constraint), and one intent makes one order (the row lock, and the
    order's unique payment reference). The answer is 201 with the order, already `paid`, and a
    `PAYMENT-RESPONSE` header. Delivery completes it and pays the agent out at once
-   (orders.transitions.settles_on_delivery).
+   (orders.core.transitions.settles_on_delivery).
 
 Refusals: a malformed header 400; a reused hash 409; a payment that does not verify (underpaid,
 wrong memo, not the payer's, too old, paid after the requirements expired) or is not final yet a
@@ -55,9 +55,9 @@ from lib.errors import (
 )
 from lib.principal import Principal
 from lib.validation import Invalid
-from orders import paying
+from orders.checkout import paying
+from orders.core.transitions import new_payment_reference, order_open, transition
 from orders.models import Order, X402Intent
-from orders.transitions import new_payment_reference, order_open, transition
 from payments import chains
 from payments import services as payment_services
 from payments.chains.config import base_config, solana_config

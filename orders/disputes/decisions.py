@@ -1,7 +1,7 @@
-"""Disputes: the staff decisions, what each would move before it is made, and the resolution as the
-buyer and the agent see it afterwards.
+"""Disputes: the staff decisions and what each would move before it is made (the resolution as the
+buyer and the agent see it afterwards: orders.reads.resolution).
 
-Every decision goes through `orders.transitions.transition` (the table's staff rows); the money each
+Every decision goes through `orders.core.transitions.transition` (the table's staff rows); the money each
 moves is computed by the settlement's own plan (`payments.services.settlement_plan`), never by a
 second formula.
 """
@@ -14,17 +14,16 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from lib.errors import Conflict, ValidationFailed
 from lib.principal import Principal
-from orders.models import AWAITING_DELIVERY, Order, OrderEvent, Role, Status
-from orders.transitions import check, split_amount_check, transition
+from orders.core.transitions import check, split_amount_check, transition
+from orders.models import AWAITING_DELIVERY, Order, OrderEvent, Status
+from orders.reads.resolution import DECISIONS, REFUND, RELEASE, SEND_BACK, SPLIT, resolution_to_dict
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, usd_to_base_units
 
-RELEASE, REFUND, SPLIT, SEND_BACK = "release", "refund", "split", "send_back"
-DECISIONS = (RELEASE, REFUND, SPLIT, SEND_BACK)
 DECISION_LABELS = {
     RELEASE: "Release to the agent",
     REFUND: "Refund the buyer",
@@ -32,34 +31,6 @@ DECISION_LABELS = {
     SEND_BACK: "Send back for a revision",
 }
 NOTE_MAX = 500
-
-# The events that make and unmake a resolution: the buyer's dispute, and staff's decisions after it.
-DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=Role.STAFF)
-
-
-# --- the resolution, as buyer, agent and API see it --------------------------------------------
-
-
-def resolution_to_dict(order: Order) -> dict[str, Any] | None:
-    """Staff's latest decision on this order's dispute, or None (never disputed, not decided yet, or
-    disputed again since). Reads `decision_events` when attached (`orders.details`)."""
-    events: list[OrderEvent] | None = getattr(order, "decision_events", None)
-    if events is None:
-        events = list(order.events.filter(DECIDING).order_by("id"))
-    last = events[-1] if events else None
-    if last is None or last.action not in DECISIONS:
-        return None
-    data = last.data or {}
-    settlement = data.get("settlement") or {}
-    return {
-        "decision": last.action,
-        "note": data.get("note") or None,
-        "agent_amount_usd": data.get("agent_amount_usd") if last.action == SPLIT else None,
-        "agent_payout_base_units": settlement.get("agent_share", 0),
-        "refund_base_units": settlement.get("refund", 0),
-        "platform_fee_base_units": settlement.get("fee", 0),
-        "decided_at": last.created_at.isoformat(),
-    }
 
 
 # --- the preview of each decision ---------------------------------------------------------------

@@ -23,9 +23,9 @@ from lib import wallets
 from lib.errors import AtelierError, Conflict, NotFound
 from lib.principal import SYSTEM, Principal
 from lib.tasks import enqueue, retry_later
-from orders import events
+from orders.core import events
+from orders.core.transitions import Role, check, role_of, transition
 from orders.models import PAYABLE, Order, X402Intent
-from orders.transitions import Role, check, role_of, transition
 from payments import chains, checkout
 from payments import services as payment_services
 from payments.chains.solana import SolanaClient

@@ -9,7 +9,7 @@ makes it happen. Nothing else assigns `Order.status`.
 - treats a repeat of the last action with the same data as a no-op (safe client retries),
 - runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
 - writes an OrderEvent (with its webhook deliveries, and its after-commit announcement:
-  `orders.events.record`),
+  `orders.core.events.record`),
 - then runs the system's follow-ups of the new status, in the same transaction (`FOLLOW_UPS`): a
   paid workspace opens; a delivered order with no approval step (agent or x402 buyer) is released.
 """
@@ -35,7 +35,8 @@ from lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from lib.prepared import Prepared
 from lib.principal import SYSTEM, Principal
 from lib.tasks import enqueue
-from orders import events, fetching
+from orders.core import events
+from orders.deliverables import fetching
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Role, Status, WorkspaceKind, X402Intent
 from payments import services as payment_services
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units

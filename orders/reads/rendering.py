@@ -1,6 +1,6 @@
 """How the order page shows deliverables and the timeline, from rows already loaded.
 
-Every URL comes from the watermark gate (`orders.gate.deliverable_urls`): a human buyer sees the
+Every URL comes from the watermark gate (`orders.deliverables.gate.deliverable_urls`): a human buyer sees the
 watermarked preview of an image until the order is completed, and a placeholder while the preview
 is being made; the original is linked only for viewers the gate allows. Code and text that were
 uploaded (stored privately) are shown inline, code highlighted on the server.
@@ -18,9 +18,8 @@ from pygments.lexers import TextLexer, get_lexer_for_filename, get_lexer_for_mim
 from pygments.util import ClassNotFound
 
 from lib.privatestorage import private_storage
-from orders import gate
-from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent
-from orders.transitions import Role
+from orders.deliverables import gate
+from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent, Role
 
 INLINE_LIMIT = 100_000  # bytes of code or text shown inline; a longer file is a link only
 

@@ -22,15 +22,15 @@ from django.http import FileResponse, HttpRequest, HttpResponseRedirect
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 
-from atelier.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
+from api.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
 from lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from lib.privatestorage import presigned_url, private_storage
 from lib.ratelimit import Rate
-from orders import gate
-from orders.exceptions import Refused
+from orders.core.transitions import Role, role_of
+from orders.deliverables import gate
+from orders.deliverables.exceptions import Refused
+from orders.deliverables.uploads import upload_store
 from orders.models import Deliverable, FetchStatus
-from orders.transitions import Role, role_of
-from orders.uploads import upload_store
 
 log = logging.getLogger("atelier.orders.files")
 

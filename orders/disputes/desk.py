@@ -2,7 +2,7 @@
 order, and the resolve page (the evidence on one page, a preview of what each decision moves, the
 four decisions as buttons with a required note).
 
-Reads and writes go through `orders.disputes` (and from there `transition()`); this module only
+Reads and writes go through `orders.disputes.decisions` (and from there `transition()`); this module only
 turns requests into calls and results into pages.
 """
 
@@ -25,10 +25,12 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from lib.errors import AtelierError
-from orders import disputes, gate
-from orders.disputes import DECISION_LABELS, REFUND, RELEASE, SEND_BACK, SPLIT
+from orders.deliverables import gate
+from orders.disputes import decisions as disputes
+from orders.disputes.decisions import DECISION_LABELS, REFUND, RELEASE, SEND_BACK, SPLIT
 from orders.models import Order, OrderEvent, Role
-from orders.rendering import event_text
+from orders.reads.rendering import event_text
+from orders.reads.resolution import resolution_to_dict
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, PaymentStatus
 
 RESOLVE_PERMISSION = "orders.resolve_dispute"
@@ -60,7 +62,7 @@ class AmountFilter(admin.SimpleListFilter):
 
 
 class AgeFilter(admin.SimpleListFilter):
-    """How long the dispute has waited for staff (`disputed_at`, orders.disputes.dispute_queue)."""
+    """How long the dispute has waited for staff (`disputed_at`, orders.disputes.decisions.dispute_queue)."""
 
     title = "waiting"
     parameter_name = "age"
@@ -246,7 +248,7 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
 
 def _decided_message(order_id: str) -> str:
     order = Order.objects.get(pk=order_id)
-    resolution = disputes.resolution_to_dict(order) or {}
+    resolution = resolution_to_dict(order) or {}
     label = DECISION_LABELS.get(resolution.get("decision", ""), "Decided")
     return f"{label}: recorded with your note; the order is {order.status.replace('_', ' ')}."
 
@@ -274,7 +276,7 @@ def evidence(order: Order) -> dict[str, Any]:
         "disputed": disputed,
         "dispute_event": dispute_event,
         "undelivered": disputes.disputed_undelivered(dispute_event.from_status if dispute_event else None),
-        "resolution": disputes.resolution_to_dict(order),
+        "resolution": resolution_to_dict(order),
         "versions": _versions(order, events),
         "chat": list(order.messages.order_by("id")),
         # Messages are read in the thread; the timeline is what happened to the order.

@@ -1,7 +1,7 @@
 """Reads for orders: access checks, lists, and the order as the API shows it.
 
 Every read here runs a fixed number of queries whatever the number of rows: lists page by id
-(ids sort by creation time) and related rows come in one more query (`orders.details`).
+(ids sort by creation time) and related rows come in one more query (`orders.reads.details`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from lib.money import usd_text
 from lib.pagination import cut
 from lib.prepared import Prepared, Slot
 from lib.principal import Principal
-from orders import disputes, gate, workspaces
-from orders.details import attach, attach_inline, inline
+from orders.core.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
+from orders.deliverables import gate
 from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEvent
-from orders.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
+from orders.reads.details import attach, attach_inline, inline
+from orders.reads.prompts import prompts_to_list
+from orders.reads.resolution import resolution_to_dict
 from payments import services as payment_services
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 # The hot reads are compiled once per shape (lib.prepared): an order by id, and a page of
 # the orders a caller may see, newest first (keyset on the id, which sorts by creation time).
 # With its agent: a write's events find the agents listening for webhooks already loaded. Shown
-# (the API's order, the page), with its details in the same query (orders.details.inline).
+# (the API's order, the page), with its details in the same query (orders.reads.details.inline).
 _ORDER = Prepared(lambda slot: Order.objects.select_related("service", "agent").filter(pk=slot("id")))
 _ORDER_SHOWN = Prepared(
     lambda slot: Order.objects.select_related("service", "agent").annotate(details=inline()).filter(pk=slot("id"))
@@ -41,7 +43,7 @@ def _scoped(slot: Slot, scope: str) -> QuerySet[Order]:
     """The orders a caller of this kind is a party to (`own`: those an agent sells, for its poll).
     A list reads its service's title and its agent's name beside each order, not the whole rows
     (a fifth of a poll's time went to building 20 services), and its details in one more query
-    (orders.details.attach): inline, a prepared statement's generic plan computed them for every
+    (orders.reads.details.attach): inline, a prepared statement's generic plan computed them for every
     open order of a busy agent before sorting (280 at 100,000 orders)."""
     shown = Order.objects.annotate(service_title=F("service__title"), agent_name=F("agent__name"))
     if scope == "own":
@@ -71,7 +73,7 @@ _PAGE = Prepared(_newest, server_prepared=False)
 
 # The order page's poll when nothing changed, every 3 s per open tab: who may see the order, its
 # status and its latest event (every change the page shows records one), in one query of two index
-# lookups (orders.views.order_poll).
+# lookups (orders.web.views.order_poll).
 _POLL_STATE = Prepared(
     lambda slot: (
         Order.objects.only(
@@ -177,22 +179,22 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "overdue": order.overdue,
         "revision_feedback": order.revision_feedback or None,
         "dispute_reason": order.dispute_reason or None,
-        # Staff's decision on the dispute, with their note (orders.disputes), or null.
-        "resolution": disputes.resolution_to_dict(order),
+        # Staff's decision on the dispute, with their note (orders.disputes.decisions), or null.
+        "resolution": resolution_to_dict(order),
         "quota_total": order.quota_total,
         "quota_used": order.quota_used,
         "workspace_expires_at": _iso(order.workspace_expires_at),
         "is_workspace": order.is_workspace,
         "workspace_kind": order.workspace_kind,
-        "quota_left": workspaces.quota_left(order),
+        "quota_left": order.quota_left,
         "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
         "payment_pending": payment_pending(order),
         "unapplied_transfers": unapplied_transfers(order),
         "unapplied_transfers_total": unapplied_total(order),
         "transfers": [_transfer(transfer) for transfer in getattr(order, "transfer_list", [])],
-        # The watermark gate decides which URLs this viewer gets (orders.gate).
+        # The watermark gate decides which URLs this viewer gets (orders.deliverables.gate).
         "deliverables": rendered,
-        "prompts": workspaces.prompts_to_list(deliverables, rendered),
+        "prompts": prompts_to_list(deliverables, rendered),
         "allowed_actions": allowed_actions(order, role),
         "viewer_role": role.value if role else None,
         "created_at": _iso(order.created_at),

@@ -10,13 +10,17 @@ from django.db import connection
 from django.utils import timezone
 
 from agents.models import Agent, Service
-from atelier.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
+from api.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
 from lib.errors import Forbidden, NotFound, ValidationFailed
 from lib.principal import Principal
 from lib.ratelimit import Rate
 from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
 from lib.wallets import Chain
-from orders import paying, queries, services, workspaces, x402
+from orders import workspaces
+from orders.checkout import paying, x402
+from orders.core import services
+from orders.core.transitions import order_open, role_of, transition
+from orders.deliverables.uploads import UPLOAD_SCHEME, UPLOAD_URL
 from orders.limits import (
     BRIEF_MAX,
     BRIEF_MIN,
@@ -27,8 +31,7 @@ from orders.limits import (
     TX_HASH_MAX,
 )
 from orders.models import MediaType, Message, Status
-from orders.transitions import order_open, role_of, transition
-from orders.uploads import UPLOAD_SCHEME, UPLOAD_URL
+from orders.reads import prompts, queries
 
 HOUR = 3600
 POLL_RATE = Rate("orders_poll", 30, HOUR)
@@ -393,7 +396,7 @@ def order_generate(request: ApiRequest, order_id: str) -> Any:
     actor = caller(request)
     queries.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
     deliverable, order = workspaces.prompt_create(order_id=order_id, actor=actor, prompt=request.data["prompt"])
-    return workspaces.prompt_created_to_dict(deliverable, order)
+    return prompts.prompt_created_to_dict(deliverable, order)
 
 
 @endpoint(

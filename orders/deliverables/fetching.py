@@ -4,11 +4,11 @@
   after the deliver transaction commits, so no network I/O happens while the order row is locked),
   through `lib.safehttp` (public addresses only, checked at connect time, no redirects),
   at most DELIVERABLE_FETCH_MAX_BYTES and DELIVERABLE_MAX_PIXELS. The original is stored as
-  fetched, with its watermarked preview (orders.previews).
+  fetched, with its watermarked preview (orders.deliverables.previews).
 - A refused or failed fetch marks the deliverable `failed` with the reason (shown to the agent
   and staff, never to a gated buyer). The delivery itself stands: the order is `delivered`, the
   agent can deliver again (which supersedes the failed row), and a gated buyer sees no image.
-- Delivering `atelier://upload/<id>` (orders.uploads) links the stored file without any network fetch.
+- Delivering `atelier://upload/<id>` (orders.deliverables.uploads) links the stored file without any network fetch.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from django.tasks import task
 from lib import safehttp
 from lib.errors import ValidationFailed
 from lib.tasks import enqueue
-from orders.exceptions import Refused
+from orders.deliverables.exceptions import Refused
+from orders.deliverables.previews import delete_stored, store_image
+from orders.deliverables.uploads import UPLOAD_SCHEME, UPLOAD_URL
 from orders.models import Deliverable, FetchStatus, MediaType, Order, Upload
-from orders.previews import delete_stored, store_image
-from orders.uploads import UPLOAD_SCHEME, UPLOAD_URL
 
 log = logging.getLogger("atelier.orders.files")
 

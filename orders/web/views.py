@@ -1,7 +1,7 @@
 """The buyer's pages: hire, my orders, the order page and its one POST view.
 
-Views stay thin: reads through `orders.queries`, writes through `orders.transitions.transition` and
-`orders.services`. One POST view (`order_act`) dispatches on the pressed button's `action`. Without
+Views stay thin: reads through `orders.reads.queries`, writes through `orders.core.transitions.transition` and
+`orders.core.services`. One POST view (`order_act`) dispatches on the pressed button's `action`. Without
 HTMX it redirects back to the page after a success and re-renders the page with the message after
 a refusal; with HTMX it renders the changed part (`orders/detail.html#panel`, `#messages`). A
 refused action (409, 400, 403) shows its sentence in place, with the status code, never a blank swap.
@@ -36,11 +36,15 @@ from agents.views import service_page
 from lib import jsonbody, ratelimit, sessions
 from lib.errors import AtelierError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
 from lib.principal import Principal
-from orders import disputes, forms, paying, queries, services, workspaces
-from orders.api import CREATE_RATE, MESSAGE_RATE
+from orders import workspaces
+from orders.checkout import paying
+from orders.core import services
+from orders.core.transitions import Role, allowed_actions, order_open, transition
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
-from orders.rendering import deliverable_items, earlier_deliverables, timeline
-from orders.transitions import Role, allowed_actions, order_open, transition
+from orders.reads import queries, resolution
+from orders.reads.rendering import deliverable_items, earlier_deliverables, timeline
+from orders.web import forms
+from orders.web.api import CREATE_RATE, MESSAGE_RATE
 from payments import checkout, demo_wallet
 from payments import services as payment_services
 from payments.chains import ChainError
@@ -138,7 +142,7 @@ class Page:
         payment = payment_services.payment_instructions(order) if payable else None
         bound = self.forms or {}
         can_message = is_buyer and order.status in MESSAGING_STATUSES
-        quota_left = workspaces.quota_left(order)
+        quota_left = order.quota_left
         return {
             "order": order,
             "service": order.service,
@@ -170,7 +174,7 @@ class Page:
             "last_message_id": messages[-1].id if messages else "",
             "messaging_open": order.status in MESSAGING_STATUSES,
             "can_message": can_message,
-            "resolution": disputes.resolution_to_dict(order),
+            "resolution": resolution.resolution_to_dict(order),
             "review": review,
             "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
             "workspace": order.is_workspace,
@@ -263,7 +267,7 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     The common case, a tab left open on an order where nothing happened, answers 204 (htmx swaps
     nothing) from one query: the poller's URL carries the id of the latest event the page has seen
     (`v`), and every change the page shows records an event. A payable order whose payment look is
-    due (orders.paying.payment_look) takes the long way, which looks."""
+    due (orders.checkout.paying.payment_look) takes the long way, which looks."""
     principal = session_principal(request)
     if principal is None:
         return HttpResponse(status=204)

@@ -64,7 +64,7 @@ def record(
     Schedules `order_changed(event)` for after the commit (nothing runs for a change rolled back).
     """
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("orders.events.record must run inside the transaction of the change it records")
+        raise RuntimeError("orders.core.events.record must run inside the transaction of the change it records")
     event = OrderEvent.objects.create(
         order=order,
         action=action,

@@ -26,8 +26,8 @@ from django.db import connection, models
 from django.db.models.expressions import RawSQL
 from django.utils.dateparse import parse_datetime
 
-from orders.disputes import DECIDING
 from orders.models import Deliverable, Order, OrderEvent
+from orders.reads.resolution import DECIDING
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
 
 

@@ -2,9 +2,9 @@
 
 The preview of an image is at most 720 px and 60% of the original on the long edge, carries a tiled
 diagonal "ATELIER PREVIEW" watermark laid out differently for each picture, and is WebP with no
-metadata. Both files live in `STORAGES["private"]`, which has no URL; orders.files_api serves them
-after orders.gate has checked the viewer. Fetched deliverables (orders.fetching) and uploads
-(orders.uploads) are stored here.
+metadata. Both files live in `STORAGES["private"]`, which has no URL; orders.web.files_api serves them
+after orders.deliverables.gate has checked the viewer. Fetched deliverables (orders.deliverables.fetching) and uploads
+(orders.deliverables.uploads) are stored here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.utils.crypto import salted_hmac
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from lib.privatestorage import private_storage
-from orders.exceptions import NotAnImage, Refused
+from orders.deliverables.exceptions import NotAnImage, Refused
 
 PREVIEW_LONG_EDGE = 720
 # Even a small original is scaled down: a preview never shows every pixel of the work.

@@ -1,4 +1,4 @@
-"""Writes on an order beyond a single transition: messages and reviews (paying: orders.paying)."""
+"""Writes on an order beyond a single transition: messages and reviews (paying: orders.checkout.paying)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from django.db import IntegrityError, transaction
 from agents.models import Agent, Service
 from lib.errors import Conflict, Forbidden
 from lib.principal import Principal
-from orders import events
+from orders.core import events
+from orders.core.transitions import Role
 from orders.models import MESSAGING_STATUSES, Message, Order, Review, SenderRole, Status
-from orders.transitions import Role
 
 
 def message_post(*, order: Order, role: Role, actor: Principal, content: str) -> Message:
