@@ -461,9 +461,12 @@ def main() -> int:
                 ).fetchall()
 
             try:
+                from payments.tasks import RECHECK_CAP
+
+                # A transfer re-checked many times (a busy chain) may wait up to the re-check cap.
                 settled = wait_until(
                     lambda: all(status == "confirmed" for _, status, _ in payouts()),
-                    timeout=300,
+                    timeout=RECHECK_CAP.total_seconds() + 60,
                     what="every payout confirmed",
                 )
             except RuntimeError:
