@@ -31,9 +31,9 @@ WORKSPACE_WINDOWS = {
     WorkspaceKind.MONTHLY: timedelta(days=30),
     WorkspaceKind.QUOTA_PACK: timedelta(hours=24),
 }
-# Sent with `order` when its workspace opens, inside the opening's transaction: the engine
-# (orders.core.transitions) queues the window's close. A signal, because that task moves orders and
-# so sits above the table that names this module's effects.
+# Sent with `order` when its workspace opens, inside the opening's transaction: the workspace timer
+# (orders.core.workspace_timer) queues the window's close. A signal, because that task moves orders
+# and so sits above the table that names this module's effects.
 workspace_opened = Signal()
 
 
@@ -121,7 +121,7 @@ def pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
 
 def open_workspace(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """The window opens at payment. Its close is a task queued with the opening (`workspace_opened`;
-    every request that touches the order checks it too: transitions.workspace_expire_if_due)."""
+    every request that touches the order checks it too: workspace_timer.workspace_expire_if_due)."""
     order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order)
     workspace_opened.send(sender=Order, order=order)
     return ["workspace_expires_at"], {

@@ -1,6 +1,7 @@
 """The order state machine's engine: the one function that moves an order, by the table
 (orders.core.table) and its effects (orders.core.effects). Nothing else assigns `Order.status`.
-The rest of the project imports the state machine from here (`__all__`).
+The rest of the project imports the state machine from here (`__all__`); the workspace timer,
+which moves orders through this engine, is orders.core.workspace_timer.
 
 `transition(order_id, action, actor, **data)`:
 - locks the order row (`select_for_update`) inside `transaction.atomic` and re-reads it,
@@ -19,12 +20,10 @@ The rest of the project imports the state machine from here (`__all__`).
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.tasks import task
 from django.utils import timezone
 
 from agents.models import Service
@@ -32,9 +31,8 @@ from lib import requestlog
 from lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from lib.prepared import Prepared
 from lib.principal import SYSTEM, Principal
-from lib.tasks import enqueue
 from orders.core import events
-from orders.core.effects import platform_fee, split_amount_check, terms_of, workspace_opened
+from orders.core.effects import platform_fee, split_amount_check, terms_of
 from orders.core.table import ACTIONS, TABLE, Action, Rule, settles_on_delivery
 from orders.models import BuyerKind, Order, OrderEvent, Role, Status, X402Intent
 
@@ -46,7 +44,6 @@ __all__ = [
     "Rule",
     "allowed_actions",
     "check",
-    "expire_workspace",
     "initial_status",
     "locked",
     "new_payment_reference",
@@ -56,7 +53,6 @@ __all__ = [
     "settles_on_delivery",
     "split_amount_check",
     "transition",
-    "workspace_expire_if_due",
 ]
 
 
@@ -290,51 +286,3 @@ def order_open(
         requestlog.bind(order_id=order.id)
         _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
     return order
-
-
-# --- the workspace timer: the system's `expire` when the window closes ------------------------
-
-
-def workspace_expire_if_due(order: Order) -> bool:
-    """Close `order`'s workspace if its window has passed and it is still open: the system's
-    `expire`. No query unless it is due. True when the order was (or just got) expired."""
-    due = order.workspace_expires_at
-    if order.status != Status.IN_PROGRESS or due is None or due > timezone.now():
-        return False
-    try:
-        transition(order.id, Action.EXPIRE, SYSTEM, note="window closed")
-    except Conflict:  # moved on meanwhile (the agent cancelled, say): nothing to close
-        return False
-    return True
-
-
-@task()
-def expire_workspace(order_id: str) -> str:
-    """Close a workspace whose window has passed (`expire`: in_progress -> delivered). Safe to run
-    any number of times; early (a clock ahead of ours), it queues itself again for the expiry."""
-    order = Order.objects.select_related("service").filter(pk=order_id).first()
-    if order is None:
-        return "no such order"
-    if workspace_expire_if_due(order):
-        return "expired"
-    if order.status == "in_progress" and order.workspace_expires_at is not None:
-        # At least a second on: a worker clock a little ahead must not spin on this task.
-        expire_workspace_at(order.id, max(order.workspace_expires_at, timezone.now() + timedelta(seconds=1)))
-        return "not due yet"
-    return "nothing to do"
-
-
-def expire_workspace_at(order_id: str, at: datetime) -> None:
-    """Queue `expire_workspace` for `at`, with the change that opens the workspace. A backend that
-    cannot defer gets nothing: every request that touches the order checks the expiry anyway."""
-    if expire_workspace.get_backend().supports_defer:
-        enqueue(expire_workspace.using(run_after=at), order_id)
-
-
-def _queue_the_close(sender: type[Order], order: Order, **kwargs: Any) -> None:
-    """effects.workspace_opened: queue the window's close with the opening."""
-    if order.workspace_expires_at is not None:
-        expire_workspace_at(order.id, order.workspace_expires_at)
-
-
-workspace_opened.connect(_queue_the_close, dispatch_uid="orders.core.transitions.queue_the_close")
