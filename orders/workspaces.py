@@ -10,12 +10,12 @@ when it is paid: `open_workspace` is a follow-up of `pay` in the same transactio
   fills that deliverable. An answer is not a transition: the order stays where it is, and nothing
   here assigns `status`. The answer that leaves a used-up quota with nothing pending runs the
   system's `expire` (through `transition`) in the same transaction.
-- `transitions.workspace_expire_if_due` closes a workspace whose window has passed: run by the task
-  queued at opening (`transitions.expire_workspace`) and by every request that reads the order
-  (orders.reads.queries.order_for), so a late or dead worker never keeps a workspace open.
+- `workspace_expire_if_due` (orders.core.workspace_timer) closes a workspace whose window has
+  passed: run by the task queued at opening (`expire_workspace`) and by every request that reads
+  the order (orders.reads.queries.order_for), so a late or dead worker never keeps a workspace open.
 
 After `expire` the order is `delivered`: the buyer approves or disputes as usual (an agent or x402
-buyer's order is released at once instead: orders.core.transitions.settles_on_delivery).
+buyer's order is released at once instead: orders.core.table.settles_on_delivery).
 """
 
 from __future__ import annotations

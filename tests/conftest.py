@@ -251,7 +251,7 @@ def sample_data(action: str, order: Order) -> dict[str, Any]:
     return dict(SAMPLE_DATA.get(action, {}))
 
 
-# Steps a path skips when a follow-up already took the order there (orders.core.transitions.FOLLOW_UPS).
+# Steps a path skips when a follow-up already took the order there (`Rule.follows` in orders.core.table).
 SKIPPED_STEPS = {("start", Status.IN_PROGRESS), ("approve", Status.COMPLETED)}
 
 

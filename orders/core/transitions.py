@@ -1,184 +1,59 @@
-"""The order state machine: the one table that says what may happen, and the one function that
-makes it happen. Nothing else assigns `Order.status`.
+"""The order state machine's engine: the one function that moves an order, by the table
+(orders.core.table) and its effects (orders.core.effects). Nothing else assigns `Order.status`.
+The rest of the project imports the state machine from here (`__all__`); the workspace timer,
+which moves orders through this engine, is orders.core.workspace_timer.
 
 `transition(order_id, action, actor, **data)`:
 - locks the order row (`select_for_update`) inside `transaction.atomic` and re-reads it,
 - finds the caller's role on this order (a stranger gets 404: orders are never revealed),
 - checks the rule for (action, role) and the source status (403 wrong role, 409 wrong status), and
-  the row's condition if it names one (`Rule.when`: `overdue`; 409 with its own code),
+  the row's conditions (`Rule.only`, `Rule.when`; 409 with each condition's own code),
 - treats a repeat of the last action with the same data as a no-op (safe client retries),
-- runs the action's guard and writes (deliverables, counters), saves with `update_fields`,
+- records the step the row implies first (paying a quote accepts it),
+- runs the row's effect (deliverables, counters, the settlement), saves with `update_fields`,
 - writes an OrderEvent (with its webhook deliveries, and its after-commit announcement:
   `orders.core.events.record`),
-- then runs the system's follow-ups of the new status, in the same transaction (`FOLLOW_UPS`): a
-  paid workspace opens; a delivered order with no approval step (agent or x402 buyer) is released.
+- then takes the system's follow-ups of the new status (`Rule.follows`), in the same transaction:
+  a paid workspace opens; a delivered order with no approval step (agent or x402 buyer) is released.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
-from django.tasks import task
 from django.utils import timezone
 
-from agents.models import Agent, PriceType, Service
+from agents.models import Service
 from lib import requestlog
 from lib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from lib.prepared import Prepared
 from lib.principal import SYSTEM, Principal
-from lib.tasks import enqueue
 from orders.core import events
-from orders.deliverables import fetching
-from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Role, Status, WorkspaceKind, X402Intent
-from payments import services as payment_services
-from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
+from orders.core.effects import platform_fee, split_amount_check, terms_of
+from orders.core.table import ACTIONS, TABLE, Action, Rule, settles_on_delivery
+from orders.models import BuyerKind, Order, OrderEvent, Role, Status, X402Intent
 
-
-class Action(StrEnum):
-    """Everything that can happen to an order (the API's PATCH `action` and the agent's endpoints)."""
-
-    QUOTE = "quote"
-    ACCEPT = "accept"
-    PAY = "pay"
-    OPEN_WORKSPACE = "open_workspace"
-    START = "start"
-    DELIVER = "deliver"
-    APPROVE = "approve"
-    REVISION = "revision"
-    DISPUTE = "dispute"
-    CANCEL = "cancel"
-    RELEASE = "release"
-    REFUND = "refund"
-    SPLIT = "split"
-    SEND_BACK = "send_back"
-    EXPIRE = "expire"
-
-
-@dataclass(frozen=True)
-class Rule:
-    action: Action
-    actor: Role
-    sources: frozenset[Status]
-    target: Status
-    stamp: str | None = None  # the Order timestamp field set on arrival
-    # A condition on the order besides its status (a key of WHEN); "" for none. An action may have
-    # several rows for one actor, from different sources, each with its own condition.
-    when: str = ""
-    # A step this row takes first, recorded as its own event (paying a quote accepts it).
-    implies: Action | None = None
-
-
-def _rule(
-    action: Action,
-    actor: Role,
-    sources: set[Status],
-    target: Status,
-    stamp: str | None = None,
-    *,
-    when: str = "",
-    implies: Action | None = None,
-) -> Rule:
-    return Rule(action, actor, frozenset(sources), target, stamp, when, implies)
-
-
-S = Status
-# Creation is not a row here: a new order starts in `pending_quote` for quote-priced services and in
-# `quoted` (at the listed price) for the rest; see `initial_status`.
-TABLE: tuple[Rule, ...] = (
-    _rule(Action.QUOTE, Role.AGENT, {S.PENDING_QUOTE}, S.QUOTED, "quoted_at"),
-    _rule(Action.ACCEPT, Role.BUYER, {S.QUOTED}, S.ACCEPTED, "accepted_at"),
-    # Verified on-chain before this runs. From `quoted`, paying records the accept and then the pay.
-    _rule(Action.PAY, Role.BUYER, {S.ACCEPTED}, S.PAID, "paid_at"),
-    _rule(Action.PAY, Role.BUYER, {S.QUOTED}, S.PAID, "paid_at", implies=Action.ACCEPT),
-    # A follow-up of `pay` for workspace orders (weekly, monthly, quota packs): see FOLLOW_UPS.
-    _rule(Action.OPEN_WORKSPACE, Role.SYSTEM, {S.PAID}, S.IN_PROGRESS, "started_at"),
-    _rule(Action.START, Role.AGENT, {S.PAID}, S.IN_PROGRESS, "started_at"),
-    _rule(
-        Action.DELIVER,
-        Role.AGENT,
-        {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED, S.DISPUTED, S.DELIVERED},
-        S.DELIVERED,
-        "delivered_at",
-    ),
-    _rule(Action.APPROVE, Role.BUYER, {S.DELIVERED}, S.COMPLETED, "completed_at"),
-    _rule(Action.REVISION, Role.BUYER, {S.DELIVERED}, S.REVISION_REQUESTED, "revision_requested_at"),
-    _rule(Action.DISPUTE, Role.BUYER, {S.DELIVERED}, S.DISPUTED),
-    # No delivery within the agent's committed turnaround (`Order.due_at`: after payment, or after
-    # the latest revision request) is a reason to dispute before anything is delivered. Workspaces
-    # are never overdue: their window closes them.
-    _rule(Action.DISPUTE, Role.BUYER, {S.PAID, S.IN_PROGRESS, S.REVISION_REQUESTED}, S.DISPUTED, when="overdue"),
-    # Once the agent has started, the buyer can no longer walk away (an overdue order can be
-    # disputed instead); the agent still can. Cancelling a paid order refunds it in full.
-    _rule(Action.CANCEL, Role.BUYER, {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID}, S.CANCELLED, "cancelled_at"),
-    _rule(
-        Action.CANCEL,
-        Role.AGENT,
-        {S.PENDING_QUOTE, S.QUOTED, S.ACCEPTED, S.PAID, S.IN_PROGRESS},
-        S.CANCELLED,
-        "cancelled_at",
-    ),
-    # Staff resolve disputes: release to the agent, refund the buyer, split, or send back.
-    _rule(Action.RELEASE, Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
-    _rule(Action.REFUND, Role.STAFF, {S.DISPUTED}, S.CANCELLED, "cancelled_at"),
-    _rule(Action.SPLIT, Role.STAFF, {S.DISPUTED}, S.COMPLETED, "completed_at"),
-    _rule(Action.SEND_BACK, Role.STAFF, {S.DISPUTED}, S.REVISION_REQUESTED, "revision_requested_at"),
-    # A workspace's window closed or its quota is used up (orders.workspaces; a task and every request).
-    _rule(Action.EXPIRE, Role.SYSTEM, {S.IN_PROGRESS}, S.DELIVERED, "delivered_at"),
-    # A follow-up of `deliver` and `expire` for orders with no approval step: see FOLLOW_UPS.
-    _rule(Action.RELEASE, Role.SYSTEM, {S.DELIVERED}, S.COMPLETED, "completed_at"),
-)
-ACTIONS = tuple(dict.fromkeys(rule.action for rule in TABLE))
-# The system's own steps that follow an arrival at once, in the same transaction and under the same
-# lock, wherever the rule is available for the order (`_available`): paying a workspace order opens
-# the workspace; delivering an order with no approval step releases its escrow and completes it.
-FOLLOW_UPS: tuple[Rule, ...] = tuple(
-    rule for rule in TABLE if rule.actor == Role.SYSTEM and rule.action in ("open_workspace", "release")
-)
-# How long a workspace stays open after payment, by the kind the order bought.
-WORKSPACE_WINDOWS = {
-    WorkspaceKind.WEEKLY: timedelta(days=7),
-    WorkspaceKind.MONTHLY: timedelta(days=30),
-    WorkspaceKind.QUOTA_PACK: timedelta(hours=24),
-}
-
-
-def settles_on_delivery(order: Order) -> bool:
-    """Agent-to-agent and x402 orders have no approval step: delivering them completes them and
-    releases the escrow at once (the system's `release`), with no watermark. Settling on delivery,
-    not on payment, keeps the buyer's escrow protection until something is delivered."""
-    return order.buyer_kind in (BuyerKind.AGENT, BuyerKind.X402)
-
-
-def workspace_window(order: Order) -> timedelta:
-    return WORKSPACE_WINDOWS[WorkspaceKind(order.workspace_kind)]
-
-
-def workspace_kind_of(service: Service) -> WorkspaceKind:
-    """Weekly and monthly services sell a workspace of that length; any other with a quota, a quota pack."""
-    if service.price_type == PriceType.WEEKLY:
-        return WorkspaceKind.WEEKLY
-    if service.price_type == PriceType.MONTHLY:
-        return WorkspaceKind.MONTHLY
-    return WorkspaceKind.QUOTA_PACK if service.quota_limit > 0 else WorkspaceKind.NONE
-
-
-def terms_of(service: Service) -> dict[str, Any]:
-    """The terms an order buys from `service` as it stands now (DESIGN.md section 5, "Terms as
-    bought"): copied onto the order when it is quoted, read from the order ever after."""
-    return {
-        "max_revisions": service.max_revisions,
-        "turnaround_hours": service.turnaround_hours,
-        "workspace_kind": workspace_kind_of(service),
-        "quota_total": service.quota_limit,
-    }
+__all__ = [
+    "ACTIONS",
+    "TABLE",
+    "Action",
+    "Role",
+    "Rule",
+    "allowed_actions",
+    "check",
+    "initial_status",
+    "locked",
+    "new_payment_reference",
+    "order_open",
+    "platform_fee",
+    "role_of",
+    "settles_on_delivery",
+    "split_amount_check",
+    "transition",
+]
 
 
 def initial_status(service: Service) -> Status:
@@ -206,14 +81,8 @@ def role_of(order: Order, actor: Principal) -> Role | None:
     return None
 
 
-# The conditions a row may name (`Rule.when`): each a test of the order and the refusal when it fails.
-WHEN: dict[str, tuple[Callable[[Order], bool], str]] = {
-    "overdue": (lambda order: order.overdue, "not_overdue"),
-}
-
-
 def allowed_actions(order: Order, role: Role | None) -> list[str]:
-    """What `role` may do to `order` now: the table, narrowed by guards that already know the answer."""
+    """What `role` may do to `order` now: the rows for its status whose conditions hold."""
     actions = [
         rule.action for rule in TABLE if rule.actor == role and order.status in rule.sources and _available(order, rule)
     ]
@@ -221,181 +90,7 @@ def allowed_actions(order: Order, role: Role | None) -> list[str]:
 
 
 def _available(order: Order, rule: Rule) -> bool:
-    if rule.when and not WHEN[rule.when][0](order):
-        return False
-    if rule.action == "revision":
-        return order.revision_count < order.max_revisions
-    if rule.action in ("open_workspace", "expire"):
-        return order.is_workspace
-    if rule.action == "release" and rule.actor == Role.SYSTEM:
-        return settles_on_delivery(order)
-    return True
-
-
-def platform_fee(price: Decimal) -> Decimal:
-    """The fee on `price` as the ledger books it (payments.ledger.split_fee): the agent's share is
-    rounded down to the USDC base unit and the platform takes the remainder, so $100.05 shows (and
-    moves) a fee of $10.005."""
-    _agent_share, fee = split_fee(usd_to_base_units(price))
-    return base_units_to_usd(fee)
-
-
-# --- guards: check the data, write what the action changes besides status ---------------------
-# Each returns the Order fields it changed and the data for the event.
-
-Guard = Callable[[Order, dict[str, Any]], tuple[list[str], dict[str, Any]]]
-
-
-def _quote(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    price: Decimal = data["price_usd"]
-    if not Decimal("0") < price <= Decimal("1000000"):
-        raise ValidationFailed(
-            "price_usd must be more than 0 and at most 1,000,000.", details={"price_usd": "out of range"}
-        )
-    order.quoted_price_usd = price
-    order.platform_fee_usd = platform_fee(price)
-    # The price and the terms are bought together: the service's terms as they stand at the quote.
-    terms = terms_of(order.service)
-    for name, value in terms.items():
-        setattr(order, name, value)
-    return ["quoted_price_usd", "platform_fee_usd", *terms], {"price_usd": str(price), "terms": terms}
-
-
-def _pay(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    payment = data["payment"]  # a payments.models.Payment, verified on-chain by the payments app
-    if payment.order_id != order.id or payment.status != "verified":
-        raise Conflict("This payment is not a verified payment of this order.", code="payment_mismatch")
-    order.escrow_tx_hash = payment.tx_hash
-    order.payment_chain = payment.chain
-    return ["escrow_tx_hash", "payment_chain"], {
-        "payment_id": payment.id,
-        "tx_hash": payment.tx_hash,
-        "chain": payment.chain,
-    }
-
-
-def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    if order.is_workspace and order.status == S.IN_PROGRESS:
-        raise Conflict(
-            "This workspace is open: answer a prompt by naming its deliverable_id. The order is delivered "
-            "when the window closes or the quota is used up.",
-            code="workspace_open",
-            details={"status": order.status, "deliverable_id": "is required in an open workspace"},
-        )
-    items: list[dict[str, str]] = data["deliverables"]
-    # A re-delivery replaces what was there (a workspace's prompts and their answers stay); the old
-    # rows stay for the record.
-    order.deliverables.filter(superseded=False, prompt="").update(superseded=True)
-    rows = [Deliverable(order=order, url=item["url"], media_type=item["media_type"]) for item in items]
-    fetching.attach(order, rows)  # link uploaded files; queue image fetches (they run after commit)
-    Deliverable.objects.bulk_create(rows)
-    return [], {"deliverables": items}
-
-
-def _approve(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    return [], {**_note(data), "settlement": payment_services.settle_release(order)}
-
-
-def _revision(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    limit = order.max_revisions
-    if order.revision_count >= limit:
-        raise Conflict(
-            f"This order has used all {limit} revisions; approve it or open a dispute.",
-            code="revision_limit_reached",
-            details={"max_revisions": limit, "revision_count": order.revision_count},
-        )
-    order.revision_count += 1
-    order.revision_feedback = data["feedback"]
-    return ["revision_count", "revision_feedback"], {"feedback": data["feedback"]}
-
-
-def _dispute(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    order.dispute_reason = data["reason"]
-    return ["dispute_reason"], {"reason": data["reason"]}
-
-
-def _note(data: dict[str, Any]) -> dict[str, Any]:
-    return {key: str(value) for key, value in data.items() if key in ("reason", "note", "agent_amount_usd")}
-
-
-def _with_note(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    return [], _note(data)
-
-
-def _workspace_only(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    # The table's `paid`/`in_progress` sources hold for workspace orders only (see `_available`).
-    if not order.is_workspace:
-        raise Conflict(
-            "Only a workspace order (weekly, monthly or a quota pack) has a workspace to open or expire.",
-            code="not_a_workspace",
-            details={"status": order.status, "allowed_actions": allowed_actions(order, Role.SYSTEM)},
-        )
-    return _with_note(order, data)
-
-
-def _open_workspace(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """The window opens at payment. Its close is a task queued with the opening (and every request
-    that touches the order checks it too: workspace_expire_if_due, below)."""
-    _changed, event_data = _workspace_only(order, data)
-    order.workspace_expires_at = (order.paid_at or timezone.now()) + workspace_window(order)
-    expire_workspace_at(order.id, order.workspace_expires_at)
-    return ["workspace_expires_at"], {
-        **event_data,
-        "expires_at": order.workspace_expires_at.isoformat(),
-        "quota_total": order.quota_total,
-    }
-
-
-def _release(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """Staff release a disputed order; the system releases a delivered one that has no approval step."""
-    if order.status == S.DELIVERED and not settles_on_delivery(order):
-        raise Conflict(
-            "This order is released when its buyer approves it; only agent-to-agent and x402 orders are "
-            "released on delivery.",
-            code="approval_required",
-            details={"status": order.status, "allowed_actions": allowed_actions(order, Role.SYSTEM)},
-        )
-    return _approve(order, data)
-
-
-def _cancel(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    """A paid order is refunded in full (settlement finds nothing to refund on an unpaid one)."""
-    return [], {**_note(data), "settlement": payment_services.settle_refund(order)}
-
-
-def split_amount_check(order: Order, amount: Decimal) -> None:
-    """A split gives the agent more than nothing and less than the price (else: release or refund)."""
-    price = order.quoted_price_usd or Decimal(0)
-    if not Decimal(0) < amount < price:
-        raise ValidationFailed(
-            f"agent_amount_usd must be more than 0 and less than the price ({price}); use release or refund otherwise.",
-            details={"agent_amount_usd": "out of range"},
-        )
-
-
-def _split(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-    amount = Decimal(str(data["agent_amount_usd"]))
-    split_amount_check(order, amount)
-    Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    settlement = payment_services.settle_split(order, agent_gross=usd_to_base_units(amount))
-    return [], {**_note(data), "settlement": settlement}
-
-
-GUARDS: dict[str, Guard] = {
-    "quote": _quote,
-    "pay": _pay,
-    "deliver": _deliver,
-    "approve": _approve,
-    "revision": _revision,
-    "dispute": _dispute,
-    "cancel": _cancel,
-    "release": _release,
-    "refund": _cancel,
-    "split": _split,
-    "open_workspace": _open_workspace,
-    "expire": _workspace_only,
-}
+    return all(condition.holds(order) for condition in rule.conditions)
 
 
 def _event_data(data: dict[str, Any]) -> dict[str, Any]:
@@ -413,7 +108,8 @@ def _event_data(data: dict[str, Any]) -> dict[str, Any]:
 
 def _is_repeat(order: Order, rule: Rule, actor: Principal, data: dict[str, Any]) -> bool:
     # The order rests where the action took it, or where a follow-up of that took it.
-    if order.status != rule.target and order.status not in {f.target for f in FOLLOW_UPS if rule.target in f.sources}:
+    follow_ups = {f.target for f in TABLE if f.follows and rule.target in f.sources}
+    if order.status != rule.target and order.status not in follow_ups:
         return False
     recent = order.events.exclude(to_status="").order_by("-id")[:2]
     last = next(
@@ -430,7 +126,7 @@ def _is_repeat(order: Order, rule: Rule, actor: Principal, data: dict[str, Any])
 
 
 def _is_follow_up(action: str) -> bool:
-    return any(rule.action == action for rule in FOLLOW_UPS)
+    return any(rule.follows and rule.action == action for rule in TABLE)
 
 
 # of=("self",): lock the order row only, not the joined service and agent. Every write reads it:
@@ -482,22 +178,11 @@ def _check_source(order: Order, rule: Rule, role: Role) -> None:
         )
 
 
-def _check_when(order: Order, rule: Rule, role: Role) -> None:
-    if not rule.when or WHEN[rule.when][0](order):
-        return
-    details: dict[str, Any] = {"status": order.status, "allowed_actions": allowed_actions(order, role)}
-    due = order.due_at
-    if rule.when == "overdue" and due is not None:
-        details["due_at"] = due.isoformat()
-        message = (
-            f"The agent has until {due:%Y-%m-%d %H:%M} UTC to deliver; until then this order can be "
-            "disputed only once something is delivered."
-        )
-    elif rule.when == "overdue":
-        message = "A workspace is never overdue: it can be disputed once its window closes and it is delivered."
-    else:
-        message = f"{rule.action} needs the order to be {rule.when}."
-    raise Conflict(message, code=WHEN[rule.when][1], details=details)
+def _check_conditions(order: Order, rule: Rule, role: Role) -> None:
+    failed = next((condition for condition in rule.conditions if not condition.holds(order)), None)
+    if failed is not None:
+        message, details = failed.refusal(order, allowed_actions(order, role))
+        raise Conflict(message, code=failed.code, details=details)
 
 
 def check(order: Order, action: str, actor: Principal) -> Role:
@@ -505,7 +190,7 @@ def check(order: Order, action: str, actor: Principal) -> Role:
     For actions that must do slow work (an on-chain check) before the real transition."""
     role, rule = _rule_for(order, action, actor)
     _check_source(order, rule, role)
-    _check_when(order, rule, role)
+    _check_conditions(order, rule, role)
     return role
 
 
@@ -518,21 +203,20 @@ def transition(order_id: str, action: str, actor: Principal, **data: Any) -> Ord
         if _is_repeat(order, rule, actor, data):
             return order
         _check_source(order, rule, role)
-        _check_when(order, rule, role)
+        _check_conditions(order, rule, role)
         if rule.implies is not None:
             step = next(r for r in TABLE if r.action == rule.implies and r.actor == role and order.status in r.sources)
             _move(order, step.action, role, actor, step.target, step.stamp, {})
-        guard = GUARDS.get(action, _with_note)
-        changed, event_data = guard(order, data)
-        _move(order, action, role, actor, rule.target, rule.stamp, event_data, changed)
+        changed, event_data = rule.effect(order, data)
+        _move(order, rule.action, role, actor, rule.target, rule.stamp, event_data, changed)
         _follow_up(order)
     return order
 
 
 def _follow_up(order: Order) -> None:
-    """Run the system's follow-ups of the status `order` just arrived in (FOLLOW_UPS), in order."""
-    while rule := next((f for f in FOLLOW_UPS if order.status in f.sources and _available(order, f)), None):
-        changed, event_data = GUARDS[rule.action](order, {})
+    """Take the system's follow-ups (`Rule.follows`) of the status `order` just arrived in, in order."""
+    while rule := next((f for f in TABLE if f.follows and order.status in f.sources and _available(order, f)), None):
+        changed, event_data = rule.effect(order, {})
         _move(order, rule.action, Role.SYSTEM, SYSTEM, rule.target, rule.stamp, event_data, changed)
 
 
@@ -602,42 +286,3 @@ def order_open(
         requestlog.bind(order_id=order.id)
         _record(order, "create", Role.BUYER, actor, "", {"service_id": service.id})
     return order
-
-
-# --- the workspace timer: the system's `expire` when the window closes ------------------------
-
-
-def workspace_expire_if_due(order: Order) -> bool:
-    """Close `order`'s workspace if its window has passed and it is still open: the system's
-    `expire`. No query unless it is due. True when the order was (or just got) expired."""
-    due = order.workspace_expires_at
-    if order.status != Status.IN_PROGRESS or due is None or due > timezone.now():
-        return False
-    try:
-        transition(order.id, "expire", SYSTEM, note="window closed")
-    except Conflict:  # moved on meanwhile (the agent cancelled, say): nothing to close
-        return False
-    return True
-
-
-@task()
-def expire_workspace(order_id: str) -> str:
-    """Close a workspace whose window has passed (`expire`: in_progress -> delivered). Safe to run
-    any number of times; early (a clock ahead of ours), it queues itself again for the expiry."""
-    order = Order.objects.select_related("service").filter(pk=order_id).first()
-    if order is None:
-        return "no such order"
-    if workspace_expire_if_due(order):
-        return "expired"
-    if order.status == "in_progress" and order.workspace_expires_at is not None:
-        # At least a second on: a worker clock a little ahead must not spin on this task.
-        expire_workspace_at(order.id, max(order.workspace_expires_at, timezone.now() + timedelta(seconds=1)))
-        return "not due yet"
-    return "nothing to do"
-
-
-def expire_workspace_at(order_id: str, at: datetime) -> None:
-    """Queue `expire_workspace` for `at`, with the change that opens the workspace. A backend that
-    cannot defer gets nothing: every request that touches the order checks the expiry anyway."""
-    if expire_workspace.get_backend().supports_defer:
-        enqueue(expire_workspace.using(run_after=at), order_id)

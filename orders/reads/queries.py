@@ -16,7 +16,8 @@ from lib.money import usd_text
 from lib.pagination import cut
 from lib.prepared import Prepared, Slot
 from lib.principal import Principal
-from orders.core.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
+from orders.core.transitions import Role, allowed_actions, role_of
+from orders.core.workspace_timer import workspace_expire_if_due
 from orders.deliverables import gate
 from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEvent
 from orders.reads.details import attach, attach_inline, inline

@@ -20,7 +20,7 @@ from django.db.models import F
 from lib.errors import Conflict, Forbidden, NotFound
 from lib.principal import SYSTEM, Principal
 from orders.core import events
-from orders.core.transitions import ACTIONS, TABLE, allowed_actions, role_of, transition
+from orders.core.transitions import ACTIONS, TABLE, allowed_actions, check, role_of, transition
 from orders.models import Deliverable, Order, OrderEvent, Status
 from tests.conftest import PATHS, make_order, make_payment, make_service, sample_data
 
@@ -644,3 +644,45 @@ def test_a_step_a_row_implies_is_a_row_of_the_table_from_that_source() -> None:
     for rule in implying:
         steps = [r for r in TABLE if r.action == rule.implies and r.actor == rule.actor and rule.sources <= r.sources]
         assert len(steps) == 1
+
+
+# Each row's `only` condition, by hand: (action, actor) -> (condition, the code it refuses with).
+ONLY: dict[tuple[str, str], tuple[str, str]] = {
+    ("open_workspace", "system"): ("workspace", "not_a_workspace"),
+    ("expire", "system"): ("workspace", "not_a_workspace"),
+    ("release", "system"): ("settles_on_delivery", "approval_required"),
+    ("revision", "buyer"): ("revisions_left", "revision_limit_reached"),
+}
+# The system's steps taken at once on arrival: a paid workspace opens; a delivery with no approval
+# step is released.
+FOLLOWS = {("open_workspace", "system"), ("release", "system")}
+
+
+def test_each_rows_conditions_and_follow_ups_are_the_designed_ones() -> None:
+    only = {(rule.action, rule.actor.value): (rule.only, rule.only.code) for rule in TABLE if rule.only}
+    when = {(rule.action, rule.actor.value): (rule.when, rule.when.code) for rule in TABLE if rule.when}
+
+    assert only == ONLY
+    assert {key: code for key, (_name, code) in ONLY.items() if key in CONDITIONAL} == CONDITIONAL
+    assert when == {key: (name, code) for key, (_sources, _target, name, code) in WHEN.items()}
+    assert {(rule.action, rule.actor.value) for rule in TABLE if rule.follows} == FOLLOWS
+    # A follow-up is the system's, and never needs data from a caller.
+    assert all(rule.actor == "system" for rule in TABLE if rule.follows)
+
+
+def test_check_refuses_a_failed_condition_as_transition_does(buyer, agent):
+    """`check` (before slow work) and `transition` read the same conditions off the row."""
+    service = make_service(agent.agent, price_type="quote", price="0.00", max_revisions=0)
+    order = make_order(buyer, agent, S.DELIVERED, service=service)
+
+    with pytest.raises(Conflict) as checked:
+        check(order, "revision", buyer.principal)
+    with pytest.raises(Conflict) as moved:
+        transition(order.id, "revision", buyer.principal, feedback="Darker.")
+
+    assert (checked.value.code, checked.value.message, checked.value.details) == (
+        moved.value.code,
+        moved.value.message,
+        moved.value.details,
+    )
+    assert moved.value.details == {"max_revisions": 0, "revision_count": 0}

@@ -20,7 +20,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from lib.principal import SYSTEM
-from orders.core.transitions import expire_workspace, transition
+from orders.core.transitions import transition
+from orders.core.workspace_timer import expire_workspace
 from orders.models import Deliverable, Order, OrderEvent, Status
 from payments.models import OutgoingTransfer
 from tests.conftest import Api, make_order, make_payment, make_service
@@ -74,7 +75,7 @@ def test_paying_opens_the_workspace_for_its_window(buyer, agent, price_type, quo
         ("pay", S.ACCEPTED, S.PAID, "buyer"),
         ("open_workspace", S.PAID, S.IN_PROGRESS, "system"),
     ]
-    task = DBTaskResult.objects.get(task_path="orders.core.transitions.expire_workspace")
+    task = DBTaskResult.objects.get(task_path="orders.core.workspace_timer.expire_workspace")
     assert (task.args_kwargs["args"], task.run_after) == ([order.id], paid.workspace_expires_at)
 
 

@@ -20,7 +20,7 @@ def document() -> str:
     lines = [
         "# The order state machine",
         "",
-        "Generated from `orders/transitions.py` (`TABLE`) by `make states`; do not edit by hand.",
+        "Generated from `orders/core/table.py` (`TABLE`) by `make states`; do not edit by hand.",
         "",
         "```mermaid",
         "stateDiagram-v2",
@@ -29,15 +29,16 @@ def document() -> str:
     ]
     arrows: dict[tuple[str, str], list[str]] = {}
     for rule in TABLE:
-        label = f"{rule.action} ({rule.actor}{', ' + rule.when if rule.when else ''})"
+        label = f"{rule.action} ({', '.join([rule.actor, *rule.conditions])})"
         for source in sorted(rule.sources):
             arrows.setdefault((source, rule.target), []).append(label)
     lines += [f"    {source} --> {target}: {' / '.join(labels)}" for (source, target), labels in arrows.items()]
     lines += ["    completed --> [*]", "    cancelled --> [*]", "```", ""]
-    lines += ["| action | actor | from | to | when |", "|---|---|---|---|---|"]
+    lines += ["| action | actor | from | to | only | when |", "|---|---|---|---|---|---|"]
     for rule in TABLE:
         sources = ", ".join(sorted(rule.sources))
-        lines.append(f"| {rule.action} | {rule.actor} | {sources} | {rule.target} | {rule.when} |")
+        only, when = rule.only or "", rule.when or ""
+        lines.append(f"| {rule.action} | {rule.actor} | {sources} | {rule.target} | {only} | {when} |")
     return "\n".join(lines) + "\n"
 
 
