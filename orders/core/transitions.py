@@ -38,7 +38,7 @@ from lib.tasks import enqueue
 from orders.core import events
 from orders.deliverables import fetching
 from orders.models import BuyerKind, Deliverable, Order, OrderEvent, Role, Status, WorkspaceKind, X402Intent
-from payments import services as payment_services
+from payments import settlement as payment_settlement
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
 
 
@@ -294,7 +294,7 @@ def _deliver(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
 
 def _approve(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    return [], {**_note(data), "settlement": payment_services.settle_release(order)}
+    return [], {**_note(data), "settlement": payment_settlement.settle_release(order)}
 
 
 def _revision(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -361,7 +361,7 @@ def _release(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, A
 
 def _cancel(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """A paid order is refunded in full (settlement finds nothing to refund on an unpaid one)."""
-    return [], {**_note(data), "settlement": payment_services.settle_refund(order)}
+    return [], {**_note(data), "settlement": payment_settlement.settle_refund(order)}
 
 
 def split_amount_check(order: Order, amount: Decimal) -> None:
@@ -378,7 +378,7 @@ def _split(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any
     amount = Decimal(str(data["agent_amount_usd"]))
     split_amount_check(order, amount)
     Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    settlement = payment_services.settle_split(order, agent_gross=usd_to_base_units(amount))
+    settlement = payment_settlement.settle_split(order, agent_gross=usd_to_base_units(amount))
     return [], {**_note(data), "settlement": settlement}
 
 

@@ -22,8 +22,9 @@ from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEve
 from orders.reads.details import attach, attach_inline, inline
 from orders.reads.prompts import prompts_to_list
 from orders.reads.resolution import resolution_to_dict
-from payments import services as payment_services
+from payments.checkout import payment_instructions
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
+from payments.unapplied import unapplied_to_dict
 
 if TYPE_CHECKING:
     from agents.models import Agent
@@ -187,7 +188,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "is_workspace": order.is_workspace,
         "workspace_kind": order.workspace_kind,
         "quota_left": order.quota_left,
-        "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
+        "payment": payment_instructions(order) if order.status in PAYABLE else None,
         "payment_pending": payment_pending(order),
         "unapplied_transfers": unapplied_transfers(order),
         "unapplied_transfers_total": unapplied_total(order),
@@ -250,7 +251,7 @@ def _unapplied(order: Order) -> list[Payment]:
 def unapplied_transfers(order: Order) -> list[dict[str, Any]]:
     """The latest transfers that named this order and arrived but paid nothing, and where their
     return stands (at most UNAPPLIED_SHOWN; dust is attached to no order at all)."""
-    return [payment_services.unapplied_to_dict(payment) for payment in _unapplied(order)[-UNAPPLIED_SHOWN:]]
+    return [unapplied_to_dict(payment) for payment in _unapplied(order)[-UNAPPLIED_SHOWN:]]
 
 
 def unapplied_total(order: Order) -> int:

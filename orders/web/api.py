@@ -17,7 +17,7 @@ from lib.ratelimit import Rate
 from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
 from lib.wallets import Chain
 from orders import workspaces
-from orders.checkout import paying, x402
+from orders.checkout import claims, x402
 from orders.core import services
 from orders.core.transitions import order_open, role_of, transition
 from orders.deliverables.uploads import UPLOAD_SCHEME, UPLOAD_URL
@@ -265,7 +265,7 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
         raise ValidationFailed(f"{name} is not used with action=pay.", details={name: "not used with action=pay"})
     actor = caller(request)
     current, _role = queries.order_for(actor, order_id, details=False)
-    paying.order_pay(
+    claims.order_pay(
         order_id=order_id,
         actor=actor,
         tx_hash=data["escrow_tx_hash"],

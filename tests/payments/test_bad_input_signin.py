@@ -13,8 +13,8 @@ from django.utils import timezone
 from eth_account import Account
 from solders.keypair import Keypair
 
+from identity.wallet_signin import signin_challenge_create
 from payments.models import SignInChallenge, WalletSession
-from payments.services import signin_challenge_create
 from tests.bad_input_support import refused
 from tests.conftest import Api
 

@@ -1,6 +1,6 @@
 """The public Solana Pay transaction request endpoint, hardened: a per-IP rate limit (429 with
-Retry-After), a 400 `{"error": ...}` for any malformed body (its own shape: the checkout script and
-wallets read `error`), a sentence and a code when the payer's USDC or SOL is short, one
+Retry-After), a 400 in the API's error envelope for any malformed body (the checkout script reads
+`error`; with the sentence again as `message`, which Solana Pay 1.1 wallets show), a sentence and a code when the payer's USDC or SOL is short, one
 getLatestBlockhash for many quick requests, and the `solana:` link on the order page."""
 
 from __future__ import annotations
@@ -38,14 +38,16 @@ def post(order: Order, body: Any, client: Client | None = None, **extra: Any) ->
 
 
 def refused(response: Any, status: int) -> dict[str, Any]:
-    """The endpoint's own error shape: `error` (a sentence), maybe `code`, never the API envelope."""
+    """The API's error envelope, and its sentence again as `message` (Solana Pay 1.1 error handling)."""
     assert response.status_code == status, response.content
     assert response["Access-Control-Allow-Origin"] == "*"
     body: dict[str, Any] = response.json()
     assert isinstance(body["error"], str)
     assert body["error"].strip()
-    assert "success" not in body
-    return body
+    assert set(body) == {"success", "error", "code", "details", "message"}
+    assert body["success"] is False
+    assert body["message"] == body["error"]
+    return {"error": body["error"], "code": body["code"]}
 
 
 def payer(url: str, *, sol: int = 10**9, usdc: int = 100 * USDC) -> Keypair:
