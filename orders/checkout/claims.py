@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from lib.errors import AtelierError, Conflict, NotFound
+from lib.errors import AtelierError, Conflict
 from lib.principal import Principal
 from lib.tasks import enqueue
 from orders.checkout.applying import REJECTION_REASONS, apply_transfer, record_unapplied
 from orders.checkout.recheck import recheck_payment
 from orders.core import events
-from orders.core.transitions import Role, check, role_of
+from orders.core.access import access_order
+from orders.core.transitions import Role, check
 from orders.models import Order
 from payments import binding, verification
 from payments.models import UnappliedReason
@@ -29,9 +30,7 @@ def order_pay(
     task; bound but unable to pay (underpaid, the order no longer payable), it is recorded and
     returned, and the answer says so."""
     tx_hash = verification.normalize_tx_hash(chain, tx_hash)
-    order = Order.objects.select_related("service", "agent", "buyer_agent").filter(pk=order_id).first()
-    if order is None or role_of(order, actor) is None:
-        raise NotFound("No such order.", code="order_not_found")
+    order, _role = access_order(actor, order_id)
     if order.escrow_tx_hash == tx_hash:
         return order  # the same payment again: a no-op
     try:

@@ -357,22 +357,14 @@ def _final_transfer(
     except ValidationFailed as exc:  # it can never pay this: the x402 "payment failed" 402
         raise _refused(intent, resource_url, exc.message, code=exc.code) from None
     if transfer is None:
-        failure = _refused(
-            intent,
-            resource_url,
-            "The transaction is not final yet; send the same request again shortly.",
-            code="payment_pending",
-        )
+        pending = "The transaction is not final yet; send the same request again shortly."
+        failure = _refused(intent, resource_url, pending, code="payment_pending")
         failure.headers["Retry-After"] = str(PENDING_RETRY_SECONDS)
         raise failure
     if transfer.block_time > (intent.expires_at + CLOCK_SLACK).timestamp():
         late = record_unapplied(None, payment.chain, transfer, UnappliedReason.INTENT_EXPIRED, due=due)
-        raise _refused(
-            intent,
-            resource_url,
-            "The payment landed after these payment requirements expired; ask for new ones. " + unapplied_message(late),
-            code="payment_expired",
-        )
+        expired = "The payment landed after these payment requirements expired; ask for new ones. "
+        raise _refused(intent, resource_url, expired + unapplied_message(late), code="payment_expired")
     return transfer
 
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
-from lib.errors import NotFound
 from lib.money import usd_text
 from lib.pagination import cut
 from lib.prepared import Prepared, Slot
 from lib.principal import Principal
-from orders.core.transitions import Role, allowed_actions, role_of, workspace_expire_if_due
+from orders.core.access import no_such_order, role_on
+from orders.core.transitions import Role, allowed_actions, role_of
 from orders.deliverables import gate
 from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEvent
 from orders.reads.details import attach, attach_inline, inline
@@ -102,15 +102,12 @@ def latest_event_id(order: Order) -> str:
 
 
 def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple[Order, Role]:
-    """The order and the caller's role on it; 404 for strangers, as for orders that don't exist."""
+    """The order and the caller's role on it; 404 for strangers, as for orders that don't exist.
+    A read: it writes nothing (a workspace due to close is closed first by orders.web.lookup)."""
     order = _read(order_id, details=details)
-    role = role_of(order, actor) if order is not None else None
-    if order is None or role is None:
-        raise NotFound("No such order.", code="order_not_found")
-    if workspace_expire_if_due(order):  # a workspace whose window passed closes on sight
-        order = _read(order_id, details=details)
-        assert order is not None  # noqa: S101 - it was there a moment ago, and orders are never deleted
-    return order, role
+    if order is None:
+        raise no_such_order()
+    return order, role_on(order, actor)
 
 
 def _read(order_id: str, *, details: bool) -> Order | None:

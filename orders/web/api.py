@@ -12,6 +12,7 @@ from django.utils import timezone
 from agents.models import Agent, Service
 from api.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
 from lib.errors import Forbidden, NotFound, ValidationFailed
+from lib.pagination import page
 from lib.principal import Principal
 from lib.ratelimit import Rate
 from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
@@ -32,6 +33,7 @@ from orders.limits import (
 )
 from orders.models import MediaType, Message, Status
 from orders.reads import prompts, queries
+from orders.web import lookup
 
 HOUR = 3600
 POLL_RATE = Rate("orders_poll", 30, HOUR)
@@ -176,7 +178,7 @@ def order_create(request: ApiRequest) -> Any:
         reference_urls=data.get("reference_urls", []),
         payment_chain=data.get("payment_chain", default_chain),
     )
-    order, role = queries.order_for(principal, order.id)
+    order, role = lookup.order_for(principal, order.id)
     return queries.order_to_dict(order, role)
 
 
@@ -192,13 +194,13 @@ def _order_x402(request: ApiRequest, service: Service) -> Reply:
         service=service, brief=brief, reference_urls=reference_urls, payment=payment, resource_url=resource
     )
     # The payer's wallet is the buyer: it can sign in (or sign requests) to follow the order.
-    shown, role = queries.order_for(Principal(wallet=order.buyer_wallet, chain=order.buyer_chain), order.id)
+    shown, role = lookup.order_for(Principal(wallet=order.buyer_wallet, chain=order.buyer_chain), order.id)
     return Reply(queries.order_to_dict(shown, role), status=201, headers=x402.settlement_headers(settlement))
 
 
 @endpoint("GET", summary="Get an order", auth=PARTY, response="Order", tag="orders")
 def order_detail(request: ApiRequest, order_id: str) -> Any:
-    order, role = queries.order_for(caller(request), order_id)
+    order, role = lookup.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
 
 
@@ -250,7 +252,7 @@ def order_act(request: ApiRequest, order_id: str) -> Any:
     if needed and needed not in data:
         raise ValidationFailed(f"{needed} is required with action={action}.", details={needed: "is required"})
     # Resolve the order first so a stranger gets 404 before anything else is said.
-    queries.order_for(caller(request), order_id, details=False)
+    lookup.order_for(caller(request), order_id, details=False)
     order = transition(order_id, action, caller(request), **data)
     return queries.shown(order, caller(request))
 
@@ -264,7 +266,7 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
         name = sorted(extra)[0]
         raise ValidationFailed(f"{name} is not used with action=pay.", details={name: "not used with action=pay"})
     actor = caller(request)
-    current, _role = queries.order_for(actor, order_id, details=False)
+    current, _role = lookup.order_for(actor, order_id, details=False)
     claims.order_pay(
         order_id=order_id,
         actor=actor,
@@ -273,7 +275,7 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
         payer_signature=data.get("payer_signature", ""),
         payer=data.get("payer", ""),
     )
-    order, role = queries.order_for(actor, order_id)
+    order, role = lookup.order_for(actor, order_id)
     status = 202 if order.status in (Status.QUOTED, Status.ACCEPTED) else 200
     return Reply(queries.order_to_dict(order, role), status=status)
 
@@ -371,7 +373,7 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
             "With deliverable_id, send one deliverable_url and deliverable_media_type (the prompt's answer).",
             details={field: "send deliverable_url and deliverable_media_type with deliverable_id"},
         )
-    queries.order_for(caller(request), order_id, details=False)  # strangers: 404; a closed window: expire
+    lookup.order_for(caller(request), order_id, details=False)  # strangers: 404; a closed window: expire
     workspaces.prompt_answer(
         order_id=order_id,
         actor=caller(request),
@@ -379,7 +381,7 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
         url=data["deliverable_url"],
         media_type=data["deliverable_media_type"],
     )
-    order, role = queries.order_for(caller(request), order_id)
+    order, role = lookup.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
 
 
@@ -394,7 +396,7 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
 )
 def order_generate(request: ApiRequest, order_id: str) -> Any:
     actor = caller(request)
-    queries.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
+    lookup.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
     deliverable, order = workspaces.prompt_create(order_id=order_id, actor=actor, prompt=request.data["prompt"])
     return prompts.prompt_created_to_dict(deliverable, order)
 
@@ -411,14 +413,11 @@ def order_generate(request: ApiRequest, order_id: str) -> Any:
     tag="messages",
 )
 def message_list(request: ApiRequest, order_id: str) -> Reply:
-    order, _role = queries.order_for(caller(request), order_id, details=False)
+    order, _role = lookup.order_for(caller(request), order_id, details=False)
     limit = request.params.get("limit", 50)
-    messages = Message.objects.filter(order=order).order_by("id")
-    if after := request.params.get("after"):
-        messages = messages.filter(id__gt=after)
-    rows = list(messages[: limit + 1])
-    cursor = rows[limit - 1].id if len(rows) > limit else None
-    return Reply([message.to_dict() for message in rows[:limit]], extra={"next_cursor": cursor})
+    messages = Message.objects.filter(order=order).order_by("id")  # oldest first: a conversation
+    rows, cursor = page(messages, limit=limit, after=request.params.get("after"))
+    return Reply([message.to_dict() for message in rows], extra={"next_cursor": cursor})
 
 
 @endpoint(
@@ -432,7 +431,7 @@ def message_list(request: ApiRequest, order_id: str) -> Reply:
     tag="messages",
 )
 def message_create(request: ApiRequest, order_id: str) -> Any:
-    order, role = queries.order_for(caller(request), order_id, details=False)
+    order, role = lookup.order_for(caller(request), order_id, details=False)
     message = services.message_post(order=order, role=role, actor=caller(request), content=request.data["content"])
     return message.to_dict()
 
@@ -450,7 +449,7 @@ def message_create(request: ApiRequest, order_id: str) -> Any:
     tag="orders",
 )
 def review_create(request: ApiRequest, order_id: str) -> Any:
-    order, role = queries.order_for(caller(request), order_id, details=False)
+    order, role = lookup.order_for(caller(request), order_id, details=False)
     review = services.review_create(
         order=order,
         role=role,

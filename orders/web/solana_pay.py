@@ -21,8 +21,9 @@ from django.views.decorators.http import require_http_methods
 
 from api.endpoints import error_envelope
 from lib import jsonbody, ratelimit
-from lib.errors import AtelierError, Conflict, NotFound, RateLimited, ServiceUnavailable, ValidationFailed
+from lib.errors import AtelierError, Conflict, RateLimited, ServiceUnavailable, ValidationFailed
 from orders.checkout.solana_pay_watch import solana_pay_watch_start
+from orders.core.access import no_such_order
 from orders.models import PAYABLE, Order
 from payments import checkout
 from payments.chains import ChainError
@@ -65,7 +66,7 @@ def solana_pay_rate() -> ratelimit.Rate:
 def _payable_order(order_id: str) -> Order:
     order = Order.objects.filter(pk=order_id).first() if "\x00" not in order_id else None
     if order is None:
-        raise NotFound("No such order.", code="order_not_found")
+        raise no_such_order()
     if order.status not in PAYABLE:
         status = order.get_status_display().lower()
         raise Conflict(f"This order is {status}: nothing to pay.", code="not_payable")

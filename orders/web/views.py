@@ -38,7 +38,7 @@ from orders.core.transitions import Role, allowed_actions, transition
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
 from orders.reads import queries, resolution
 from orders.reads.rendering import deliverable_items, earlier_deliverables, timeline
-from orders.web import forms
+from orders.web import forms, lookup
 from orders.web.api import MESSAGE_RATE
 from payments import checkout, demo_wallet
 
@@ -192,7 +192,7 @@ def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tup
     if principal is None:
         raise Forbidden("Sign in to see this order.", code="authentication_required")
     try:
-        order, role = queries.order_for(principal, order_id, details=details)
+        order, role = lookup.order_for(principal, order_id, details=details)
     except NotFound:
         raise Http404("No such order.") from None
     return order, role, principal

@@ -1,4 +1,4 @@
-"""Bad wallet sign-ins (POST /api/auth/nonce and /api/auth/verify, payments.api): each refused with its
+"""Bad wallet sign-ins (POST /api/auth/nonce and /api/auth/verify, identity.api): each refused with its
 status and code, and nothing changed but the nonce a wrong signature burns. Their bad fields:
 tests/lib/test_bad_input_fields.py.
 """
