@@ -22,6 +22,7 @@ from tests.conftest import make_order
 from tests.orders.test_order_pages import browser_of
 from tests.payments import solana_helpers
 from tests.payments.solana_helpers import receiving_wallet
+from tests.payments.test_solana_chain import closed_port_url
 
 USDC = 10**6
 
@@ -276,3 +277,23 @@ def test_the_order_page_offers_the_transaction_request_to_phone_wallets(
     link = f"solana:https%3A%2F%2Fatelier.example%2Fsolana-pay%2Forders%2F{order.id}"
     assert f'id="solana-pay-request-link" href="{link}"' in page
     assert 'id="solana-pay-link"' in page  # the transfer request stays
+
+
+# --- refusals the wallet's call can meet --------------------------------------------------------
+
+
+def test_an_account_that_is_not_a_public_key_is_400_naming_the_field(
+    chains_up: Any, buyer: Any, agent: Any, rpc_calls: list[str]
+) -> None:
+    order = quoted(buyer, agent)
+    answer = post(order, {"account": "not-a-key"})
+    assert refused(answer, 400) == {"error": "account must be a Solana public key.", "code": "invalid_account"}
+    assert answer.json()["details"] == {"account": "not a public key"}
+    assert rpc_calls == []
+
+
+def test_solana_out_of_reach_is_503_in_the_same_shape(settings: Any, chains_up: Any, buyer: Any, agent: Any) -> None:
+    order = quoted(buyer, agent)
+    settings.SOLANA_RPC_URL = closed_port_url()
+    body = refused(post(order, {"account": str(Keypair().pubkey())}), 503)
+    assert body == {"error": "Solana cannot be reached right now; try again.", "code": "chain_unavailable"}
