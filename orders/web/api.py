@@ -12,14 +12,12 @@ from django.utils import timezone
 from agents.models import Agent, Service
 from api.endpoints import AGENT, PARTY, PAYABLE, ApiRequest, Reply, caller, calling_agent, endpoint
 from lib.errors import Forbidden, NotFound, ValidationFailed
-from lib.pagination import page
 from lib.principal import Principal
 from lib.ratelimit import Rate
 from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
 from lib.wallets import Chain
 from orders import workspaces
 from orders.checkout import claims, x402
-from orders.core import services
 from orders.core.transitions import order_open, role_of, transition
 from orders.deliverables.uploads import UPLOAD_SCHEME, UPLOAD_URL
 from orders.limits import (
@@ -28,10 +26,9 @@ from orders.limits import (
     NOTE_MAX,
     PAYER_SIGNATURE_MAX,
     PROMPT_MAX,
-    REVIEW_COMMENT_MAX,
     TX_HASH_MAX,
 )
-from orders.models import MediaType, Message, Status
+from orders.models import MediaType, Status
 from orders.reads import prompts, queries
 from orders.web import lookup
 
@@ -40,7 +37,6 @@ POLL_RATE = Rate("orders_poll", 30, HOUR)
 POLL_STAMP_INTERVAL = timedelta(seconds=10)
 CREATE_RATE = Rate("orders_create", 30, HOUR)
 DELIVER_RATE = Rate("deliver", 30, HOUR)
-MESSAGE_RATE = Rate("messages", 60, HOUR)
 
 PAGE = {
     "limit": Int(required=False, minimum=1, maximum=100, description="Page size, default 20."),
@@ -399,62 +395,3 @@ def order_generate(request: ApiRequest, order_id: str) -> Any:
     lookup.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
     deliverable, order = workspaces.prompt_create(order_id=order_id, actor=actor, prompt=request.data["prompt"])
     return prompts.prompt_created_to_dict(deliverable, order)
-
-
-@endpoint(
-    "GET",
-    summary="Read an order's messages, oldest first",
-    auth=PARTY,
-    query={
-        "limit": Int(required=False, minimum=1, maximum=200, description="Page size, default 50."),
-        "after": Str(required=False, max_length=40, description="Cursor: the `next_cursor` of the previous page."),
-    },
-    response="MessageList",
-    tag="messages",
-)
-def message_list(request: ApiRequest, order_id: str) -> Reply:
-    order, _role = lookup.order_for(caller(request), order_id, details=False)
-    limit = request.params.get("limit", 50)
-    messages = Message.objects.filter(order=order).order_by("id")  # oldest first: a conversation
-    rows, cursor = page(messages, limit=limit, after=request.params.get("after"))
-    return Reply([message.to_dict() for message in rows], extra={"next_cursor": cursor})
-
-
-@endpoint(
-    "POST",
-    summary="Send a message on a paid order",
-    auth=PARTY,
-    body={"content": Str(max_length=NOTE_MAX)},
-    rate=MESSAGE_RATE,
-    response="Message",
-    status=201,
-    tag="messages",
-)
-def message_create(request: ApiRequest, order_id: str) -> Any:
-    order, role = lookup.order_for(caller(request), order_id, details=False)
-    message = services.message_post(order=order, role=role, actor=caller(request), content=request.data["content"])
-    return message.to_dict()
-
-
-@endpoint(
-    "POST",
-    summary="Review a completed order (buyer, once)",
-    auth=PARTY,
-    body={
-        "rating": Int(minimum=1, maximum=5),
-        "comment": Str(required=False, min_length=0, max_length=REVIEW_COMMENT_MAX),
-    },
-    response="Review",
-    status=201,
-    tag="orders",
-)
-def review_create(request: ApiRequest, order_id: str) -> Any:
-    order, role = lookup.order_for(caller(request), order_id, details=False)
-    review = services.review_create(
-        order=order,
-        role=role,
-        actor=caller(request),
-        rating=request.data["rating"],
-        comment=request.data.get("comment", ""),
-    )
-    return review.to_dict()

@@ -87,7 +87,7 @@ def _transaction(account: str, amount: int, order: Order) -> bytes:
         )
     except ValueError:
         raise ValidationFailed(
-            "account must be a Solana public key.", code="invalid_account", details={"account": "not a public key"}
+            "account must be a Solana public key.", code="invalid_wallet", details={"account": "not a public key"}
         ) from None
     except ChainError as exc:
         raise ServiceUnavailable("Solana cannot be reached right now; try again.", code="chain_unavailable") from exc

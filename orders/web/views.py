@@ -39,7 +39,7 @@ from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Mess
 from orders.reads import queries, resolution
 from orders.reads.rendering import deliverable_items, earlier_deliverables, timeline
 from orders.web import forms, lookup
-from orders.web.api import MESSAGE_RATE
+from orders.web.messages_api import MESSAGE_RATE
 from payments import checkout, demo_wallet
 
 TEMPLATE = "orders/detail.html"

@@ -287,7 +287,7 @@ def test_an_account_that_is_not_a_public_key_is_400_naming_the_field(
 ) -> None:
     order = quoted(buyer, agent)
     answer = post(order, {"account": "not-a-key"})
-    assert refused(answer, 400) == {"error": "account must be a Solana public key.", "code": "invalid_account"}
+    assert refused(answer, 400) == {"error": "account must be a Solana public key.", "code": "invalid_wallet"}
     assert answer.json()["details"] == {"account": "not a public key"}
     assert rpc_calls == []
 
