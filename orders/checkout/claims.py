@@ -26,7 +26,7 @@ def order_pay(
     """The buyer says `tx_hash` pays the order (on Base: a Transfer log in it from the proven payer,
     the caller's wallet, or `payer`, or the signer of `payer_signature`). Checked on-chain as far as
     the chain can tell now (outside any transaction): final and bound, it pays the order
-    (`_apply`); seen or not yet on chain, it waits as a claim that holds nothing, re-checked by a
+    (`applying.apply_transfer`); seen or not yet on chain, it waits as a claim that holds nothing, re-checked by a
     task; bound but unable to pay (underpaid, the order no longer payable), it is recorded and
     returned, and the answer says so."""
     tx_hash = verification.normalize_tx_hash(chain, tx_hash)
