@@ -127,8 +127,13 @@ class Endpoint:
     operation_id: str = ""
 
 
+def error_envelope(exc: AtelierError) -> dict[str, Any]:
+    """The one error shape: `{"success": false, "error", "code", "details"}`."""
+    return {"success": False, "error": exc.message, "code": exc.code, "details": exc.details}
+
+
 def error_response(exc: AtelierError) -> JsonResponse:
-    body = {"success": False, "error": exc.message, "code": exc.code, "details": exc.details}
+    body = error_envelope(exc)
     if isinstance(exc, PaymentRequired):  # x402: the payment requirements beside the envelope
         body.update(exc.requirements)
     response = JsonResponse(body, status=exc.status)

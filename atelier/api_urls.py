@@ -7,16 +7,16 @@ from django.urls import path
 from agents import api as agents_api
 from api.endpoints import route
 from atelier import openapi
+from identity import api as identity_api
 from orders.web import api as orders_api
-from orders.web import files_api
-from payments import api as payments_api
+from orders.web import files_api, messages_api
 from webhooks import api as webhooks_api
 
 urlpatterns = [
     path("openapi.json", openapi.document_view, name="openapi"),
-    path("auth/nonce", route(payments_api.signin_nonce)),
-    path("auth/verify", route(payments_api.signin_verify)),
-    path("auth/signout", route(payments_api.signout)),
+    path("auth/nonce", route(identity_api.signin_nonce)),
+    path("auth/verify", route(identity_api.signin_verify)),
+    path("auth/signout", route(identity_api.signout)),
     path("agents/register", route(agents_api.agent_register)),
     path("agents/me", route(agents_api.agent_me, agents_api.agent_me_update)),
     path("agents/me/webhooks", route(webhooks_api.webhook_list)),
@@ -32,8 +32,8 @@ urlpatterns = [
     path("orders/<str:order_id>/start", route(orders_api.order_start)),
     path("orders/<str:order_id>/deliver", route(orders_api.order_deliver)),
     path("orders/<str:order_id>/generate", route(orders_api.order_generate)),
-    path("orders/<str:order_id>/messages", route(orders_api.message_list, orders_api.message_create)),
-    path("orders/<str:order_id>/review", route(orders_api.review_create)),
+    path("orders/<str:order_id>/messages", route(messages_api.message_list, messages_api.message_create)),
+    path("orders/<str:order_id>/review", route(messages_api.review_create)),
     path("upload", route(files_api.upload_create)),
     path(
         "deliverables/<str:deliverable_id>/original",

@@ -6,8 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from agents.sessions import session_agent
-from lib.sessions import BUYER_CHAIN, BUYER_WALLET, DEMO_SECRET, demo_wallet_enabled
+from identity.sessions import BUYER_CHAIN, BUYER_WALLET, DEMO_SECRET, demo_wallet_enabled, session_agent
 from payments import demo_wallet
 
 

@@ -226,7 +226,7 @@ def _envelope(data: Schema) -> Schema:
 ERROR_CODES: tuple[str, ...] = tuple(
     sorted(
         {
-            "account_required",  # the Solana Pay transaction request (orders.web.views), like the next three
+            "account_required",  # the Solana Pay transaction request (orders.web.solana_pay), like the next three
             "insufficient_sol",
             "insufficient_usdc",
             "not_payable",

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.urls import include, path
 
 from agents import views as agent_views
+from identity import views as identity_views
+from orders.web import hiring, solana_pay
 from orders.web import views as order_views
-from payments import views as payment_views
 
 order_patterns = (
     [
@@ -21,13 +22,13 @@ order_patterns = (
 urlpatterns = [
     path("", agent_views.catalogue, name="catalogue"),
     path("agents/<slug:slug>/", agent_views.agent_detail, name="agent"),
-    path("services/<str:service_id>/", agent_views.service_detail, name="service"),
-    path("services/<str:service_id>/hire", order_views.hire, name="hire"),
-    path("signin/", payment_views.signin, name="signin"),
-    path("signin/wallet", payment_views.signin_wallet, name="signin_wallet"),
-    path("signin/demo", payment_views.signin_demo, name="signin_demo"),
-    path("signin/agent", agent_views.agent_signin, name="signin_agent"),
-    path("signout", payment_views.signout, name="signout"),
+    path("services/<str:service_id>/", hiring.service_detail, name="service"),
+    path("services/<str:service_id>/hire", hiring.hire, name="hire"),
+    path("signin/", identity_views.signin, name="signin"),
+    path("signin/wallet", identity_views.signin_wallet, name="signin_wallet"),
+    path("signin/demo", identity_views.signin_demo, name="signin_demo"),
+    path("signin/agent", identity_views.agent_signin, name="signin_agent"),
+    path("signout", identity_views.signout, name="signout"),
     path("orders/", include(order_patterns)),
-    path("solana-pay/orders/<str:order_id>", order_views.solana_pay_request, name="solana_pay_request"),
+    path("solana-pay/orders/<str:order_id>", solana_pay.solana_pay_request, name="solana_pay_request"),
 ]

@@ -78,7 +78,7 @@ MIDDLEWARE = [
 
 ROOT_URLCONF = "atelier.urls"
 # Who is calling an API endpoint (api.endpoints): API keys and wallet credentials.
-API_AUTHENTICATOR = "atelier.auth.authenticate"
+API_AUTHENTICATOR = "identity.api_auth.authenticate"
 WSGI_APPLICATION = "atelier.wsgi.application"
 
 TEMPLATES = [

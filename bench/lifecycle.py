@@ -22,7 +22,7 @@ _RNG = random.Random()  # noqa: S311 - client addresses for the rate limiter, no
 
 
 def wallet_session(db: Any, wallet: str) -> str:
-    """A wallet session row, as `payments.services.signin_complete` writes it after a signature."""
+    """A wallet session row, as `identity.wallet_signin.signin_complete` writes it after a signature."""
     now = dt.datetime.now(dt.UTC)
     token = "atws_" + secrets.token_urlsafe(32)
     db.execute(

@@ -1,7 +1,7 @@
 """Who is acting: an agent (API key), a wallet (signed in), a staff user, or the system itself.
 
-The services take a `Principal` and never look at the request; `atelier.auth` (the API) and
-`agents.sessions` (the pages) build one from the credentials they read.
+The services take a `Principal` and never look at the request; `identity.api_auth` (the API) and
+`identity.sessions` (the pages) build one from the credentials they read.
 """
 
 from __future__ import annotations

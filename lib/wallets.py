@@ -78,9 +78,10 @@ def _solana_signature(value: str) -> Signature:
         return Signature.from_string(value)
     except ValueError:
         pass
-    for decode in (bytes.fromhex, base64.b64decode):
+    # Only hex takes a 0x prefix: a base64 signature may itself begin with "0x" (1 in 4096).
+    for decode in (lambda text: bytes.fromhex(text.removeprefix("0x")), base64.b64decode):
         try:
-            raw = decode(value.removeprefix("0x"))
+            raw = decode(value)
         except (ValueError, binascii.Error):
             continue
         if len(raw) == 64:

@@ -28,7 +28,8 @@ from django.utils import timezone
 from lib.errors import Conflict, Forbidden, NotFound
 from lib.principal import SYSTEM, Principal
 from orders.core import events
-from orders.core.transitions import Role, locked, role_of, transition
+from orders.core.access import access_order
+from orders.core.transitions import Role, transition
 from orders.deliverables import fetching
 from orders.models import Deliverable, DeliverableStatus, Order, Status
 
@@ -38,13 +39,12 @@ ANSWERABLE = frozenset({Status.IN_PROGRESS, Status.DELIVERED, Status.REVISION_RE
 NOT_OPEN_YET = frozenset({Status.PENDING_QUOTE, Status.QUOTED, Status.ACCEPTED, Status.PAID})
 
 
-def _party(order: Order, actor: Principal, expected: Role, doing: str) -> Role:
-    role = role_of(order, actor)
-    if role is None:
-        raise NotFound("No such order.", code="order_not_found")
+def _party(actor: Principal, order_id: str, expected: Role, doing: str) -> tuple[Order, Role]:
+    """The order locked for a change, when `actor` is its `expected` party (404 for strangers)."""
+    order, role = access_order(actor, order_id, lock=True)
     if role != expected:
         raise Forbidden(f"Only the {expected} of a workspace order can {doing}.", code="wrong_role")
-    return role
+    return order, role
 
 
 def _require_workspace(order: Order) -> None:
@@ -92,8 +92,7 @@ def prompt_create(*, order_id: str, actor: Principal, prompt: str) -> tuple[Deli
     (the agent's `workspace.prompt` webhook). Locks the order row, so two prompts racing for the last
     unit are checked (`_check_open`: window open, quota left) one after the other."""
     with transaction.atomic():
-        order = locked(order_id)
-        role = _party(order, actor, Role.BUYER, "send prompts")
+        order, role = _party(actor, order_id, Role.BUYER, "send prompts")
         _check_open(order)
         order.quota_used += 1
         order.save(update_fields=["quota_used", "updated_at"])
@@ -123,8 +122,7 @@ def prompt_answer(*, order_id: str, actor: Principal, deliverable_id: str, url: 
     `expire` in the same transaction. The same answer again is a no-op (safe retries); another answer
     to an answered prompt is a 409."""
     with transaction.atomic():
-        order = locked(order_id)
-        role = _party(order, actor, Role.AGENT, "answer prompts")
+        order, role = _party(actor, order_id, Role.AGENT, "answer prompts")
         _require_workspace(order)
         if order.status not in ANSWERABLE:
             raise Conflict(

@@ -18,7 +18,7 @@ from payments.models import (
     TransferStatus,
     WalletSession,
 )
-from payments.services import paying_payment, payment_return
+from payments.settlement import paying_payment, payment_return
 from payments.tasks import retry_transfer, send_held_to
 
 

@@ -15,14 +15,21 @@ from __future__ import annotations
 import functools
 import hashlib
 from decimal import Decimal
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 import segno
 from solders.pubkey import Pubkey
 
+from lib import wallets
 from lib.errors import ValidationFailed
+from payments import chains
 from payments.chains.base import PaymentInstructions
 from payments.chains.solana import LAMPORTS_PER_SIGNATURE, RENT_EXEMPT_WALLET_LAMPORTS, SolanaClient
+from payments.ledger import price_base_units
+
+if TYPE_CHECKING:  # for the type only: orders sits above payments and calls into it
+    from orders.models import Order
 
 LABEL = "Atelier"
 
@@ -124,3 +131,42 @@ def transaction_request(
     reference = reference_key(payment_reference)
     raw = client.payment_transaction(payer=account, amount=amount, memo=payment_reference, reference=reference)
     return raw, reference
+
+
+def pay_proof_message(reference: str) -> str:
+    """What the sending wallet signs (EIP-191) to claim a Base transfer for the order with `reference`."""
+    return f"atelier:pay:{reference}"
+
+
+def payment_instructions(order: Order) -> dict[str, object] | None:
+    """What to pay for `order`, as the API and the order page show it. No network I/O.
+    None when this server has no escrow configured for the order's chain."""
+    try:
+        instructions = chains.client(order.payment_chain).payment_instructions()
+    except chains.ChainError:
+        return None
+    amount = price_base_units(order)
+    solana = order.payment_chain == wallets.SOLANA
+    return {
+        "chain": order.payment_chain,
+        "amount_base_units": amount,
+        "escrow_address": instructions.escrow_address,
+        "token_account": instructions.token_account,
+        "token": instructions.token,
+        "decimals": instructions.decimals,
+        "chain_id": instructions.chain_id,
+        "payment_reference": order.payment_reference,
+        # Base has no memo: the proof a payer who did not sign in with the sending wallet signs.
+        "payer_proof_message": pay_proof_message(order.payment_reference)
+        if order.payment_chain == wallets.BASE
+        else None,
+        # Checkout links a wallet opens (payments.checkout): Solana Pay with the order's own
+        # reference key, EIP-681 on Base.
+        "reference_key": reference_key(order.payment_reference) if solana else None,
+        "solana_pay_url": solana_pay_url(
+            instructions, amount=amount, payment_reference=order.payment_reference, message=f"Order {order.id}"
+        )
+        if solana
+        else None,
+        "eip681_url": None if solana else eip681_url(instructions, amount=amount),
+    }

@@ -102,3 +102,13 @@ def return_out(payment: Payment, amount: int) -> None:
 def opening(chain: str, amount: int) -> None:
     """What the escrow wallet held before the ledger began (once per chain): an asset, and equity."""
     post(None, K.OPENING, chain, [(A.ESCROW_WALLET, amount), (A.OPENING_BALANCE, -amount)])
+
+
+def price_base_units(order: Order) -> int:
+    """What paying `order` takes, in USDC base units."""
+    return usd_to_base_units(order.quoted_price_usd or Decimal(0))
+
+
+def format_usdc(amount: int) -> str:
+    """`12.5 USDC` from base units, for sentences."""
+    return f"{Decimal(amount) / 10**6:.6f}".rstrip("0").rstrip(".") + " USDC"

@@ -20,11 +20,11 @@ from solders.keypair import Keypair
 
 from agents.models import Agent, Service
 from agents.services import agent_register, service_create
+from identity.wallet_signin import signin_challenge_create, signin_complete
 from lib.principal import SYSTEM, Principal
 from orders.core.transitions import order_open, transition
 from orders.models import Order, Status
 from payments.models import Payment
-from payments.services import signin_challenge_create, signin_complete
 
 # The bad-input tests' `world` fixture (tests/bad_input_support.py), for tests/lib, orders, agents, payments.
 pytest_plugins = ["tests.bad_input_support"]

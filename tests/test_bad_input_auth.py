@@ -1,4 +1,4 @@
-"""Bad credentials (atelier.auth) and calls by the wrong party: a 401, 403 or 404 in the envelope, and
+"""Bad credentials (identity.api_auth) and calls by the wrong party: a 401, 403 or 404 in the envelope, and
 not one row changed.
 """
 

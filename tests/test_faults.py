@@ -49,7 +49,8 @@ from django_tasks_db.models import DBTaskResult
 from agents.models import Agent
 from atelier.wsgi import application
 from orders.models import Order, OrderEvent
-from payments import services as payment_services
+from payments import binding
+from payments import settlement as payment_settlement
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, TransferStatus
 from payments.tasks import process_transfer
 from tests.conftest import make_agent, make_buyer, make_order
@@ -360,14 +361,14 @@ def test_the_database_dropped_during_approve_writes_nothing_and_the_retry_comple
     buyer, agent = make_buyer("solana"), make_agent("Fault Forge")
     order = make_order(buyer, agent, "delivered")
     before = order_state(order.id)
-    real_settle = payment_services.settle_release
+    real_settle = payment_settlement.settle_release
 
     def settle_then_lose_the_database(order: Order) -> dict[str, int]:
         settlement = real_settle(order)  # the release journal, the payout row and its task: written...
         drop_this_connection()  # ...and the connection is gone before the transition commits
         return settlement
 
-    monkeypatch.setattr(payment_services, "settle_release", settle_then_lose_the_database)
+    monkeypatch.setattr(payment_settlement, "settle_release", settle_then_lose_the_database)
     with caplog.at_level(logging.ERROR, logger="django.request"):
         status, body = wsgi("PATCH", f"/api/orders/{order.id}", {"action": "approve"}, buyer.api.headers)
     assert status == 500
@@ -375,7 +376,7 @@ def test_the_database_dropped_during_approve_writes_nothing_and_the_retry_comple
     assert any("Internal Server Error" in record.getMessage() for record in caplog.records)
     assert order_state(order.id) == before  # nothing half-written
 
-    monkeypatch.setattr(payment_services, "settle_release", real_settle)
+    monkeypatch.setattr(payment_settlement, "settle_release", real_settle)
     status, body = wsgi("PATCH", f"/api/orders/{order.id}", {"action": "approve"}, buyer.api.headers)
     assert status == 200, body
     assert body["data"]["status"] == "completed"
@@ -397,20 +398,20 @@ def test_the_database_dropped_while_recording_a_payment_writes_nothing_and_the_r
     tx = chain.pay(order)
     escrow_after_paying = balance("solana", escrow("solana"))
     before = order_state(order["id"])
-    real_record = payment_services.payment_record
+    real_record = binding.payment_record
 
     def record_then_lose_the_database(*args: Any, **kwargs: Any) -> Payment:
         payment = real_record(*args, **kwargs)  # the payment row and its escrow journal: written...
         drop_this_connection()  # ...and gone before the `pay` transition commits
         return payment
 
-    monkeypatch.setattr(payment_services, "payment_record", record_then_lose_the_database)
+    monkeypatch.setattr(binding, "payment_record", record_then_lose_the_database)
     body = {"action": "pay", "escrow_tx_hash": tx, "payment_chain": "solana"}
     status, reply = wsgi("PATCH", f"/api/orders/{order['id']}", body, chain.buyer.api.headers)
     assert (status, reply["code"]) == (500, "server_error")
     assert order_state(order["id"]) == before  # the hash is not held, nothing in the ledger
 
-    monkeypatch.setattr(payment_services, "payment_record", real_record)
+    monkeypatch.setattr(binding, "payment_record", real_record)
     status, reply = wsgi("PATCH", f"/api/orders/{order['id']}", body, chain.buyer.api.headers)
     assert status == 200, reply
     assert reply["data"]["status"] == "paid"

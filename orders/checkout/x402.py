@@ -10,12 +10,12 @@
 3. It sends the same request again with `X-PAYMENT` (or v2's `PAYMENT-SIGNATURE`): base64 JSON
    `{"x402Version": 2, "accepted": {"network": ...}, "payload": {"transaction": <hash>,
    "payer": <wallet>, "reference": <reference>, "signature": <Base only>}}`. The transaction is
-   verified by the same code as any escrow payment (payments.services.payment_verify): final, the
+   verified by the same code as any escrow payment (payments.verification.payment_verify): final, the
    right token into the escrow's own account, at least the price, signed by `payer` (Solana) or
    a USDC Transfer log from `payer` (Base, whoever sent the transaction: a smart account's
    relayer or bundler), not older than the 402, with the memo. A final transfer bound to the reference that
    cannot pay (underpaid, landed after the requirements expired) is recorded and returned to its
-   sender (orders.checkout.paying.record_unapplied), and the 402 says so. Base has no memo, so there the payer also
+   sender (orders.checkout.applying.record_unapplied), and the 402 says so. Base has no memo, so there the payer also
    signs `atelier:x402:<reference>` (EIP-191 by its key, or EIP-1271 / ERC-6492 as a smart
    account): without it anyone watching the chain could claim someone else's transfer for a
    reference of their own.
@@ -55,20 +55,20 @@ from lib.errors import (
 )
 from lib.principal import Principal
 from lib.validation import Invalid
-from orders.checkout import paying
+from orders.checkout.applying import REJECTION_REASONS, record_unapplied
 from orders.core.transitions import new_payment_reference, order_open, transition
 from orders.models import Order, X402Intent
-from payments import chains
-from payments import services as payment_services
+from payments import binding, chains, verification
 from payments.chains.config import base_config, solana_config
 from payments.ledger import usd_to_base_units
 from payments.models import ACCOUNTED, Payment, PaymentStatus, UnappliedReason
 from payments.signatures import verify_wallet_signature
+from payments.unapplied import unapplied_message
 
 X402_VERSION = 2
 # How long the requirements hold: the payment must land on chain within this (block time).
 MAX_TIMEOUT_SECONDS = 900
-CLOCK_SLACK = timedelta(seconds=payment_services.PAYMENT_CLOCK_SLACK_SECONDS)
+CLOCK_SLACK = timedelta(seconds=verification.PAYMENT_CLOCK_SLACK_SECONDS)
 PAYMENT_HEADERS = ("X-PAYMENT", "PAYMENT-SIGNATURE")
 PENDING_RETRY_SECONDS = 5
 CHAINS = (wallets.SOLANA, wallets.BASE)
@@ -271,7 +271,19 @@ def x402_order(
     SettlementResponse. On-chain verification runs before any transaction; then, in one: the
     order, its payment row and escrow journal, and `pay` (locks the intent, then the order)."""
     _require_fixed_price(service, credentials_would_help=False)
-    intent = X402Intent.objects.select_related("service", "order").filter(pk=payment.reference).first()
+    intent = _intent_for(service, payment.reference, brief=brief, reference_urls=reference_urls)
+    tx_hash = verification.normalize_tx_hash(payment.chain, payment.tx_hash)
+    if intent.order is not None:
+        return _paid_already(intent.order, tx_hash, payment)
+    payer = _proven_payer(intent, payment)
+    _refuse_accounted(intent, payment, tx_hash, payer, resource_url)
+    transfer = _final_transfer(service, intent, payment, tx_hash, payer, resource_url)
+    return _open_paid_order(service, intent, payment, tx_hash, transfer)
+
+
+def _intent_for(service: Service, reference: str, *, brief: str, reference_urls: list[str]) -> X402Intent:
+    """The intent a 402 of this service gave under `reference`, for the very request it answered."""
+    intent = X402Intent.objects.select_related("service", "order").filter(pk=reference).first()
     if intent is None or intent.service_id != service.id:
         raise ValidationFailed(
             "X-PAYMENT names a reference no 402 of this service gave; send the request without X-PAYMENT first.",
@@ -284,11 +296,18 @@ def x402_order(
             code="x402_request_mismatch",
             details={"reference": intent.reference},
         )
-    tx_hash = payment_services.normalize_tx_hash(payment.chain, payment.tx_hash)
-    if intent.order is not None:
-        if intent.order.escrow_tx_hash == tx_hash:
-            return intent.order, _settlement(intent.order, payment)  # the same paid retry again
-        raise Conflict("This reference has paid for an order already.", code="reference_used")
+    return intent
+
+
+def _paid_already(order: Order, tx_hash: str, payment: X402Payment) -> tuple[Order, dict[str, Any]]:
+    """The intent made an order already: the same paid retry again is answered as before; another 409."""
+    if order.escrow_tx_hash == tx_hash:
+        return order, _settlement(order, payment)
+    raise Conflict("This reference has paid for an order already.", code="reference_used")
+
+
+def _proven_payer(intent: X402Intent, payment: X402Payment) -> str:
+    """The payer's normalized address; on Base, only with its signature of the reference (no memo there)."""
     try:
         payer = wallets.normalize_address(payment.chain, payment.payer)
     except Invalid as exc:
@@ -301,9 +320,14 @@ def x402_order(
             "EIP-1271 / ERC-6492 for a smart account)",
             "signature",
         )
-    # Solana: the transaction is one transfer. Base: the payer's own log, among any others a bundle
-    # carries; which of its logs are still free the chain tells (payment_verify, 409 when none is).
-    known = payment_services.accounted(payment.chain, tx_hash)
+    return payer
+
+
+def _refuse_accounted(intent: X402Intent, payment: X402Payment, tx_hash: str, payer: str, resource_url: str) -> None:
+    """Before any chain I/O: a 402 when the transfer was recorded as paying nothing; 409 when a Solana
+    transaction (one transfer) pays another order. Base: the payer's own log, among any others a
+    bundle carries; which of its logs are still free the chain tells (payment_verify, 409 when none is)."""
+    known = verification.accounted(payment.chain, tx_hash)
     if payment.chain == wallets.BASE:
         known = (
             Payment.objects.filter(chain=payment.chain, tx_hash=tx_hash, payer=payer, status__in=ACCOUNTED)
@@ -311,59 +335,62 @@ def x402_order(
             .first()
         )
     if known is not None and known.status == PaymentStatus.UNAPPLIED and known.order_id is None:
-        message = payment_services.unapplied_message(known)
-        raise _payment_required(intent, _accepts(intent), resource_url, message, code=known.reason)
+        raise _refused(intent, resource_url, unapplied_message(known), code=known.reason)
     if known is not None and payment.chain != wallets.BASE:
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
 
-    # The order to be, unsaved: what the payments app verifies any escrow payment against.
-    draft = Order(
+
+def _final_transfer(
+    service: Service, intent: X402Intent, payment: X402Payment, tx_hash: str, payer: str, resource_url: str
+) -> chains.VerifiedTransfer:
+    """The transfer, final and able to pay the intent, or the 402 that says why not. A final transfer
+    bound to the reference that cannot pay it is recorded as unapplied and returned first."""
+    due = usd_to_base_units(intent.price_usd)
+    try:
+        # Bound by its memo (Solana) or by the payer's proof (Base); `payer` must have signed it.
+        transfer = verification.payment_verify(
+            _draft(service, intent, payer, payment.chain), chain=payment.chain, tx_hash=tx_hash, payer=payer, final=True
+        )
+    except verification.Unapplicable as exc:  # in escrow, but cannot pay: accounted for and returned
+        record_unapplied(None, payment.chain, exc.transfer, REJECTION_REASONS[exc.code], due=due)
+        raise _refused(intent, resource_url, exc.message, code=exc.code) from None
+    except ValidationFailed as exc:  # it can never pay this: the x402 "payment failed" 402
+        raise _refused(intent, resource_url, exc.message, code=exc.code) from None
+    if transfer is None:
+        pending = "The transaction is not final yet; send the same request again shortly."
+        failure = _refused(intent, resource_url, pending, code="payment_pending")
+        failure.headers["Retry-After"] = str(PENDING_RETRY_SECONDS)
+        raise failure
+    if transfer.block_time > (intent.expires_at + CLOCK_SLACK).timestamp():
+        late = record_unapplied(None, payment.chain, transfer, UnappliedReason.INTENT_EXPIRED, due=due)
+        expired = "The payment landed after these payment requirements expired; ask for new ones. "
+        raise _refused(intent, resource_url, expired + unapplied_message(late), code="payment_expired")
+    return transfer
+
+
+def _draft(service: Service, intent: X402Intent, payer: str, chain: str) -> Order:
+    """The order to be, unsaved: what the payments app verifies any escrow payment against."""
+    return Order(
         service=service,
         agent_id=service.agent_id,
         buyer_wallet=payer,
-        buyer_chain=payment.chain,
-        payment_chain=payment.chain,
+        buyer_chain=chain,
+        payment_chain=chain,
         payment_reference=intent.reference,
         quoted_price_usd=intent.price_usd,
         created_at=intent.created_at,
     )
-    due = usd_to_base_units(intent.price_usd)
-    try:
-        # Bound by its memo (Solana) or by the payer's proof above (Base); `payer` must have signed it.
-        transfer = payment_services.payment_verify(draft, chain=payment.chain, tx_hash=tx_hash, payer=payer, final=True)
-    except payment_services.Unapplicable as exc:  # in escrow, but cannot pay: accounted for and returned
-        paying.record_unapplied(None, payment.chain, exc.transfer, paying.REJECTION_REASONS[exc.code], due=due)
-        raise _payment_required(intent, _accepts(intent), resource_url, exc.message, code=exc.code) from None
-    except ValidationFailed as exc:  # it can never pay this: the x402 "payment failed" 402
-        raise _payment_required(intent, _accepts(intent), resource_url, exc.message, code=exc.code) from None
-    if transfer is None:
-        failure = _payment_required(
-            intent,
-            _accepts(intent),
-            resource_url,
-            "The transaction is not final yet; send the same request again shortly.",
-            code="payment_pending",
-        )
-        failure.headers["Retry-After"] = str(PENDING_RETRY_SECONDS)
-        raise failure
-    if transfer.block_time > (intent.expires_at + CLOCK_SLACK).timestamp():
-        late = paying.record_unapplied(None, payment.chain, transfer, UnappliedReason.INTENT_EXPIRED, due=due)
-        raise _payment_required(
-            intent,
-            _accepts(intent),
-            resource_url,
-            "The payment landed after these payment requirements expired; ask for new ones. "
-            + payment_services.unapplied_message(late),
-            code="payment_expired",
-        )
 
+
+def _open_paid_order(
+    service: Service, intent: X402Intent, payment: X402Payment, tx_hash: str, transfer: chains.VerifiedTransfer
+) -> tuple[Order, dict[str, Any]]:
+    """In one transaction, the intent locked first: the order, its payment and `pay`."""
     buyer = Principal(wallet=transfer.payer, chain=payment.chain)
     with transaction.atomic():
         locked = X402Intent.objects.select_for_update(of=("self",)).select_related("order").get(pk=intent.pk)
         if locked.order is not None:  # another retry won the race: the same payment, or another
-            if locked.order.escrow_tx_hash == tx_hash:
-                return locked.order, _settlement(locked.order, payment)
-            raise Conflict("This reference has paid for an order already.", code="reference_used")
+            return _paid_already(locked.order, tx_hash, payment)
         order = order_open(
             service=service,
             actor=buyer,
@@ -374,9 +401,14 @@ def x402_order(
         )
         locked.order = order
         locked.save(update_fields=["order"])
-        paid = payment_services.payment_record(order, chain=payment.chain, transfer=transfer)
+        paid = binding.payment_record(order, chain=payment.chain, transfer=transfer)
         order = transition(order.id, "pay", buyer, payment=paid)
     return order, _settlement(order, payment)
+
+
+def _refused(intent: X402Intent, resource_url: str, message: str, *, code: str | None) -> PaymentRequired:
+    """The x402 "payment failed" answer: a 402 with the requirements again and the reason."""
+    return _payment_required(intent, _accepts(intent), resource_url, message, code=code)
 
 
 def _settlement(order: Order, payment: X402Payment) -> dict[str, Any]:

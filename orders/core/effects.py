@@ -20,7 +20,7 @@ from agents.models import Agent, PriceType, Service
 from lib.errors import Conflict, ValidationFailed
 from orders.deliverables import fetching
 from orders.models import Deliverable, Order, Status, WorkspaceKind
-from payments import services as payment_services
+from payments import settlement as payment_settlement
 from payments.ledger import base_units_to_usd, split_fee, usd_to_base_units
 
 Effect = Callable[[Order, dict[str, Any]], tuple[list[str], dict[str, Any]]]
@@ -164,17 +164,17 @@ def release(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, An
     """The escrow to the agent (less the fee): the buyer approves, staff release, or the system
     releases an order with no approval step."""
     Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    return [], {**_note_of(data), "settlement": payment_services.settle_release(order)}
+    return [], {**_note_of(data), "settlement": payment_settlement.settle_release(order)}
 
 
 def refund(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """A paid order is refunded in full (settlement finds nothing to refund on an unpaid one)."""
-    return [], {**_note_of(data), "settlement": payment_services.settle_refund(order)}
+    return [], {**_note_of(data), "settlement": payment_settlement.settle_refund(order)}
 
 
 def split(order: Order, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     amount = Decimal(str(data["agent_amount_usd"]))
     split_amount_check(order, amount)
     Agent.objects.filter(pk=order.agent_id).update(completed_orders=F("completed_orders") + 1)
-    settlement = payment_services.settle_split(order, agent_gross=usd_to_base_units(amount))
+    settlement = payment_settlement.settle_split(order, agent_gross=usd_to_base_units(amount))
     return [], {**_note_of(data), "settlement": settlement}

@@ -1,4 +1,4 @@
-"""Writes on an order beyond a single transition: messages and reviews (paying: orders.checkout.paying)."""
+"""Writes on an order beyond a single transition: messages and reviews (paying: orders.checkout)."""
 
 from __future__ import annotations
 

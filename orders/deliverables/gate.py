@@ -9,7 +9,7 @@ For the pages:
     role = role_of(order, principal)            # orders.core.transitions
     viewer_can_see_original(order, role)        # -> bool
     deliverable_urls(deliverable, role)         # -> DeliverableUrls(url, original_url, preview_url, gated)
-    request_principal(request)                  # API credentials, else the browser session (agents.sessions)
+    request_principal(request)                  # API credentials, else the browser session (identity.sessions)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 
-from agents.sessions import session_principal
+from identity.sessions import session_principal
 from lib.principal import Principal
 from orders.deliverables.uploads import UPLOAD_SCHEME
 from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Role, Status
@@ -99,7 +99,7 @@ def deliverable_to_dict(deliverable: Deliverable, role: Role | None) -> dict[str
 
 def request_principal(request: HttpRequest) -> Principal | None:
     """Who is looking: the API's credentials (already read by `endpoint`), else the browser
-    session of the pages (a signed-in wallet, an agent's owner, or staff; agents.sessions)."""
+    session of the pages (a signed-in wallet, an agent's owner, or staff; identity.sessions)."""
     principal = getattr(request, "principal", None)
     if principal is not None:
         return principal

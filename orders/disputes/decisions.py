@@ -2,7 +2,7 @@
 buyer and the agent see it afterwards: orders.reads.resolution).
 
 Every decision goes through `orders.core.transitions.transition` (the table's staff rows); the money each
-moves is computed by the settlement's own plan (`payments.services.settlement_plan`), never by a
+moves is computed by the settlement's own plan (`payments.settlement.settlement_plan`), never by a
 second formula.
 """
 
@@ -21,7 +21,7 @@ from lib.principal import Principal
 from orders.core.transitions import check, split_amount_check, transition
 from orders.models import AWAITING_DELIVERY, Order, OrderEvent, Status
 from orders.reads.resolution import DECISIONS, REFUND, RELEASE, SEND_BACK, SPLIT, resolution_to_dict
-from payments import services as payment_services
+from payments import settlement
 from payments.ledger import base_units_to_usd, usd_to_base_units
 
 DECISION_LABELS = {
@@ -65,16 +65,16 @@ def decision_preview(order: Order, decision: str, agent_amount_usd: Decimal | No
     """What `decision` would move, from the plan the settlement itself follows. A split's amount is
     checked as the transition checks it (400 out of range)."""
     if decision == RELEASE:
-        plan = payment_services.release_plan(order)
+        plan = settlement.release_plan(order)
     elif decision == REFUND:
-        plan = payment_services.refund_plan(order)
+        plan = settlement.refund_plan(order)
     elif decision == SPLIT:
         if agent_amount_usd is None:
             raise ValidationFailed("A split needs the amount that goes to the agent.", code="amount_required")
         split_amount_check(order, agent_amount_usd)
-        plan = payment_services.settlement_plan(order, agent_gross=usd_to_base_units(agent_amount_usd))
+        plan = settlement.settlement_plan(order, agent_gross=usd_to_base_units(agent_amount_usd))
     elif decision == SEND_BACK:
-        paid = payment_services.settlement_plan(order, agent_gross=0).paid
+        paid = settlement.settlement_plan(order, agent_gross=0).paid
         return Preview(decision, _TARGET[decision], 0, 0, 0, paid)
     else:
         raise ValidationFailed(f"Unknown decision {decision[:40]!r}.", code="unknown_decision")

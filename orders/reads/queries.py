@@ -11,20 +11,20 @@ from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
-from lib.errors import NotFound
 from lib.money import usd_text
 from lib.pagination import cut
 from lib.prepared import Prepared, Slot
 from lib.principal import Principal
+from orders.core.access import no_such_order, role_on
 from orders.core.transitions import Role, allowed_actions, role_of
-from orders.core.workspace_timer import workspace_expire_if_due
 from orders.deliverables import gate
 from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEvent
 from orders.reads.details import attach, attach_inline, inline
 from orders.reads.prompts import prompts_to_list
 from orders.reads.resolution import resolution_to_dict
-from payments import services as payment_services
+from payments.checkout import payment_instructions
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
+from payments.unapplied import unapplied_to_dict
 
 if TYPE_CHECKING:
     from agents.models import Agent
@@ -102,15 +102,12 @@ def latest_event_id(order: Order) -> str:
 
 
 def order_for(actor: Principal, order_id: str, *, details: bool = True) -> tuple[Order, Role]:
-    """The order and the caller's role on it; 404 for strangers, as for orders that don't exist."""
+    """The order and the caller's role on it; 404 for strangers, as for orders that don't exist.
+    A read: it writes nothing (a workspace due to close is closed first by orders.web.lookup)."""
     order = _read(order_id, details=details)
-    role = role_of(order, actor) if order is not None else None
-    if order is None or role is None:
-        raise NotFound("No such order.", code="order_not_found")
-    if workspace_expire_if_due(order):  # a workspace whose window passed closes on sight
-        order = _read(order_id, details=details)
-        assert order is not None  # noqa: S101 - it was there a moment ago, and orders are never deleted
-    return order, role
+    if order is None:
+        raise no_such_order()
+    return order, role_on(order, actor)
 
 
 def _read(order_id: str, *, details: bool) -> Order | None:
@@ -188,7 +185,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "is_workspace": order.is_workspace,
         "workspace_kind": order.workspace_kind,
         "quota_left": order.quota_left,
-        "payment": payment_services.payment_instructions(order) if order.status in PAYABLE else None,
+        "payment": payment_instructions(order) if order.status in PAYABLE else None,
         "payment_pending": payment_pending(order),
         "unapplied_transfers": unapplied_transfers(order),
         "unapplied_transfers_total": unapplied_total(order),
@@ -251,7 +248,7 @@ def _unapplied(order: Order) -> list[Payment]:
 def unapplied_transfers(order: Order) -> list[dict[str, Any]]:
     """The latest transfers that named this order and arrived but paid nothing, and where their
     return stands (at most UNAPPLIED_SHOWN; dust is attached to no order at all)."""
-    return [payment_services.unapplied_to_dict(payment) for payment in _unapplied(order)[-UNAPPLIED_SHOWN:]]
+    return [unapplied_to_dict(payment) for payment in _unapplied(order)[-UNAPPLIED_SHOWN:]]
 
 
 def unapplied_total(order: Order) -> int:

@@ -17,8 +17,7 @@ from lib.ratelimit import Rate
 from lib.validation import Choice, Int, Invalid, ListOf, Money, Object, Str, Url
 from lib.wallets import Chain
 from orders import workspaces
-from orders.checkout import paying, x402
-from orders.core import services
+from orders.checkout import claims, x402
 from orders.core.transitions import order_open, role_of, transition
 from orders.deliverables.uploads import UPLOAD_SCHEME, UPLOAD_URL
 from orders.limits import (
@@ -27,18 +26,17 @@ from orders.limits import (
     NOTE_MAX,
     PAYER_SIGNATURE_MAX,
     PROMPT_MAX,
-    REVIEW_COMMENT_MAX,
     TX_HASH_MAX,
 )
-from orders.models import MediaType, Message, Status
+from orders.models import MediaType, Status
 from orders.reads import prompts, queries
+from orders.web import lookup
 
 HOUR = 3600
 POLL_RATE = Rate("orders_poll", 30, HOUR)
 POLL_STAMP_INTERVAL = timedelta(seconds=10)
 CREATE_RATE = Rate("orders_create", 30, HOUR)
 DELIVER_RATE = Rate("deliver", 30, HOUR)
-MESSAGE_RATE = Rate("messages", 60, HOUR)
 
 PAGE = {
     "limit": Int(required=False, minimum=1, maximum=100, description="Page size, default 20."),
@@ -176,7 +174,7 @@ def order_create(request: ApiRequest) -> Any:
         reference_urls=data.get("reference_urls", []),
         payment_chain=data.get("payment_chain", default_chain),
     )
-    order, role = queries.order_for(principal, order.id)
+    order, role = lookup.order_for(principal, order.id)
     return queries.order_to_dict(order, role)
 
 
@@ -192,13 +190,13 @@ def _order_x402(request: ApiRequest, service: Service) -> Reply:
         service=service, brief=brief, reference_urls=reference_urls, payment=payment, resource_url=resource
     )
     # The payer's wallet is the buyer: it can sign in (or sign requests) to follow the order.
-    shown, role = queries.order_for(Principal(wallet=order.buyer_wallet, chain=order.buyer_chain), order.id)
+    shown, role = lookup.order_for(Principal(wallet=order.buyer_wallet, chain=order.buyer_chain), order.id)
     return Reply(queries.order_to_dict(shown, role), status=201, headers=x402.settlement_headers(settlement))
 
 
 @endpoint("GET", summary="Get an order", auth=PARTY, response="Order", tag="orders")
 def order_detail(request: ApiRequest, order_id: str) -> Any:
-    order, role = queries.order_for(caller(request), order_id)
+    order, role = lookup.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
 
 
@@ -250,7 +248,7 @@ def order_act(request: ApiRequest, order_id: str) -> Any:
     if needed and needed not in data:
         raise ValidationFailed(f"{needed} is required with action={action}.", details={needed: "is required"})
     # Resolve the order first so a stranger gets 404 before anything else is said.
-    queries.order_for(caller(request), order_id, details=False)
+    lookup.order_for(caller(request), order_id, details=False)
     order = transition(order_id, action, caller(request), **data)
     return queries.shown(order, caller(request))
 
@@ -264,8 +262,8 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
         name = sorted(extra)[0]
         raise ValidationFailed(f"{name} is not used with action=pay.", details={name: "not used with action=pay"})
     actor = caller(request)
-    current, _role = queries.order_for(actor, order_id, details=False)
-    paying.order_pay(
+    current, _role = lookup.order_for(actor, order_id, details=False)
+    claims.order_pay(
         order_id=order_id,
         actor=actor,
         tx_hash=data["escrow_tx_hash"],
@@ -273,7 +271,7 @@ def _pay(request: ApiRequest, order_id: str, data: dict[str, Any]) -> Reply:
         payer_signature=data.get("payer_signature", ""),
         payer=data.get("payer", ""),
     )
-    order, role = queries.order_for(actor, order_id)
+    order, role = lookup.order_for(actor, order_id)
     status = 202 if order.status in (Status.QUOTED, Status.ACCEPTED) else 200
     return Reply(queries.order_to_dict(order, role), status=status)
 
@@ -371,7 +369,7 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
             "With deliverable_id, send one deliverable_url and deliverable_media_type (the prompt's answer).",
             details={field: "send deliverable_url and deliverable_media_type with deliverable_id"},
         )
-    queries.order_for(caller(request), order_id, details=False)  # strangers: 404; a closed window: expire
+    lookup.order_for(caller(request), order_id, details=False)  # strangers: 404; a closed window: expire
     workspaces.prompt_answer(
         order_id=order_id,
         actor=caller(request),
@@ -379,7 +377,7 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
         url=data["deliverable_url"],
         media_type=data["deliverable_media_type"],
     )
-    order, role = queries.order_for(caller(request), order_id)
+    order, role = lookup.order_for(caller(request), order_id)
     return queries.order_to_dict(order, role)
 
 
@@ -394,68 +392,6 @@ def _answer_prompt(request: ApiRequest, order_id: str, data: dict[str, Any]) -> 
 )
 def order_generate(request: ApiRequest, order_id: str) -> Any:
     actor = caller(request)
-    queries.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
+    lookup.order_for(actor, order_id, details=False)  # strangers: 404; a closed window: expire first
     deliverable, order = workspaces.prompt_create(order_id=order_id, actor=actor, prompt=request.data["prompt"])
     return prompts.prompt_created_to_dict(deliverable, order)
-
-
-@endpoint(
-    "GET",
-    summary="Read an order's messages, oldest first",
-    auth=PARTY,
-    query={
-        "limit": Int(required=False, minimum=1, maximum=200, description="Page size, default 50."),
-        "after": Str(required=False, max_length=40, description="Cursor: the `next_cursor` of the previous page."),
-    },
-    response="MessageList",
-    tag="messages",
-)
-def message_list(request: ApiRequest, order_id: str) -> Reply:
-    order, _role = queries.order_for(caller(request), order_id, details=False)
-    limit = request.params.get("limit", 50)
-    messages = Message.objects.filter(order=order).order_by("id")
-    if after := request.params.get("after"):
-        messages = messages.filter(id__gt=after)
-    rows = list(messages[: limit + 1])
-    cursor = rows[limit - 1].id if len(rows) > limit else None
-    return Reply([message.to_dict() for message in rows[:limit]], extra={"next_cursor": cursor})
-
-
-@endpoint(
-    "POST",
-    summary="Send a message on a paid order",
-    auth=PARTY,
-    body={"content": Str(max_length=NOTE_MAX)},
-    rate=MESSAGE_RATE,
-    response="Message",
-    status=201,
-    tag="messages",
-)
-def message_create(request: ApiRequest, order_id: str) -> Any:
-    order, role = queries.order_for(caller(request), order_id, details=False)
-    message = services.message_post(order=order, role=role, actor=caller(request), content=request.data["content"])
-    return message.to_dict()
-
-
-@endpoint(
-    "POST",
-    summary="Review a completed order (buyer, once)",
-    auth=PARTY,
-    body={
-        "rating": Int(minimum=1, maximum=5),
-        "comment": Str(required=False, min_length=0, max_length=REVIEW_COMMENT_MAX),
-    },
-    response="Review",
-    status=201,
-    tag="orders",
-)
-def review_create(request: ApiRequest, order_id: str) -> Any:
-    order, role = queries.order_for(caller(request), order_id, details=False)
-    review = services.review_create(
-        order=order,
-        role=role,
-        actor=caller(request),
-        rating=request.data["rating"],
-        comment=request.data.get("comment", ""),
-    )
-    return review.to_dict()

@@ -1,4 +1,4 @@
-"""The buyer's pages: hire, my orders, the order page and its one POST view.
+"""The buyer's pages: my orders, the order page and its one POST view.
 
 Views stay thin: reads through `orders.reads.queries`, writes through `orders.core.transitions.transition` and
 `orders.core.services`. One POST view (`order_act`) dispatches on the pressed button's `action`. Without
@@ -11,45 +11,36 @@ Agents' owners (signed in with an API key) and staff see the same page read-only
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.forms import Form
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import urlencode
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.middleware import HtmxDetails
 
-from agents.forms import HireForm
-from agents.models import Service
-from agents.sessions import session_principal
-from agents.views import service_page
-from lib import jsonbody, ratelimit, sessions
-from lib.errors import AtelierError, Conflict, Forbidden, NotFound, RateLimited, ValidationFailed
+from identity import sessions
+from identity.sessions import session_principal
+from identity.views import signin_redirect
+from lib import ratelimit
+from lib.errors import AtelierError, Forbidden, NotFound
 from lib.principal import Principal
 from orders import workspaces
-from orders.checkout import paying
+from orders.checkout import claims, solana_pay_watch
 from orders.core import services
-from orders.core.transitions import Role, allowed_actions, order_open, transition
+from orders.core.transitions import Role, allowed_actions, transition
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
 from orders.reads import queries, resolution
 from orders.reads.rendering import deliverable_items, earlier_deliverables, timeline
-from orders.web import forms
-from orders.web.api import CREATE_RATE, MESSAGE_RATE
+from orders.web import forms, lookup
+from orders.web.messages_api import MESSAGE_RATE
 from payments import checkout, demo_wallet
-from payments import services as payment_services
-from payments.chains import ChainError
-from payments.chains.solana import SolanaClient
-from payments.checkout import usdc_amount
 
 TEMPLATE = "orders/detail.html"
 
@@ -64,39 +55,6 @@ LIST_PAGE = 25
 POLL_SECONDS = 3
 
 
-def _signin_redirect(request: HttpRequest) -> HttpResponse:
-    return redirect(f"{reverse('signin')}?{urlencode({'next': request.get_full_path()})}")
-
-
-# --- hire ---------------------------------------------------------------------------------------
-
-
-@require_POST
-def hire(request: HttpRequest, service_id: str) -> HttpResponse:
-    """Order a service from its page: the brief form, then the new order's page."""
-    service = Service.objects.select_related("agent").filter(pk=service_id, active=True, agent__active=True).first()
-    if service is None:
-        raise Http404("No such service.")
-    principal = session_principal(request)
-    if principal is None or not principal.wallet:
-        return _signin_redirect(request)
-    form = HireForm(request.POST, buyer_chain=principal.chain)
-    if not form.is_valid():
-        return service_page(request, service, form, error=forms.first_error(form), status=400)
-    try:
-        ratelimit.check(request, CREATE_RATE)
-        order = order_open(
-            service=service,
-            actor=principal,
-            brief=form.cleaned_data["brief"],
-            reference_urls=form.cleaned_data["reference_urls"],
-            payment_chain=form.cleaned_data["payment_chain"],
-        )
-    except AtelierError as exc:
-        return service_page(request, service, form, error=exc.message, status=exc.status)
-    return redirect("orders:detail", order_id=order.id)
-
-
 # --- my orders ----------------------------------------------------------------------------------
 
 
@@ -105,7 +63,7 @@ def order_list(request: HttpRequest) -> HttpResponse:
     """The caller's orders, newest first, a page at a time."""
     principal = session_principal(request)
     if principal is None:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     rows, cursor = queries.order_page(principal, limit=LIST_PAGE, before=request.GET.get("before") or None)
     pending = {order.id for order in rows if queries.payment_pending(order)}
     return render(
@@ -139,7 +97,7 @@ class Page:
         events = list(order.events.exclude(action="message").order_by("-id")[:TIMELINE_LIMIT])[::-1]
         review = Review.objects.filter(order=order).first() if order.status == Status.COMPLETED else None
         payable = order.status in queries.PAYABLE
-        payment = payment_services.payment_instructions(order) if payable else None
+        payment = checkout.payment_instructions(order) if payable else None
         bound = self.forms or {}
         can_message = is_buyer and order.status in MESSAGING_STATUSES
         quota_left = order.quota_left
@@ -234,7 +192,7 @@ def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tup
     if principal is None:
         raise Forbidden("Sign in to see this order.", code="authentication_required")
     try:
-        order, role = queries.order_for(principal, order_id, details=details)
+        order, role = lookup.order_for(principal, order_id, details=details)
     except NotFound:
         raise Http404("No such order.") from None
     return order, role, principal
@@ -245,7 +203,7 @@ def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, de
     (throttled), and keep a worker looking while the page is away. Re-read when that paid it."""
     if order.status not in queries.PAYABLE:
         return order
-    if paying.payment_look(order) == "paid":
+    if solana_pay_watch.payment_look(order) == "paid":
         order, _role, _principal = _viewer(request, order_id, details=details)
     return order
 
@@ -253,7 +211,7 @@ def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, de
 @require_safe
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     if session_principal(request) is None:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     order, role, principal = _viewer(request, order_id)
     order = _found_by_reference(request, order, order_id)
     shown = Page(order, role, principal, before=request.GET.get("before", ""))
@@ -267,13 +225,13 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     The common case, a tab left open on an order where nothing happened, answers 204 (htmx swaps
     nothing) from one query: the poller's URL carries the id of the latest event the page has seen
     (`v`), and every change the page shows records an event. A payable order whose payment look is
-    due (orders.checkout.paying.payment_look) takes the long way, which looks."""
+    due (orders.checkout.solana_pay_watch.payment_look) takes the long way, which looks."""
     principal = session_principal(request)
     if principal is None:
         return HttpResponse(status=204)
     seen = request.GET.get("v", "")
     state = queries.poll_state(principal, order_id) if seen else None
-    if state is not None and state[1] == seen and not paying.payment_look_due(state[0]):
+    if state is not None and state[1] == seen and not solana_pay_watch.payment_look_due(state[0]):
         return HttpResponse(status=204)
     order, role, principal = _viewer(request, order_id, details=False)
     order = _found_by_reference(request, order, order_id, details=False)
@@ -359,7 +317,7 @@ def _cancel(request: HttpRequest, order: Order, actor: Principal) -> None:
 
 def _pay(request: HttpRequest, order: Order, actor: Principal) -> None:
     form = _bound(request, "pay", forms.PayForm)
-    paying.order_pay(
+    claims.order_pay(
         order_id=order.id,
         actor=actor,
         tx_hash=form.cleaned_data["escrow_tx_hash"],
@@ -373,14 +331,14 @@ def _pay_demo(request: HttpRequest, order: Order, actor: Principal) -> None:
     secret = request.session.get(sessions.DEMO_SECRET, "")
     if not sessions.demo_wallet_enabled() or demo_wallet.address_of(secret) != order.buyer_wallet:
         raise Forbidden("This order was not placed with the demo wallet.", code="demo_wallet_unavailable")
-    instructions = payment_services.payment_instructions(order)
+    instructions = checkout.payment_instructions(order)
     if instructions is None or order.payment_chain != "solana":
         order.payment_chain = "solana"
-        instructions = payment_services.payment_instructions(order)
+        instructions = checkout.payment_instructions(order)
     if instructions is None:
         raise Forbidden("No Solana escrow is configured on this server.", code="demo_wallet_unavailable")
     signature = demo_wallet.pay(secret, instructions)
-    paying.order_pay(order_id=order.id, actor=actor, tx_hash=signature, chain="solana")
+    claims.order_pay(order_id=order.id, actor=actor, tx_hash=signature, chain="solana")
 
 
 def _message(request: HttpRequest, order: Order, actor: Principal) -> None:
@@ -425,7 +383,7 @@ MESSAGE_ACTIONS = frozenset({"message"})
 def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
     """Every button on the order page posts here with its `action`."""
     if session_principal(request) is None:
-        return _signin_redirect(request)
+        return signin_redirect(request)
     order, role, principal = _viewer(request, order_id)
     could_message = order.status in MESSAGING_STATUSES
     action = request.POST.get("action", "")
@@ -464,77 +422,3 @@ def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
         context["poller_oob"] = True
         body += render_to_string(f"{TEMPLATE}#poller", context, request)
     return HttpResponse(body, status=status)
-
-
-# --- Solana Pay transaction request --------------------------------------------------------------
-
-
-@csrf_exempt  # wallets POST here from outside the page: no session, no CSRF token; nothing private in the answer
-@require_http_methods(["GET", "POST", "OPTIONS"])
-def solana_pay_request(request: HttpRequest, order_id: str) -> HttpResponse:
-    """The Solana Pay transaction request endpoint (`solana:<this URL>`): GET gives the label and
-    icon, POST `{"account": <public key>}` gives the transaction that pays the order from that
-    account (memo, transferChecked into escrow, the order's reference), for the wallet to sign and
-    send. Whoever holds the link may fetch it; the transfer binds by its memo like any other."""
-    if request.method == "OPTIONS":
-        return _cors(HttpResponse(status=204))
-    if request.method == "GET":
-        icon = request.build_absolute_uri(static("icon.svg"))
-        return _cors(JsonResponse({"label": checkout.LABEL, "icon": icon}))
-    usage: ratelimit.Usage | None = None
-    try:
-        # Each POST costs the Solana node a balance read (and a blockhash every couple of seconds).
-        usage = ratelimit.check(request, solana_pay_rate())
-        order = Order.objects.filter(pk=order_id).first() if "\x00" not in order_id else None
-        if order is None:
-            raise NotFound("No such order.", code="order_not_found")
-        if order.status not in queries.PAYABLE:
-            status = order.get_status_display().lower()
-            raise Conflict(f"This order is {status}: nothing to pay.", code="not_payable")
-        body = jsonbody.request_json(request)
-        if not isinstance(body, dict) or not isinstance(body.get("account"), str):
-            raise ValidationFailed('Send {"account": "<your wallet\'s public key>"}.', code="account_required")
-        amount = payment_services.price_base_units(order)
-        raw, _reference = checkout.transaction_request(
-            SolanaClient.from_settings(),
-            account=body["account"],
-            amount=amount,
-            payment_reference=order.payment_reference,
-        )
-    except AtelierError as exc:
-        return _cors(_refusal(exc, usage))
-    except ValueError:
-        return _cors(JsonResponse({"error": "account must be a Solana public key."}, status=400))
-    except ChainError:
-        return _cors(JsonResponse({"error": "Solana cannot be reached right now; try again."}, status=503))
-    paying.solana_pay_watch_start(order)
-    message = f"Pay {usdc_amount(amount)} USDC into Atelier escrow for {order.id}"
-    response = JsonResponse({"transaction": base64.b64encode(raw).decode(), "message": message})
-    if usage is not None:
-        usage.apply(response)
-    return _cors(response)
-
-
-def solana_pay_rate() -> ratelimit.Rate:
-    """Per client IP (behind TRUSTED_PROXY_COUNT proxies), from settings: SOLANA_PAY_RATE_LIMIT
-    requests per SOLANA_PAY_RATE_WINDOW seconds. A buyer's wallet asks once per scan or click."""
-    return ratelimit.Rate("solana_pay", settings.SOLANA_PAY_RATE_LIMIT, settings.SOLANA_PAY_RATE_WINDOW)
-
-
-def _refusal(exc: AtelierError, usage: ratelimit.Usage | None) -> HttpResponse:
-    """The endpoint's own error shape, `{"error", "code"}`: the checkout script and wallets read `error`."""
-    response = JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
-    if isinstance(exc, RateLimited):
-        exc.apply(response)
-    elif usage is not None:
-        usage.apply(response)
-    return response
-
-
-def _cors(response: HttpResponse) -> HttpResponse:
-    """Solana Pay wallets call from anywhere (web wallets from their own origin)."""
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response["Access-Control-Allow-Headers"] = "Content-Type"
-    response["Access-Control-Expose-Headers"] = "Retry-After"
-    return response

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from orders.models import Order, Status
 from payments import chains
 from payments.models import ScanCursor

@@ -1,4 +1,4 @@
-"""A bad field in any endpoint's body (the specs in agents.api, orders.web.api and payments.api, checked by
+"""A bad field in any endpoint's body (the specs in agents.api, orders.web.api and identity.api, checked by
 lib.validation): a 400 (or the endpoint's own 404 or 409) naming the field, and not one row
 changed; and the baseline that each accepted body is accepted.
 """

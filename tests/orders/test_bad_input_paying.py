@@ -1,4 +1,4 @@
-"""Bad payment submissions (PATCH /api/orders/{id} with action `pay`, orders.checkout.paying): refused before
+"""Bad payment submissions (PATCH /api/orders/{id} with action `pay`, orders.checkout.claims): refused before
 any chain is asked, and not one row changed.
 """
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from orders.web import api, forms
+from orders.web import api, forms, messages_api
 
 # (form, its field) ~ (API view, its body field)
 PAIRS = [
-    (forms.MessageForm, "content", api.message_create, "content"),
+    (forms.MessageForm, "content", messages_api.message_create, "content"),
     (forms.RevisionForm, "feedback", api.order_act, "feedback"),
     (forms.DisputeForm, "reason", api.order_act, "reason"),
     (forms.CancelForm, "reason", api.order_act, "reason"),
     (forms.PayForm, "escrow_tx_hash", api.order_act, "escrow_tx_hash"),
     (forms.PayForm, "payer_signature", api.order_act, "payer_signature"),
-    (forms.ReviewForm, "comment", api.review_create, "comment"),
+    (forms.ReviewForm, "comment", messages_api.review_create, "comment"),
     (forms.PromptForm, "prompt", api.order_generate, "prompt"),
 ]
 

@@ -61,7 +61,7 @@ def staff_client(django_user_model: Any) -> Client:
 
 
 def browser_of(buyer: Any) -> Client:
-    """The pages' browser session for this wallet (as lib.sessions signs it in)."""
+    """The pages' browser session for this wallet (as identity.sessions signs it in)."""
     client = Client()
     session = client.session
     session["buyer_wallet"] = buyer.wallet

@@ -23,6 +23,7 @@ from lib.principal import SYSTEM
 from orders.core.transitions import transition
 from orders.core.workspace_timer import expire_workspace
 from orders.models import Deliverable, Order, OrderEvent, Status
+from orders.reads import queries
 from payments.models import OutgoingTransfer
 from tests.conftest import Api, make_order, make_payment, make_service
 
@@ -180,6 +181,19 @@ def test_a_window_that_has_passed_closes_on_the_next_request(buyer, agent):
     assert view["status"] == "delivered"
     assert view["delivered_at"] is not None
     assert OrderEvent.objects.get(order=order, action="expire").data == {"note": "window closed"}
+
+
+def test_reading_a_window_that_has_passed_writes_nothing_until_a_request_shows_it(buyer, agent):
+    """queries.order_for is a read; the closing on sight is the web layer's (orders.web.lookup)."""
+    order = workspace(buyer, agent, quota=3)
+    Order.objects.filter(pk=order.pk).update(workspace_expires_at=timezone.now() - timedelta(seconds=1))
+
+    read, _role = queries.order_for(buyer.principal, order.id)
+
+    assert read.status == S.IN_PROGRESS
+    assert "expire" not in actions(order)
+    assert buyer.api.get(f"/api/orders/{order.id}").body["data"]["status"] == "delivered"
+    assert actions(order).count("expire") == 1
 
 
 def test_the_expiry_task_closes_the_window_and_is_safe_to_run_again(buyer, agent):

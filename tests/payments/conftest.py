@@ -37,7 +37,7 @@ def reconciled(settings: Any, chains_up: Devchains, db: None) -> Iterator[None]:
     decided by the escrow scan, and escrow on chain matches the ledger (payments.reconcile), from
     what the escrow held when the test began. The session's devchains are shared by the tests of one
     worker while the database is not, hence the opening balance and the scan starting at the head."""
-    from orders.checkout.paying import escrow_scan
+    from orders.checkout.escrow_scan import escrow_scan
     from payments import chains
     from payments.models import ScanCursor
     from payments.reconcile import reconcile, report

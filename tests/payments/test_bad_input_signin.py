@@ -1,4 +1,4 @@
-"""Bad wallet sign-ins (POST /api/auth/nonce and /api/auth/verify, payments.api): each refused with its
+"""Bad wallet sign-ins (POST /api/auth/nonce and /api/auth/verify, identity.api): each refused with its
 status and code, and nothing changed but the nonce a wrong signature burns. Their bad fields:
 tests/lib/test_bad_input_fields.py.
 """
@@ -13,8 +13,8 @@ from django.utils import timezone
 from eth_account import Account
 from solders.keypair import Keypair
 
+from identity.wallet_signin import signin_challenge_create
 from payments.models import SignInChallenge, WalletSession
-from payments.services import signin_challenge_create
 from tests.bad_input_support import refused
 from tests.conftest import Api
 

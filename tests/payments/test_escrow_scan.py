@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.urls import reverse
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from orders.models import Order, Status
 from payments import chains
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, Reconciliation, TransferStatus

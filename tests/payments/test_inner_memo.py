@@ -22,7 +22,7 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import get_associated_token_address
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from payments import chains
 from payments.models import OutgoingTransfer, Payment, TransferStatus
 from tests.payments import solana_helpers

@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Sum
 from django_tasks_db.models import DBTaskResult
 
-from orders.checkout.paying import payment_recheck
+from orders.checkout.recheck import payment_recheck
 from orders.models import Order, OrderEvent, Status
 from payments import chains
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, TransferStatus

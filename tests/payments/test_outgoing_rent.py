@@ -26,7 +26,7 @@ from spl.token.instructions import (
 )
 from spl.token.models import CloseAccountParams
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from orders.models import Order, OrderEvent
 from payments import chains
 from payments.models import OutgoingTransfer, Payment, TransferStatus

@@ -18,7 +18,7 @@ from django.utils import timezone
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from orders.checkout.paying import payment_recheck
+from orders.checkout.recheck import payment_recheck
 from orders.models import Order, Status
 from payments.models import LedgerEntry, Payment, PaymentStatus
 from tests.conftest import make_service

@@ -17,10 +17,9 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from orders.models import Order, Status
-from payments import chains
-from payments import services as payment_services
+from payments import chains, verification
 from payments.chains.evm import EvmClient
 from payments.models import WHOLE_TRANSACTION, Payment, PaymentStatus, WalletSession
 from tests.conftest import Api, make_service
@@ -331,6 +330,6 @@ def test_a_base_transaction_accounted_before_logs_bound_pays_nothing_else(
     assert refused.body["code"] == "tx_hash_used"
     assert Payment.objects.filter(tx_hash=tx).count() == 1
     for log_index in (0, 1, 7):  # the escrow scan finds every log of it accounted for
-        assert payment_services.accounted("base", tx, log_index) is not None
+        assert verification.accounted("base", tx, log_index) is not None
     # Back to a per-log row, so the closing scan sees the second buyer's log as waiting for a claim.
     Payment.objects.filter(tx_hash=tx).update(log_index=0)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from orders.checkout import paying
+from orders.checkout.solana_pay_watch import solana_pay_check
 from orders.models import Order, Status
 from payments import checkout
 from payments.chains.base import PaymentInstructions
@@ -86,21 +86,21 @@ def test_a_wallet_paying_the_transfer_request_pays_the_order_found_by_its_refere
     page = browser_of(funded).get(f"/orders/{order.id}/").content.decode()
     assert 'id="solana-pay-link"' in page
     assert "<svg" in page
-    instructions = paying.payment_services.payment_instructions(order)
+    instructions = checkout.payment_instructions(order)
     assert instructions is not None
 
     signature = solana_helpers.pay_transfer_request(
         chains_up.solana.url, funded.secret, str(instructions["solana_pay_url"])
     )
 
-    assert paying.solana_pay_check(order, throttle=False) == "paid"
+    assert solana_pay_check(order, throttle=False) == "paid"
     order.refresh_from_db()
     assert (order.status, order.escrow_tx_hash) == (Status.PAID, signature)
 
 
 def test_the_order_page_itself_finds_the_payment(chains_up: Any, reconciled: None, funded: Any, agent: Any) -> None:
     order = quoted(funded, agent)
-    instructions = paying.payment_services.payment_instructions(order)
+    instructions = checkout.payment_instructions(order)
     assert instructions is not None
     solana_helpers.pay_transfer_request(chains_up.solana.url, funded.secret, str(instructions["solana_pay_url"]))
 
@@ -127,7 +127,7 @@ def test_the_transaction_request_endpoint_builds_a_transaction_that_pays_the_ord
     assert answer.status_code == 200, answer.content
     assert answer["Access-Control-Allow-Origin"] == "*"
     signature = solana_helpers.sign_and_send(chains_up.solana.url, funded.secret, answer.json()["transaction"])
-    assert paying.solana_pay_check(order, throttle=False) == "paid"
+    assert solana_pay_check(order, throttle=False) == "paid"
     order.refresh_from_db()
     assert (order.status, order.escrow_tx_hash) == (Status.PAID, signature)
     assert Payment.objects.filter(order=order, tx_hash=signature).exists()
@@ -137,12 +137,12 @@ def test_a_transfer_naming_the_reference_with_another_memo_pays_nothing(
     chains_up: Any, reconciled: None, funded: Any, agent: Any
 ) -> None:
     order = quoted(funded, agent)
-    instructions = paying.payment_services.payment_instructions(order)
+    instructions = checkout.payment_instructions(order)
     assert instructions is not None
     forged = str(instructions["solana_pay_url"]).replace(order.payment_reference, "atl-someone-else")
     solana_helpers.pay_transfer_request(chains_up.solana.url, funded.secret, forged)
 
-    assert paying.solana_pay_check(order, throttle=False) == "nothing found"
+    assert solana_pay_check(order, throttle=False) == "nothing found"
     assert Order.objects.get(pk=order.id).status == Status.QUOTED
 
 

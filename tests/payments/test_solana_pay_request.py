@@ -1,6 +1,6 @@
 """The public Solana Pay transaction request endpoint, hardened: a per-IP rate limit (429 with
-Retry-After), a 400 `{"error": ...}` for any malformed body (its own shape: the checkout script and
-wallets read `error`), a sentence and a code when the payer's USDC or SOL is short, one
+Retry-After), a 400 in the API's error envelope for any malformed body (the checkout script reads
+`error`; with the sentence again as `message`, which Solana Pay 1.1 wallets show), a sentence and a code when the payer's USDC or SOL is short, one
 getLatestBlockhash for many quick requests, and the `solana:` link on the order page."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from tests.conftest import make_order
 from tests.orders.test_order_pages import browser_of
 from tests.payments import solana_helpers
 from tests.payments.solana_helpers import receiving_wallet
+from tests.payments.test_solana_chain import closed_port_url
 
 USDC = 10**6
 
@@ -38,14 +39,16 @@ def post(order: Order, body: Any, client: Client | None = None, **extra: Any) ->
 
 
 def refused(response: Any, status: int) -> dict[str, Any]:
-    """The endpoint's own error shape: `error` (a sentence), maybe `code`, never the API envelope."""
+    """The API's error envelope, and its sentence again as `message` (Solana Pay 1.1 error handling)."""
     assert response.status_code == status, response.content
     assert response["Access-Control-Allow-Origin"] == "*"
     body: dict[str, Any] = response.json()
     assert isinstance(body["error"], str)
     assert body["error"].strip()
-    assert "success" not in body
-    return body
+    assert set(body) == {"success", "error", "code", "details", "message"}
+    assert body["success"] is False
+    assert body["message"] == body["error"]
+    return {"error": body["error"], "code": body["code"]}
 
 
 def payer(url: str, *, sol: int = 10**9, usdc: int = 100 * USDC) -> Keypair:
@@ -274,3 +277,23 @@ def test_the_order_page_offers_the_transaction_request_to_phone_wallets(
     link = f"solana:https%3A%2F%2Fatelier.example%2Fsolana-pay%2Forders%2F{order.id}"
     assert f'id="solana-pay-request-link" href="{link}"' in page
     assert 'id="solana-pay-link"' in page  # the transfer request stays
+
+
+# --- refusals the wallet's call can meet --------------------------------------------------------
+
+
+def test_an_account_that_is_not_a_public_key_is_400_naming_the_field(
+    chains_up: Any, buyer: Any, agent: Any, rpc_calls: list[str]
+) -> None:
+    order = quoted(buyer, agent)
+    answer = post(order, {"account": "not-a-key"})
+    assert refused(answer, 400) == {"error": "account must be a Solana public key.", "code": "invalid_wallet"}
+    assert answer.json()["details"] == {"account": "not a public key"}
+    assert rpc_calls == []
+
+
+def test_solana_out_of_reach_is_503_in_the_same_shape(settings: Any, chains_up: Any, buyer: Any, agent: Any) -> None:
+    order = quoted(buyer, agent)
+    settings.SOLANA_RPC_URL = closed_port_url()
+    body = refused(post(order, {"account": str(Keypair().pubkey())}), 503)
+    assert body == {"error": "Solana cannot be reached right now; try again.", "code": "chain_unavailable"}

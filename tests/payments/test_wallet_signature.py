@@ -26,9 +26,9 @@ from eth_account import Account
 from solders.keypair import Keypair
 
 from agents.models import Service
+from identity import signed_requests
 from lib.errors import AtelierError
 from orders.models import BuyerKind, Order, Status
-from payments import services as payment_services
 from payments.models import WalletSession
 from tests.conftest import Api, WalletBuyer, make_agent, make_order, make_service
 
@@ -275,7 +275,7 @@ def test_a_used_signature_is_remembered_until_its_window_closes(service, monkeyp
             timeouts.append(timeout)
             return bool(cache.add(key, value, timeout))
 
-    monkeypatch.setattr(payment_services, "cache", Recording())
+    monkeypatch.setattr(signed_requests, "cache", Recording())
     credentials = signed(new_wallet("solana"), ts=now_s() + offset_seconds)
 
     response = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
@@ -292,7 +292,7 @@ def test_without_the_shared_cache_a_signature_is_refused_with_503(service, monke
         def add(self, key: str, value: Any, timeout: int) -> bool:
             raise ConnectionError("cache down")
 
-    monkeypatch.setattr(payment_services, "cache", Down())
+    monkeypatch.setattr(signed_requests, "cache", Down())
     credentials = signed(new_wallet("base"), ts=now_ms())
 
     response = Api(Client()).post("/api/orders", {"service_id": service.id, "brief": BRIEF, **credentials})
@@ -636,7 +636,7 @@ def test_the_example_buyer_script_signs_each_call_with_v2(service, monkeypatch):
 def _authenticate_once(credentials: dict[str, Any], barrier: threading.Barrier, results: list[str]) -> None:
     try:
         barrier.wait(timeout=10)
-        payment_services.wallet_signature_authenticate(
+        signed_requests.wallet_signature_authenticate(
             wallet=credentials["wallet"], signature=credentials["wallet_sig"], timestamp=credentials["wallet_sig_ts"]
         )
         results.append("ok")

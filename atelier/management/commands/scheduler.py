@@ -35,7 +35,7 @@ from idempotency.services import prune as prune_idempotency_keys
 from lib import locks
 from lib.tasks import requeue_stale
 from orders.checkout import x402
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from payments import chains
 from payments.tasks import release_held_transfers
 

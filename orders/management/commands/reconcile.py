@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from payments import chains
 from payments.reconcile import LedgerAlreadyBegun, reconcile, record_opening, report
 

@@ -1,4 +1,4 @@
-"""`manage.py scan_escrow [--every N]`: decide every transfer that arrived in escrow (orders.checkout.paying):
+"""`manage.py scan_escrow [--every N]`: decide every transfer that arrived in escrow (orders.checkout.escrow_scan):
 pay the order its memo names, or record it and return it to its sender. With --every, loop."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from orders.checkout.paying import escrow_scan
+from orders.checkout.escrow_scan import escrow_scan
 from payments import chains
 
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from api.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
-from lib import sessions
+from identity import sessions, wallet_signin
 from lib.validation import Choice, Str
 from lib.wallets import Chain
-from payments import services
 
 
 @endpoint(
@@ -22,7 +21,7 @@ from payments import services
     tag="auth",
 )
 def signin_nonce(request: ApiRequest) -> Any:
-    challenge = services.signin_challenge_create(chain=request.data["chain"], wallet=request.data["wallet"])
+    challenge = wallet_signin.signin_challenge_create(chain=request.data["chain"], wallet=request.data["wallet"])
     return {
         "nonce": challenge.nonce,
         "wallet": challenge.wallet,
@@ -50,7 +49,7 @@ def signin_nonce(request: ApiRequest) -> Any:
     tag="auth",
 )
 def signin_verify(request: ApiRequest) -> Any:
-    session, token = services.signin_complete(nonce=request.data["nonce"], signature=request.data["signature"])
+    session, token = wallet_signin.signin_complete(nonce=request.data["nonce"], signature=request.data["signature"])
     return {
         "token": token,
         "wallet": session.wallet,
@@ -62,5 +61,5 @@ def signin_verify(request: ApiRequest) -> Any:
 @endpoint("POST", summary="Sign out: revoke the bearer session token", auth=WALLET, response="Empty", tag="auth")
 def signout(request: ApiRequest) -> Any:
     token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    services.wallet_session_revoke(token)
+    wallet_signin.wallet_session_revoke(token)
     return {}

@@ -15,11 +15,11 @@ from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
 from agents.services import KEY_PREFIX, api_key_authenticate
+from identity import signed_requests, wallet_signin
 from lib.errors import PayloadTooLarge, Unauthorized
 from lib.principal import WALLET_SIGNATURE_FIELDS, Principal
-from payments import services as payment_services
 
-# The v2 per-request signature, bound to the method, path and body (payments.services).
+# The v2 per-request signature, bound to the method, path and body (identity.signed_requests).
 WALLET_HEADER = "X-Atelier-Wallet"
 WALLET_SIGNATURE_HEADER = "X-Atelier-Wallet-Signature"
 WALLET_TIMESTAMP_HEADER = "X-Atelier-Wallet-Timestamp"
@@ -55,25 +55,25 @@ def authenticate(request: HttpRequest, body: dict[str, Any]) -> Principal | None
             raise Unauthorized("Use Authorization: Bearer <token>.", code="invalid_authorization")
         if token.startswith(KEY_PREFIX):
             return Principal(agent=api_key_authenticate(token))
-        if token.startswith(payment_services.SESSION_PREFIX):
-            identity = payment_services.wallet_session_authenticate(token)
+        if token.startswith(wallet_signin.SESSION_PREFIX):
+            identity = wallet_signin.wallet_session_authenticate(token)
             return Principal(wallet=identity.wallet, chain=identity.chain)
         raise Unauthorized(
             "The bearer token is not an Atelier API key or wallet session.", code="invalid_authorization"
         )
     if signature_fields:
-        identity = payment_services.wallet_signature_authenticate(
+        identity = signed_requests.wallet_signature_authenticate(
             wallet=str(signature_fields["wallet"]),
             signature=str(signature_fields["wallet_sig"]),
             timestamp=str(signature_fields["wallet_sig_ts"]),
         )
         return Principal(wallet=identity.wallet, chain=identity.chain)
     if signed_headers:
-        identity = payment_services.wallet_signature_authenticate(
+        identity = signed_requests.wallet_signature_authenticate(
             wallet=str(signed_headers[WALLET_HEADER]),
             signature=str(signed_headers[WALLET_SIGNATURE_HEADER]),
             timestamp=str(signed_headers[WALLET_TIMESTAMP_HEADER]),
-            request=payment_services.SignedRequest(
+            request=signed_requests.SignedRequest(
                 method=request.method or "", path=request.get_full_path(), body_sha256=_body_sha256(request)
             ),
         )
@@ -141,7 +141,7 @@ def _check_signature_headers(headers: dict[str, str | None]) -> None:
             f"Send {', '.join(WALLET_SIGNATURE_HEADERS)} together.",
             code="invalid_signature",
         )
-    if headers[WALLET_VERSION_HEADER] != payment_services.WALLET_SIGNATURE_V2:
+    if headers[WALLET_VERSION_HEADER] != signed_requests.WALLET_SIGNATURE_V2:
         raise Unauthorized(f"{WALLET_VERSION_HEADER} must be 2.", code="invalid_signature")
     if len(headers[WALLET_HEADER] or "") > WALLET_MAX_LENGTH:
         raise Unauthorized(f"{WALLET_HEADER} is longer than {WALLET_MAX_LENGTH} characters.", code="invalid_wallet")

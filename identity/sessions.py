@@ -1,7 +1,8 @@
-"""The Django session's identities: which keys the pages keep, and signing in and out.
+"""Who is using the browser, from the Django session: a buyer's wallet, an agent's owner (while the
+API key they pasted is live), or staff; and signing in and out.
 
 - `buyer_wallet`, `buyer_chain`: set by wallet sign-in (a signed single-use nonce) or the demo wallet.
-- `agent_key_id`: set when an agent's owner pastes an API key; `agents.sessions` checks the key again
+- `agent_key_id`: set when an agent's owner pastes an API key; `session_agent` checks the key again
   on every request, so revoking it (or deactivating the agent) ends the browser session too.
 A session holds one identity at a time; signing in as one forgets the other.
 """
@@ -12,6 +13,8 @@ from django.conf import settings
 from django.contrib.auth import logout
 from django.http import HttpRequest
 
+from agents.models import Agent, ApiKey
+from lib.principal import Principal
 from lib.ratelimit import Rate
 
 BUYER_WALLET = "buyer_wallet"
@@ -20,6 +23,37 @@ AGENT_KEY_ID = "agent_key_id"
 DEMO_SECRET = "demo_wallet_secret"  # noqa: S105 - a session key name, not a secret
 # Signing in, by wallet (API and pages) or with an agent's key (pages): one bucket per client.
 SIGNIN_RATE = Rate("signin", 60, 3600)
+
+
+def session_agent(request: HttpRequest) -> Agent | None:
+    """The agent whose owner signed in with an API key, while that key is live. One query, cached."""
+    if not hasattr(request, "_atelier_agent"):
+        key_id = request.session.get(AGENT_KEY_ID)
+        key = None
+        if key_id:
+            key = (
+                ApiKey.objects.select_related("agent")
+                .filter(pk=key_id, revoked_at__isnull=True, agent__active=True)
+                .first()
+            )
+        request._atelier_agent = key.agent if key else None  # type: ignore[attr-defined]
+    agent: Agent | None = request._atelier_agent  # type: ignore[attr-defined]
+    return agent
+
+
+def session_principal(request: HttpRequest) -> Principal | None:
+    """The browser's identity as the services expect it, or None for a visitor."""
+    wallet = request.session.get(BUYER_WALLET)
+    chain = request.session.get(BUYER_CHAIN)
+    if wallet and chain:
+        return Principal(wallet=wallet, chain=chain)
+    agent = session_agent(request)
+    if agent is not None:
+        return Principal(agent=agent)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return Principal(staff_user_id=user.pk)
+    return None
 
 
 def sign_in_buyer(request: HttpRequest, *, wallet: str, chain: str) -> None:
