@@ -49,7 +49,7 @@ from lib.errors import (
     ValidationFailed,
 )
 from lib.principal import WALLET_SIGNATURE_FIELDS, Principal
-from lib.validation import Field, Int, validate
+from lib.validation import Field, Int, Variants, validate
 
 if TYPE_CHECKING:  # for the type only: the apps sit above this module
     from agents.models import Agent
@@ -125,6 +125,8 @@ class Endpoint:
     produces: str = ""
     # The view's name: the OpenAPI operationId, which generated clients name their methods after.
     operation_id: str = ""
+    # A body whose fields depend on one of them (`body` is then their flat spec).
+    variants: Variants | None = None
 
 
 def error_response(exc: AtelierError) -> JsonResponse:
@@ -166,7 +168,7 @@ def endpoint(
     *,
     summary: str,
     auth: str,
-    body: Mapping[str, Field] | None = None,
+    body: Mapping[str, Field] | Variants | None = None,
     query: Mapping[str, Field] | None = None,
     rate: ratelimit.Rate | None = None,
     response: str | None = None,
@@ -180,11 +182,12 @@ def endpoint(
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         # No `rate`: the documented default for the method, in the endpoint's own bucket.
         scope = f"{view.__module__.partition('.')[0]}.{view.__name__}"
+        variants = body if isinstance(body, Variants) else None
         spec = Endpoint(
             method,
             summary,
             auth,
-            body,
+            body.fields() if isinstance(body, Variants) else body,
             query,
             rate or ratelimit.default_rate(method, scope),
             response,
@@ -194,6 +197,7 @@ def endpoint(
             multipart=multipart,
             produces=produces,
             operation_id=view.__name__,
+            variants=variants,
         )
         keyed = method in idempotency.METHODS
 
@@ -216,6 +220,8 @@ def endpoint(
                 api_request = cast(ApiRequest, request)
                 api_request.principal = principal
                 api_request.data = validate(data, spec.body or {})
+                if spec.variants:
+                    spec.variants.check(api_request.data)
                 api_request.params = _parse_query(request, spec.query or {})
                 _check_path_ids(kwargs)
                 outcome = _claim(request, principal, key, data) if key else None

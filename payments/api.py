@@ -9,6 +9,7 @@ from lib import sessions
 from lib.validation import Choice, Str
 from lib.wallets import Chain
 from payments import services
+from payments.shapes import SignInChallengeData, WalletSessionData
 
 
 @endpoint(
@@ -21,7 +22,7 @@ from payments import services
     status=201,
     tag="auth",
 )
-def signin_nonce(request: ApiRequest) -> Any:
+def signin_nonce(request: ApiRequest) -> SignInChallengeData:
     challenge = services.signin_challenge_create(chain=request.data["chain"], wallet=request.data["wallet"])
     return {
         "nonce": challenge.nonce,
@@ -49,7 +50,7 @@ def signin_nonce(request: ApiRequest) -> Any:
     status=201,
     tag="auth",
 )
-def signin_verify(request: ApiRequest) -> Any:
+def signin_verify(request: ApiRequest) -> WalletSessionData:
     session, token = services.signin_complete(nonce=request.data["nonce"], signature=request.data["signature"])
     return {
         "token": token,

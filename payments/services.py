@@ -41,6 +41,7 @@ from payments.models import (
     UnappliedReason,
     WalletSession,
 )
+from payments.shapes import PaymentInstructions, UnappliedTransfer
 from payments.signatures import verify_wallet_signature
 from payments.tasks import hold, send_transfer
 
@@ -300,7 +301,7 @@ def proven_payer(
     )
 
 
-def payment_instructions(order: Order) -> dict[str, object] | None:
+def payment_instructions(order: Order) -> PaymentInstructions | None:
     """What to pay for `order`, as the API and the order page show it. No network I/O.
     None when this server has no escrow configured for the order's chain."""
     try:
@@ -430,7 +431,9 @@ def ensure_hash_unused(order: Order, *, chain: str, tx_hash: str) -> None:
     rows = list(Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).order_by("log_index"))
     for payment in rows:
         if payment.order_id == order.id and payment.status == PaymentStatus.UNAPPLIED:
-            raise ValidationFailed(unapplied_message(payment), code=payment.reason, details=unapplied_to_dict(payment))
+            raise ValidationFailed(
+                unapplied_message(payment), code=payment.reason, details=dict(unapplied_to_dict(payment))
+            )
     others = [payment for payment in rows if payment.order_id != order.id]
     if others and (chain != wallets.BASE or any(payment.log_index == WHOLE_TRANSACTION for payment in others)):
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")
@@ -620,7 +623,7 @@ def unapplied_message(payment: Payment) -> str:
     return text + f". It is returned to {payment.payer}."
 
 
-def unapplied_to_dict(payment: Payment) -> dict[str, object]:
+def unapplied_to_dict(payment: Payment) -> UnappliedTransfer:
     returned = getattr(payment, "return_transfer", None)
     return {
         "tx_hash": payment.tx_hash,

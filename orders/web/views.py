@@ -50,6 +50,7 @@ from payments import services as payment_services
 from payments.chains import ChainError
 from payments.chains.solana import SolanaClient
 from payments.checkout import usdc_amount
+from payments.shapes import PaymentInstructions
 
 TEMPLATE = "orders/detail.html"
 
@@ -213,7 +214,7 @@ class Page:
         return rows[:MESSAGE_PAGE][::-1], earlier
 
 
-def _checkout_codes(payment: dict[str, Any] | None, order: Order) -> dict[str, str]:
+def _checkout_codes(payment: PaymentInstructions | None, order: Order) -> dict[str, str]:
     """The QR codes of the checkout links, as inline SVG, and the Solana Pay transaction request
     link (`solana:` and this order's endpoint, at PUBLIC_URL: the address wallets can reach)."""
     if payment is None:
