@@ -93,26 +93,34 @@ def _requiredness(hint: Any, *, default: bool) -> tuple[bool, Any]:
 
 def _schema(hint: Any, nested: list[type]) -> Schema:
     origin = get_origin(hint)
+    if origin is None:
+        return _plain(hint, nested)
+    args = get_args(hint)
     if origin is Annotated:
-        base, *metadata = get_args(hint)
-        schema = _schema(base, nested)
-        for item in metadata:
+        schema = _schema(args[0], nested)
+        for item in args[1:]:
             _annotate(schema, item)
         return schema
     if origin in (Union, types.UnionType):
-        return _union(get_args(hint), nested)
+        return _union(args, nested)
     if origin is Literal:
-        values = list(get_args(hint))
-        return {"const": values[0]} if len(values) == 1 else {"enum": values}
+        return {"const": args[0]} if len(args) == 1 else {"enum": list(args)}
     if origin is list:
-        return {"type": "array", "items": _schema(get_args(hint)[0], nested)}
-    if origin in (dict, Mapping) or hint in (dict, Mapping):
+        return {"type": "array", "items": _schema(args[0], nested)}
+    if origin in (dict, Mapping):
         return {"type": "object"}
+    raise TypeError(f"no JSON Schema for {hint!r}")
+
+
+def _plain(hint: Any, nested: list[type]) -> Schema:
+    """A type with no arguments: a TypedDict (a reference to its component), a scalar, or anything."""
     if is_typeddict(hint):
         nested.append(hint)
         return ref(hint.__name__)
-    if hint is Any or hint is object:
+    if hint in (Any, object):
         return {}
+    if hint in (dict, Mapping):
+        return {"type": "object"}
     if hint in _SCALARS:
         return {"type": _SCALARS[hint]}
     raise TypeError(f"no JSON Schema for {hint!r}")
