@@ -47,9 +47,12 @@ def ref(name: str) -> Schema:
 def schemas(*roots: type) -> dict[str, Schema]:
     """The component schema of each TypedDict in `roots` and of every TypedDict nested in them."""
     found: dict[str, Schema] = {}
+    named: dict[str, type] = {}
     pending = list(roots)
     while pending:
         shape = pending.pop(0)
+        if named.setdefault(shape.__name__, shape) is not shape:
+            raise TypeError(f"two shapes named {shape.__name__}: {named[shape.__name__]!r} and {shape!r}")
         if shape.__name__ in found:
             continue
         nested: list[type] = []
@@ -72,12 +75,9 @@ def object_of(shape: type, nested: list[type] | None = None) -> Schema:
         if is_required:
             required.append(name)
     schema: Schema = {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
-    if shape.__doc__ and shape.__doc__ != _DICT_DOC:
+    if shape.__doc__:
         schema["description"] = " ".join(shape.__doc__.split())
     return schema
-
-
-_DICT_DOC = dict.__doc__
 
 
 def _requiredness(hint: Any, *, default: bool) -> tuple[bool, Any]:

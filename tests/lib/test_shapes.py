@@ -96,6 +96,16 @@ def test_what_has_no_schema_is_refused():
         object_of(dict)
 
 
+def test_two_shapes_of_one_name_are_refused():
+    """Components are named after their class: a second `Inner` elsewhere would replace the first."""
+
+    class Inner(TypedDict):  # not this module's Inner, which Everything refers to
+        other: int
+
+    with pytest.raises(TypeError, match="two shapes named Inner"):
+        schemas(Inner, Everything)
+
+
 def test_a_field_added_to_the_order_type_is_in_its_schema_with_no_other_edit():
     """Adding a field to the order's answer: one line in OrderData (and the line of order_to_dict
     that fills it, which mypy demands); the document follows."""
