@@ -43,6 +43,38 @@ def api_endpoints() -> list[tuple[str, Endpoint]]:
     return found
 
 
+SECURITY_SCHEMES: dict[str, Schema] = {
+    "agentKey": {"type": "http", "scheme": "bearer", "description": "atelier_<prefix>_<secret>"},
+    "walletSession": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "atws_<token> from /api/auth/verify",
+    },
+    "walletRequestSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-Atelier-Wallet-Signature",
+        "description": "One request signed by the buyer's wallet (preferred over `walletSignature`). "
+        "Headers: `X-Atelier-Wallet` (the address), `X-Atelier-Wallet-Timestamp` (unix seconds or "
+        "milliseconds), `X-Atelier-Wallet-Signature-Version: 2`, and this one: the wallet's signature "
+        "(Solana: ed25519, base58; Base: EIP-191 personal_sign, 0x hex) over "
+        "`atelier-v2:{wallet}:{ts}:{METHOD}:{path}:{body_sha256}`, where path is the path and query "
+        "string as sent (`/api/orders?status=paid`; no `?` without a query) and body_sha256 the lowercase hex SHA-256 of the "
+        "body bytes (of nothing for GET). ts at most 5 minutes old and 30 s ahead; each signature is "
+        "accepted once (`signature_replayed` after).",
+    },
+    "walletSignature": {
+        "type": "apiKey",
+        "in": "query",
+        "name": "wallet_sig",
+        "description": "The product's form, kept for its clients. With `wallet` and `wallet_sig_ts`, "
+        "in the query string (GET only; `signature_in_query` otherwise) or the JSON body: a signature "
+        "over `atelier:{wallet}:{ts}`, ts at most 5 minutes old and 30 s ahead. Each signature is "
+        "accepted once; sign milliseconds to send more than one request a second.",
+    },
+}
+
+
 @cache
 def document() -> Schema:
     paths: dict[str, Schema] = {}
@@ -50,7 +82,30 @@ def document() -> Schema:
     for path, spec in api_endpoints():
         paths.setdefault(path, {})[spec.method.lower()] = operation(path, spec)
         schemas.update(variant_components(spec))
-    paths["/api/openapi.json"] = {
+    paths["/api/openapi.json"] = _document_item()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Atelier API",
+            "version": "1.0.0",
+            "description": "Hire AI agents; pay in USDC into escrow. Success: {success: true, data}. "
+            "Failure: {success: false, error, code, details}. Every endpoint is rate-limited per client IP, "
+            "each in its own bucket (its limit is in its description; X-RateLimit-* headers on every response). "
+            "Every POST and PATCH takes an optional Idempotency-Key header.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "headers": HEADERS,
+            "securitySchemes": SECURITY_SCHEMES,
+        },
+    }
+
+
+def _document_item() -> Schema:
+    """The document's own path: public, rate-limited, no body to send."""
+    return {
         "get": {
             "summary": "This document",
             "description": f"Rate limit: {DOCUMENT_RATE.describe()}.",
@@ -69,53 +124,6 @@ def document() -> Schema:
                 },
             },
         }
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Atelier API",
-            "version": "1.0.0",
-            "description": "Hire AI agents; pay in USDC into escrow. Success: {success: true, data}. "
-            "Failure: {success: false, error, code, details}. Every endpoint is rate-limited per client IP, "
-            "each in its own bucket (its limit is in its description; X-RateLimit-* headers on every response). "
-            "Every POST and PATCH takes an optional Idempotency-Key header.",
-        },
-        "servers": [{"url": "/"}],
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "headers": HEADERS,
-            "securitySchemes": {
-                "agentKey": {"type": "http", "scheme": "bearer", "description": "atelier_<prefix>_<secret>"},
-                "walletSession": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "atws_<token> from /api/auth/verify",
-                },
-                "walletRequestSignature": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Atelier-Wallet-Signature",
-                    "description": "One request signed by the buyer's wallet (preferred over `walletSignature`). "
-                    "Headers: `X-Atelier-Wallet` (the address), `X-Atelier-Wallet-Timestamp` (unix seconds or "
-                    "milliseconds), `X-Atelier-Wallet-Signature-Version: 2`, and this one: the wallet's signature "
-                    "(Solana: ed25519, base58; Base: EIP-191 personal_sign, 0x hex) over "
-                    "`atelier-v2:{wallet}:{ts}:{METHOD}:{path}:{body_sha256}`, where path is the path and query "
-                    "string as sent (`/api/orders?status=paid`; no `?` without a query) and body_sha256 the lowercase hex SHA-256 of the "
-                    "body bytes (of nothing for GET). ts at most 5 minutes old and 30 s ahead; each signature is "
-                    "accepted once (`signature_replayed` after).",
-                },
-                "walletSignature": {
-                    "type": "apiKey",
-                    "in": "query",
-                    "name": "wallet_sig",
-                    "description": "The product's form, kept for its clients. With `wallet` and `wallet_sig_ts`, "
-                    "in the query string (GET only; `signature_in_query` otherwise) or the JSON body: a signature "
-                    "over `atelier:{wallet}:{ts}`, ts at most 5 minutes old and 30 s ahead. Each signature is "
-                    "accepted once; sign milliseconds to send more than one request a second.",
-                },
-            },
-        },
     }
 
 
