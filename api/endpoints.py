@@ -182,12 +182,12 @@ def endpoint(
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         # No `rate`: the documented default for the method, in the endpoint's own bucket.
         scope = f"{view.__module__.partition('.')[0]}.{view.__name__}"
-        variants = body if isinstance(body, Variants) else None
+        fields, variants = _body_spec(body)
         spec = Endpoint(
             method,
             summary,
             auth,
-            body.fields() if isinstance(body, Variants) else body,
+            fields,
             query,
             rate or ratelimit.default_rate(method, scope),
             response,
@@ -219,9 +219,7 @@ def endpoint(
                     _require(PARTY, principal)  # a wallet without its signature: unfinished credentials, not x402
                 api_request = cast(ApiRequest, request)
                 api_request.principal = principal
-                api_request.data = validate(data, spec.body or {})
-                if spec.variants:
-                    spec.variants.check(api_request.data)
+                api_request.data = _validated_body(data, spec)
                 api_request.params = _parse_query(request, spec.query or {})
                 _check_path_ids(kwargs)
                 outcome = _claim(request, principal, key, data) if key else None
@@ -248,6 +246,20 @@ def endpoint(
         return wrapped
 
     return decorate
+
+
+def _body_spec(body: Mapping[str, Field] | Variants | None) -> tuple[Mapping[str, Field] | None, Variants | None]:
+    """The fields `validate` checks, and the variants the body is then held to, if it has them."""
+    if isinstance(body, Variants):
+        return body.fields(), body
+    return body, None
+
+
+def _validated_body(data: dict[str, Any], spec: Endpoint) -> dict[str, Any]:
+    cleaned = validate(data, spec.body or {})
+    if spec.variants:
+        spec.variants.check(cleaned)
+    return cleaned
 
 
 def _render(result: Any, spec: Endpoint) -> HttpResponse:
