@@ -10,6 +10,7 @@ from django.db.models import Q
 
 from agents import services
 from agents.models import Agent, PayoutChain, PriceType, Service
+from agents.shapes import AgentProfileData, AgentRegistrationData, AgentSummary, CatalogueItem
 from api.endpoints import AGENT, PUBLIC, ApiRequest, Reply, calling_agent, endpoint
 from lib.errors import Forbidden, NotFound, ValidationFailed
 from lib.pagination import page
@@ -47,7 +48,7 @@ def _profile_fields(*, required_name: bool) -> dict[str, Field]:
     status=201,
     tag="agents",
 )
-def agent_register(request: ApiRequest) -> Any:
+def agent_register(request: ApiRequest) -> AgentRegistrationData:
     agent, api_key = services.agent_register(**request.data)
     return {"agent": agent.to_private_dict(), "api_key": api_key, "webhook_secret": agent.webhook_secret}
 
@@ -69,11 +70,11 @@ def agent_me(request: ApiRequest) -> Any:
     response="AgentPrivate",
     tag="agents",
 )
-def agent_me_update(request: ApiRequest) -> Any:
+def agent_me_update(request: ApiRequest) -> AgentProfileData:
     data = dict(request.data)
     rotate = data.pop("rotate_webhook_secret", False)
     agent = services.agent_update(agent=_me(request), rotate_webhook_secret=rotate, **data)
-    result = agent.to_private_dict()
+    result: AgentProfileData = {**agent.to_private_dict()}
     if rotate:
         result["webhook_secret"] = agent.webhook_secret
     return result
@@ -200,9 +201,13 @@ def catalogue(request: ApiRequest) -> Reply:
     if query := params.get("q"):
         queryset = queryset.filter(Q(title__icontains=query) | Q(description__icontains=query))
     rows, cursor = page(queryset, limit=params.get("limit", 20), before=params.get("before"))
-    data = [{**service.to_dict(), "agent": _agent_summary(service.agent)} for service in rows]
+    data = [_catalogue_item(service) for service in rows]
     return Reply(data, extra={"next_cursor": cursor})
 
 
-def _agent_summary(agent: Agent) -> dict[str, Any]:
+def _catalogue_item(service: Service) -> CatalogueItem:
+    return {**service.to_dict(), "agent": _agent_summary(service.agent)}
+
+
+def _agent_summary(agent: Agent) -> AgentSummary:
     return {"id": agent.id, "name": agent.name, "avg_rating": str(agent.avg_rating), "rating_count": agent.rating_count}

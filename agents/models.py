@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
 
 from lib import ids
+
+if TYPE_CHECKING:  # the shapes read this module's choices at run time
+    from agents.shapes import AgentPrivateData, AgentPublicData, ServiceData
 
 
 class PayoutChain(models.TextChoices):
@@ -41,7 +44,7 @@ class Agent(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.id})"
 
-    def to_public_dict(self) -> dict[str, Any]:
+    def to_public_dict(self) -> AgentPublicData:
         return {
             "id": self.id,
             "name": self.name,
@@ -53,7 +56,7 @@ class Agent(models.Model):
             "created_at": self.created_at.isoformat(),
         }
 
-    def to_private_dict(self) -> dict[str, Any]:
+    def to_private_dict(self) -> AgentPrivateData:
         return {
             **self.to_public_dict(),
             "endpoint_url": self.endpoint_url,
@@ -126,7 +129,7 @@ class Service(models.Model):
     def is_workspace(self) -> bool:
         return self.price_type in (PriceType.WEEKLY, PriceType.MONTHLY) or self.quota_limit > 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ServiceData:
         return {
             "id": self.id,
             "agent_id": self.agent_id,

@@ -49,7 +49,7 @@ from lib.errors import (
     ValidationFailed,
 )
 from lib.principal import WALLET_SIGNATURE_FIELDS, Principal
-from lib.validation import Field, Int, validate
+from lib.validation import Field, Int, Variants, validate
 
 if TYPE_CHECKING:  # for the type only: the apps sit above this module
     from agents.models import Agent
@@ -125,6 +125,8 @@ class Endpoint:
     produces: str = ""
     # The view's name: the OpenAPI operationId, which generated clients name their methods after.
     operation_id: str = ""
+    # A body whose fields depend on one of them (`body` is then their flat spec).
+    variants: Variants | None = None
 
 
 def error_envelope(exc: AtelierError) -> dict[str, Any]:
@@ -171,7 +173,7 @@ def endpoint(
     *,
     summary: str,
     auth: str,
-    body: Mapping[str, Field] | None = None,
+    body: Mapping[str, Field] | Variants | None = None,
     query: Mapping[str, Field] | None = None,
     rate: ratelimit.Rate | None = None,
     response: str | None = None,
@@ -185,11 +187,12 @@ def endpoint(
     def decorate(view: Callable[..., Any]) -> Callable[..., HttpResponse]:
         # No `rate`: the documented default for the method, in the endpoint's own bucket.
         scope = f"{view.__module__.partition('.')[0]}.{view.__name__}"
+        fields, variants = _body_spec(body)
         spec = Endpoint(
             method,
             summary,
             auth,
-            body,
+            fields,
             query,
             rate or ratelimit.default_rate(method, scope),
             response,
@@ -199,6 +202,7 @@ def endpoint(
             multipart=multipart,
             produces=produces,
             operation_id=view.__name__,
+            variants=variants,
         )
         keyed = method in idempotency.METHODS
 
@@ -220,7 +224,7 @@ def endpoint(
                     _require(PARTY, principal)  # a wallet without its signature: unfinished credentials, not x402
                 api_request = cast(ApiRequest, request)
                 api_request.principal = principal
-                api_request.data = validate(data, spec.body or {})
+                api_request.data = _validated_body(data, spec)
                 api_request.params = _parse_query(request, spec.query or {})
                 _check_path_ids(kwargs)
                 outcome = _claim(request, principal, key, data) if key else None
@@ -247,6 +251,20 @@ def endpoint(
         return wrapped
 
     return decorate
+
+
+def _body_spec(body: Mapping[str, Field] | Variants | None) -> tuple[Mapping[str, Field] | None, Variants | None]:
+    """The fields `validate` checks, and the variants the body is then held to, if it has them."""
+    if isinstance(body, Variants):
+        return body.fields(), body
+    return body, None
+
+
+def _validated_body(data: dict[str, Any], spec: Endpoint) -> dict[str, Any]:
+    cleaned = validate(data, spec.body or {})
+    if spec.variants:
+        spec.variants.check(cleaned)
+    return cleaned
 
 
 def _render(result: Any, spec: Endpoint) -> HttpResponse:

@@ -8,6 +8,7 @@ from api.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
 from identity import sessions, wallet_signin
 from lib.validation import Choice, Str
 from lib.wallets import Chain
+from payments.shapes import SignInChallengeData, WalletSessionData
 
 
 @endpoint(
@@ -20,7 +21,7 @@ from lib.wallets import Chain
     status=201,
     tag="auth",
 )
-def signin_nonce(request: ApiRequest) -> Any:
+def signin_nonce(request: ApiRequest) -> SignInChallengeData:
     challenge = wallet_signin.signin_challenge_create(chain=request.data["chain"], wallet=request.data["wallet"])
     return {
         "nonce": challenge.nonce,
@@ -48,7 +49,7 @@ def signin_nonce(request: ApiRequest) -> Any:
     status=201,
     tag="auth",
 )
-def signin_verify(request: ApiRequest) -> Any:
+def signin_verify(request: ApiRequest) -> WalletSessionData:
     session, token = wallet_signin.signin_complete(nonce=request.data["nonce"], signature=request.data["signature"])
     return {
         "token": token,

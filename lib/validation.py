@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
@@ -281,3 +281,42 @@ def _nullable(schema: Schema) -> Schema:
     if "enum" in schema:
         schema["enum"] = [*schema["enum"], None]
     return schema
+
+
+@dataclass(frozen=True)
+class Variants:
+    """A body whose fields depend on one of them: the value of `key` picks the fields it takes (each
+    required or not), e.g. PATCH /api/orders/{id}, where `revision` needs `feedback`. `fields()` is the
+    flat spec `validate` checks types against; `check` then holds the body to its variant, and the
+    OpenAPI document shows each variant as one branch of a oneOf."""
+
+    key: str
+    bodies: Mapping[str, Mapping[str, Field]]
+    description: str = ""
+
+    def fields(self) -> dict[str, Field]:
+        """Every variant's fields in one spec, all optional but the key."""
+        flat: dict[str, Field] = {self.key: Choice(choices=list(self.bodies), description=self.description)}
+        for spec in self.bodies.values():
+            for name, rule in spec.items():
+                flat.setdefault(name, replace(rule, required=False))
+        return flat
+
+    def check(self, data: Mapping[str, Any]) -> None:
+        """Refuse a field the chosen variant does not use, then a field it needs that is missing."""
+        value = data[self.key]
+        spec = self.bodies[value]
+        extra = sorted(set(data) - set(spec) - {self.key})
+        if extra:
+            name, used = extra[0], f"not used with {self.key}={value}"
+            raise ValidationFailed(f"{name} is {used}.", details={name: used})
+        missing = [name for name, rule in spec.items() if rule.required and name not in data]
+        if missing:
+            name = missing[0]
+            raise ValidationFailed(f"{name} is required with {self.key}={value}.", details={name: "is required"})
+
+    def schemas(self) -> dict[str, Schema]:
+        """Each variant's object schema, by the key's value."""
+        return {
+            value: object_schema({self.key: Choice(choices=[value]), **spec}) for value, spec in self.bodies.items()
+        }

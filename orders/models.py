@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
@@ -10,6 +11,9 @@ from agents.models import Agent, PriceType, Service
 from lib import ids
 from lib.wallets import Chain
 from orders.limits import BRIEF_MAX, NOTE_MAX, PROMPT_MAX, REVIEW_COMMENT_MAX, TX_HASH_MAX
+
+if TYPE_CHECKING:  # the shapes read this module's choices at run time
+    from orders.reads import shapes
 
 
 class Status(models.TextChoices):
@@ -268,7 +272,7 @@ class Upload(models.Model):
     def url(self) -> str:
         return f"atelier://upload/{self.id}"
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> shapes.UploadData:
         return {
             "id": self.id,
             "url": self.url,
@@ -304,7 +308,7 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"{self.sender_role}: {self.content[:40]}"
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> shapes.MessageData:
         return {
             "id": self.id,
             "order_id": self.order_id,
@@ -333,7 +337,7 @@ class Review(models.Model):
     def __str__(self) -> str:
         return f"{self.rating}★ on {self.order_id}"
 
-    def to_dict(self) -> dict[str, object]:
+    def to_dict(self) -> shapes.ReviewData:
         return {
             "id": self.id,
             "order_id": self.order_id,
@@ -385,17 +389,6 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.from_status}->{self.to_status}"
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "action": self.action,
-            "actor_kind": self.actor_kind,
-            "from_status": self.from_status or None,
-            "to_status": self.to_status or None,
-            "data": self.data,
-            "created_at": self.created_at.isoformat(),
-        }
 
 
 class X402Intent(models.Model):

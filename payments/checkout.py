@@ -23,7 +23,7 @@ from solders.pubkey import Pubkey
 
 from lib import wallets
 from lib.errors import ValidationFailed
-from payments import chains
+from payments import chains, shapes
 from payments.chains.base import PaymentInstructions
 from payments.chains.solana import LAMPORTS_PER_SIGNATURE, RENT_EXEMPT_WALLET_LAMPORTS, SolanaClient
 from payments.ledger import price_base_units
@@ -138,7 +138,7 @@ def pay_proof_message(reference: str) -> str:
     return f"atelier:pay:{reference}"
 
 
-def payment_instructions(order: Order) -> dict[str, object] | None:
+def payment_instructions(order: Order) -> shapes.PaymentInstructions | None:
     """What to pay for `order`, as the API and the order page show it. No network I/O.
     None when this server has no escrow configured for the order's chain."""
     try:

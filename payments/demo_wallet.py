@@ -28,6 +28,7 @@ from spl.token.models import TransferCheckedParams
 
 from lib.errors import Forbidden, ServiceUnavailable
 from payments.chains.config import solana_config
+from payments.shapes import PaymentInstructions
 
 # What the faucet gives a new demo wallet: 1 SOL for fees and 1,000 test USDC.
 FAUCET_LAMPORTS = 10**9
@@ -93,7 +94,7 @@ def sign_message(secret: str, message: str) -> str:
     return str(Keypair.from_base58_string(secret).sign_message(message.encode()))
 
 
-def pay(secret: str, payment: dict[str, Any]) -> str:
+def pay(secret: str, payment: PaymentInstructions) -> str:
     """Send the USDC transfer `payment` describes (`payment_instructions(order)`); its signature."""
     _require_local()
     keypair = Keypair.from_base58_string(secret)

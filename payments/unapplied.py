@@ -6,6 +6,7 @@ from __future__ import annotations
 from payments.ledger import format_usdc
 from payments.models import Payment, UnappliedReason
 from payments.settlement import UNSIGNED_HOLD
+from payments.shapes import UnappliedTransfer
 
 # Below this an unapplied transfer is recorded but not returned by itself: returning dust costs the
 # escrow more in fees than it sends, which a griefer could repeat at will. Staff can return it.
@@ -39,7 +40,7 @@ def unapplied_message(payment: Payment) -> str:
     return text + f". It is returned to {payment.payer}."
 
 
-def unapplied_to_dict(payment: Payment) -> dict[str, object]:
+def unapplied_to_dict(payment: Payment) -> UnappliedTransfer:
     returned = getattr(payment, "return_transfer", None)
     return {
         "tx_hash": payment.tx_hash,

@@ -188,7 +188,9 @@ def ensure_hash_unused(order: Order, *, chain: str, tx_hash: str) -> None:
     rows = list(Payment.objects.filter(chain=chain, tx_hash=tx_hash, status__in=ACCOUNTED).order_by("log_index"))
     for payment in rows:
         if payment.order_id == order.id and payment.status == PaymentStatus.UNAPPLIED:
-            raise ValidationFailed(unapplied_message(payment), code=payment.reason, details=unapplied_to_dict(payment))
+            raise ValidationFailed(
+                unapplied_message(payment), code=payment.reason, details=dict(unapplied_to_dict(payment))
+            )
     others = [payment for payment in rows if payment.order_id != order.id]
     if others and (chain != wallets.BASE or any(payment.log_index == WHOLE_TRANSACTION for payment in others)):
         raise Conflict("This transaction already pays another order.", code="tx_hash_used")

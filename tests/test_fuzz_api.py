@@ -19,8 +19,8 @@ Every response must: not be a 5xx; have a status code the document lists for the
 the documented content type and a body that validates against the documented schema; and, for
 every 4xx, be the error envelope `{success: false, error, code, details}` exactly. Invalid
 requests (negative mode) must be refused with a 4xx. Not checked: that every request the document
-allows is accepted (schemathesis' positive_data_acceptance). The document cannot say "feedback only
-with action=revision" or "a real Solana address", so such requests get a documented 400.
+allows is accepted (schemathesis' positive_data_acceptance). The document says which fields each
+PATCH action takes (a oneOf on `action`), but not "a real Solana address": such requests get a documented 400.
 
 In process, not on a socket: the WSGI application is the same stack a server runs, and this way each
 operation's examples share the test's transaction (a live server needs a flushed database per test).

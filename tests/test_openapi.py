@@ -15,7 +15,7 @@ import json
 import re
 import time
 from fnmatch import fnmatch
-from typing import Any
+from typing import Any, get_type_hints
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -32,6 +32,7 @@ from solders.keypair import Keypair
 
 from orders.core.transitions import transition
 from orders.models import Order
+from orders.reads.shapes import OrderData
 from tests.conftest import Api, make_order, make_payment
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
@@ -416,3 +417,45 @@ def test_real_responses_match_the_documented_schemas(doc, buyer, other_agent, an
 
     documented = {(method, path) for path, item in doc["paths"].items() for method in item if method in OPERATION_KEYS}
     assert documented - c.succeeded == set(), "operations no response was checked for"
+
+
+def test_an_order_answer_has_exactly_the_keys_of_its_type_and_of_the_document(doc, buyer, agent):
+    """One place says what an order holds (orders.reads.shapes.OrderData): the answer and the document agree."""
+    order = make_order(buyer, agent, "delivered")
+    data = buyer.api.get(f"/api/orders/{order.id}").body["data"]
+    documented = doc["components"]["schemas"]["OrderData"]
+    assert set(data) == set(get_type_hints(OrderData)) == set(documented["properties"]) == set(documented["required"])
+
+
+ACT_BODY = ("paths", "/api/orders/{order_id}", "patch", "requestBody", "content", "application/json", "schema")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"action": "revision", "feedback": "More whiskers."}, 200),
+        ({"action": "dispute", "reason": "Not a cat."}, 200),
+        ({"action": "cancel", "reason": "Changed my mind."}, 409),  # the shape is right, the status is not
+        ({"action": "revision"}, 400),
+        ({"action": "dispute"}, 400),
+        ({"action": "pay"}, 400),
+        ({"action": "approve", "feedback": "Lovely."}, 400),
+        ({"action": "cancel", "feedback": "Never mind."}, 400),
+        ({"action": "accept", "escrow_tx_hash": "5" * 88}, 400),
+        ({"action": "revision", "feedback": "More.", "reason": "Both."}, 400),
+    ],
+    ids=lambda value: (
+        "+".join(value.get(key, key) if key == "action" else key for key in value)
+        if isinstance(value, dict)
+        else str(value)
+    ),
+)
+def test_each_action_takes_what_its_branch_of_the_document_says(doc, buyer, agent, body, status):
+    """PATCH /api/orders/{id}: the document's oneOf (one branch per action) allows exactly the bodies the
+    server takes; a body it refuses for its shape is a 400, and the document refuses it too."""
+    c = Contract(doc)
+    order = make_order(buyer, agent, "delivered")
+    response = buyer.api.patch(f"/api/orders/{order.id}", body)
+    assert response.status_code == status, response.body
+    assert c.validator(*ACT_BODY).is_valid(body) == (status != 400)
+    c.check(response, "PATCH", f"/api/orders/{order.id}", body if status == 200 else None)

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import models
 from django.db.models import Q
 
 from agents.models import Agent
 from lib import ids
+
+if TYPE_CHECKING:  # the shapes read this module's choices at run time
+    from webhooks.shapes import WebhookDeliveryData
 
 
 class DeliveryStatus(models.TextChoices):
@@ -56,7 +59,7 @@ class WebhookDelivery(models.Model):
     def __str__(self) -> str:
         return f"{self.event} to {self.agent_id} ({self.status})"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> WebhookDeliveryData:
         return {
             "id": self.id,
             "event": self.event,

@@ -15,7 +15,7 @@ For the pages:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -25,6 +25,9 @@ from identity.sessions import session_principal
 from lib.principal import Principal
 from orders.deliverables.uploads import UPLOAD_SCHEME
 from orders.models import BuyerKind, Deliverable, FetchStatus, MediaType, Order, Role, Status
+
+if TYPE_CHECKING:  # the reads sit above the files
+    from orders.reads import shapes
 
 
 def viewer_can_see_original(order: Order, role: Role | None) -> bool:
@@ -78,7 +81,7 @@ def deliverable_urls(deliverable: Deliverable, role: Role | None, *, absolute: b
     return DeliverableUrls(url, original, preview, gated)
 
 
-def deliverable_to_dict(deliverable: Deliverable, role: Role | None) -> dict[str, Any]:
+def deliverable_to_dict(deliverable: Deliverable, role: Role | None) -> shapes.Deliverable:
     """A deliverable as the API shows it to `role` (the gate applied)."""
     urls = deliverable_urls(deliverable, role, absolute=True)
     return {

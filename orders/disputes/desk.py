@@ -248,8 +248,8 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
 
 def _decided_message(order_id: str) -> str:
     order = Order.objects.get(pk=order_id)
-    resolution = resolution_to_dict(order) or {}
-    label = DECISION_LABELS.get(resolution.get("decision", ""), "Decided")
+    resolution = resolution_to_dict(order)
+    label = DECISION_LABELS.get(resolution["decision"] if resolution else "", "Decided")
     return f"{label}: recorded with your note; the order is {order.status.replace('_', ' ')}."
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from orders.models import Deliverable, Order
+from orders.reads import shapes
 
 
-def prompts_to_list(deliverables: Iterable[Deliverable], rendered: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def prompts_to_list(deliverables: Iterable[Deliverable], rendered: Iterable[shapes.Deliverable]) -> list[shapes.Prompt]:
     """An order's prompts, oldest first, each with its answer as the `deliverables` list shows it
     to this viewer (`rendered`: the watermark gate applied), or None while pending."""
     answers = {item["id"]: item for item in rendered}
@@ -25,7 +25,7 @@ def prompts_to_list(deliverables: Iterable[Deliverable], rendered: Iterable[dict
     ]
 
 
-def prompt_created_to_dict(deliverable: Deliverable, order: Order) -> dict[str, Any]:
+def prompt_created_to_dict(deliverable: Deliverable, order: Order) -> shapes.WorkspacePromptData:
     """What POST /api/orders/{id}/generate answers: the new prompt and the quota after it."""
     return {
         "id": deliverable.id,

@@ -22,8 +22,10 @@ from orders.models import PAYABLE, BuyerKind, DeliverableStatus, Order, OrderEve
 from orders.reads.details import attach, attach_inline, inline
 from orders.reads.prompts import prompts_to_list
 from orders.reads.resolution import resolution_to_dict
+from orders.reads.shapes import OrderData
 from payments.checkout import payment_instructions
 from payments.models import OutgoingTransfer, Payment, PaymentStatus
+from payments.shapes import Transfer, UnappliedTransfer
 from payments.unapplied import unapplied_to_dict
 
 if TYPE_CHECKING:
@@ -118,7 +120,7 @@ def _read(order_id: str, *, details: bool) -> Order | None:
     return order
 
 
-def shown(order: Order, actor: Principal) -> dict[str, Any]:
+def shown(order: Order, actor: Principal) -> OrderData:
     """A write's answer: the order its transition just moved (loaded with its service and agent in
     that transaction, so not read again) with its details, as `actor` sees it."""
     attach([order])
@@ -146,7 +148,7 @@ def order_page(
     return rows, cursor
 
 
-def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
+def order_to_dict(order: Order, role: Role | None) -> OrderData:
     deliverables = getattr(order, "current_deliverables", None)
     if deliverables is None:
         deliverables = list(order.deliverables.filter(superseded=False).order_by("id"))
@@ -195,7 +197,7 @@ def order_to_dict(order: Order, role: Role | None) -> dict[str, Any]:
         "prompts": prompts_to_list(deliverables, rendered),
         "allowed_actions": allowed_actions(order, role),
         "viewer_role": role.value if role else None,
-        "created_at": _iso(order.created_at),
+        "created_at": order.created_at.isoformat(),
         "quoted_at": _iso(order.quoted_at),
         "accepted_at": _iso(order.accepted_at),
         "paid_at": _iso(order.paid_at),
@@ -245,7 +247,7 @@ def _unapplied(order: Order) -> list[Payment]:
     return [payment for payment in _open_payments(order) if payment.status == PaymentStatus.UNAPPLIED]
 
 
-def unapplied_transfers(order: Order) -> list[dict[str, Any]]:
+def unapplied_transfers(order: Order) -> list[UnappliedTransfer]:
     """The latest transfers that named this order and arrived but paid nothing, and where their
     return stands (at most UNAPPLIED_SHOWN; dust is attached to no order at all)."""
     return [unapplied_to_dict(payment) for payment in _unapplied(order)[-UNAPPLIED_SHOWN:]]
@@ -255,7 +257,7 @@ def unapplied_total(order: Order) -> int:
     return len(_unapplied(order))
 
 
-def _transfer(transfer: OutgoingTransfer) -> dict[str, Any]:
+def _transfer(transfer: OutgoingTransfer) -> Transfer:
     return {
         "kind": transfer.kind,
         "chain": transfer.chain,

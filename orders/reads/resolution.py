@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db.models import Q
 
 from orders.models import Order, OrderEvent, Role
+
+if TYPE_CHECKING:  # the shapes read DECISIONS at run time
+    from orders.reads.shapes import Resolution
 
 RELEASE, REFUND, SPLIT, SEND_BACK = "release", "refund", "split", "send_back"
 DECISIONS = (RELEASE, REFUND, SPLIT, SEND_BACK)
@@ -15,7 +18,7 @@ DECISIONS = (RELEASE, REFUND, SPLIT, SEND_BACK)
 DECIDING = Q(action="dispute") | Q(action__in=DECISIONS, actor_kind=Role.STAFF)
 
 
-def resolution_to_dict(order: Order) -> dict[str, Any] | None:
+def resolution_to_dict(order: Order) -> Resolution | None:
     """Staff's latest decision on this order's dispute, or None (never disputed, not decided yet, or
     disputed again since). Reads `decision_events` when attached (`orders.reads.details`)."""
     events: list[OrderEvent] | None = getattr(order, "decision_events", None)

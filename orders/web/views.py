@@ -41,6 +41,7 @@ from orders.reads.rendering import deliverable_items, earlier_deliverables, time
 from orders.web import forms, lookup
 from orders.web.messages_api import MESSAGE_RATE
 from payments import checkout, demo_wallet
+from payments.shapes import PaymentInstructions
 
 TEMPLATE = "orders/detail.html"
 
@@ -171,7 +172,7 @@ class Page:
         return rows[:MESSAGE_PAGE][::-1], earlier
 
 
-def _checkout_codes(payment: dict[str, Any] | None, order: Order) -> dict[str, str]:
+def _checkout_codes(payment: PaymentInstructions | None, order: Order) -> dict[str, str]:
     """The QR codes of the checkout links, as inline SVG, and the Solana Pay transaction request
     link (`solana:` and this order's endpoint, at PUBLIC_URL: the address wallets can reach)."""
     if payment is None:

@@ -152,6 +152,10 @@ class PaymentInstructions(Model):
     decimals: int = 6
     payment_reference: str = ""
     payer_proof_message: str | None = None
+    chain_id: int | None = None
+    reference_key: str | None = None
+    solana_pay_url: str | None = None
+    eip681_url: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +183,7 @@ class Order(Model):
     max_revisions: int = 0
     revision_feedback: str | None = None
     dispute_reason: str | None = None
+    resolution: dict[str, Any] | None = None  # staff's decision on a dispute, with their note
     turnaround_hours: int = 0
     due_at: datetime | None = None
     overdue: bool = False
@@ -192,12 +197,18 @@ class Order(Model):
     deliverables: list[Deliverable] = dataclasses.field(default_factory=list)
     transfers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     unapplied_transfers: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    unapplied_transfers_total: int = 0
     allowed_actions: list[str] = dataclasses.field(default_factory=list)
     viewer_role: str | None = None
     created_at: datetime | None = None
+    quoted_at: datetime | None = None
+    accepted_at: datetime | None = None
     paid_at: datetime | None = None
+    started_at: datetime | None = None
     delivered_at: datetime | None = None
+    revision_requested_at: datetime | None = None
     completed_at: datetime | None = None
+    cancelled_at: datetime | None = None
 
     _convert: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
         "quoted_price_usd": _money,
@@ -208,9 +219,14 @@ class Order(Model):
         "due_at": _time,
         "workspace_expires_at": _time,
         "created_at": _time,
+        "quoted_at": _time,
+        "accepted_at": _time,
         "paid_at": _time,
+        "started_at": _time,
         "delivered_at": _time,
+        "revision_requested_at": _time,
         "completed_at": _time,
+        "cancelled_at": _time,
     }
 
     @property
@@ -272,10 +288,18 @@ class WebhookDelivery(Model):
     attempts: int = 0
     last_status_code: int | None = None
     last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
     payload: dict[str, Any] = dataclasses.field(default_factory=dict)
     created_at: datetime | None = None
 
-    _convert: ClassVar[Mapping[str, Callable[[Any], Any]]] = {"created_at": _time}
+    _convert: ClassVar[Mapping[str, Callable[[Any], Any]]] = {
+        "last_attempt_at": _time,
+        "next_attempt_at": _time,
+        "delivered_at": _time,
+        "created_at": _time,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
