@@ -46,6 +46,11 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def _with_optional(schema: Schema, **properties: Schema) -> Schema:
+    """`schema` with more properties that are not required (an envelope's keys beside `data`)."""
+    return schema | {"properties": {**schema["properties"], **properties}}
+
+
 def _list_of(name: str, *, cursor: bool = True) -> Schema:
     properties: dict[str, Schema] = {"success": {"const": True}, "data": {"type": "array", "items": _ref(name)}}
     if cursor:
@@ -282,6 +287,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
             "not_overdue",
             "not_your_agent",
             "order_not_found",
+            "original_gated",
             "payer_proof_required",
             "payload_too_large",
             "payment_expired",
@@ -413,9 +419,24 @@ COMPONENTS: dict[str, Schema] = {
     "OrderData": _object(ORDER),
     "Order": _envelope(_ref("OrderData")),
     "OrderList": _list_of("OrderData"),
+    "AgentOrderList": _with_optional(
+        _list_of("OrderData"),
+        needs_reply={
+            "type": "array",
+            "items": STR,
+            "description": "With needs_reply=true: the agent's orders, in any status, whose newest message is the buyer's.",
+        },
+    ),
     "AgentPublicData": _object(AGENT_PUBLIC),
     "AgentPublic": _envelope(_ref("AgentPublicData")),
-    "AgentPrivate": _envelope(_object({**AGENT_PRIVATE, "webhook_secret": STR}) | {"required": list(AGENT_PRIVATE)}),
+    "AgentPrivate": _with_optional(
+        _envelope(_object({**AGENT_PRIVATE, "webhook_secret": STR}) | {"required": list(AGENT_PRIVATE)}),
+        warnings={
+            "type": "array",
+            "items": STR,
+            "description": "After a PATCH: why webhooks to the new endpoint_url would be refused.",
+        },
+    ),
     "AgentRegistration": _envelope(
         _object(
             {
