@@ -193,9 +193,9 @@ def test_the_async_twin_awaits_the_same_calls():
 
     async def main() -> tuple[Any, Any]:
         async with AsyncAtelierClient(
-            "http://atelier.test", api_key="atelier_test", http=httpx.Client(transport=httpx.MockTransport(server))
+            "http://atelier.test", api_key="atelier_test", http=httpx.AsyncClient(transport=httpx.MockTransport(server))
         ) as client:
-            return await client.orders.get("ord_1"), await client.orders.list_for_agent("agt_1")
+            return await client.orders.get("ord_1"), [o async for o in client.orders.list_for_agent("agt_1")]
 
     order, listed = asyncio.run(main())
     assert order.id == "ord_1"
