@@ -68,8 +68,9 @@ format: venv ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: venv ## mypy with django-stubs
+typecheck: venv ## mypy with django-stubs; the Python SDK (clients/python) with mypy --strict
 	$(BIN)/mypy .
+	cd clients/python && $(abspath $(BIN))/mypy atelier_client
 
 states: venv ## Write the order transition table and its state diagram to docs/states.md
 	$(BIN)/python manage.py states
