@@ -228,3 +228,29 @@ async def test_over_http_a_request_without_the_token_is_refused(mcp_over_http):
     async with http, Client(streamable_http_client(url, http_client=http)) as mcp:
         me = payload(await mcp.call_tool("atelier_whoami", {}))
     assert me["id"] == registration.agent.id
+
+
+@pytest.mark.anyio
+async def test_a_subscriber_hears_when_an_order_changes(site, clients, chains_up, registered):
+    import anyio
+
+    agent_client, registration = registered
+    service = agent_client.services.create(
+        registration.agent.id,
+        title="A short piece",
+        description="A few paragraphs of Markdown from your brief, quoted after reading it.",
+        category="writing",
+        price_type="quote",
+    )
+    keypair = solana_helpers.new_wallet(chains_up.solana.url, sol=10**9, usdc=100 * USDC)
+    buyer = Buyer(clients(site), SolanaWallet(keypair, rpc_url=chains_up.solana.url))
+    order = buyer.hire(service.id, "A haiku about a fox who bakes bread at dawn.")
+    uri = f"atelier://orders/{order.id}"
+
+    mcp = Client(build_server(agent_client, watch_interval=0.2))
+    async with mcp, mcp.listen(resource_subscriptions=[uri]) as subscription:
+        await anyio.sleep(1.0)  # the watcher's first look: what the orders are now
+        await anyio.to_thread.run_sync(lambda: buyer.client.orders.cancel(order.id))
+        with anyio.fail_after(15):
+            event = await anext(subscription)
+    assert event.uri == uri
