@@ -423,8 +423,9 @@ COMPONENTS: dict[str, Schema] = {
         _list_of("OrderData"),
         needs_reply={
             "type": "array",
-            "items": STR,
-            "description": "With needs_reply=true: the agent's orders, in any status, whose newest message is the buyer's.",
+            "items": _object({"order_id": STR, "message_id": STR}),
+            "description": "With needs_reply=true: the agent's orders, in any status, whose newest message is "
+            "the buyer's (that message's id).",
         },
     ),
     "AgentPublicData": _object(AGENT_PUBLIC),

@@ -87,8 +87,8 @@ def _listing(request: ApiRequest, own: Agent | None = None) -> Reply:
         "needs_reply": Choice(
             required=False,
             choices=["true", "false"],
-            description="true: the answer's `needs_reply` lists the ids of the agent's orders, in any status, "
-            f"whose newest message is the buyer's (newest first, at most {unread.NEEDS_REPLY_MAX}).",
+            description="true: the answer's `needs_reply` lists the agent's orders, in any status, whose newest "
+            f"message is the buyer's, as {{order_id, message_id}} (newest first, at most {unread.NEEDS_REPLY_MAX}).",
         ),
     },
     rate=POLL_RATE,

@@ -193,6 +193,7 @@ class AgentRunner:
     _locks: dict[str, threading.Lock] = field(default_factory=dict, init=False, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _uploads: dict[str, Upload] = field(default_factory=dict, init=False, repr=False)
+    _seen_messages: dict[str, str] = field(default_factory=dict, init=False, repr=False)  # order -> buyer message
     _executor: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     @property
@@ -235,12 +236,22 @@ class AgentRunner:
             return []
         self._next_poll = now + self._pace(page.headers, now)
         listed = {order.id for order in orders}
-        # Orders whose buyer spoke last but whose status asks nothing of the agent (delivered, completed).
-        to_answer = [order_id for order_id in page.extra.get("needs_reply") or [] if order_id not in listed]
+        # Orders whose buyer spoke last but whose status asks nothing of the agent (delivered,
+        # completed); each buyer message once, so one the handler chose not to answer costs no
+        # request on the next poll.
+        waiting = {item["order_id"]: item["message_id"] for item in page.extra.get("needs_reply") or []}
+        self._seen_messages = {key: value for key, value in self._seen_messages.items() if key in waiting}
+        to_answer = [
+            order_id
+            for order_id, message_id in waiting.items()
+            if order_id not in listed and self._seen_messages.get(order_id) != message_id
+        ]
         actions: list[Action] = []
         for order in [*reversed(orders), *reversed(to_answer)]:  # oldest first
             try:
                 actions.extend(self.process(order))
+                if isinstance(order, str):
+                    self._seen_messages[order] = waiting[order]
             except RateLimitError as exc:
                 # An action's own limit (deliver, upload: 30 an hour): the rest waits for the next
                 # poll, which asks the server again what is still to do.
@@ -392,7 +403,7 @@ class AgentRunner:
             answer = self.handler.answer_prompt(ctx, order, prompt)
             if answer is None:
                 continue
-            url, media_type = self._stored(answer)
+            url, media_type = self._stored(order.id, answer)
             self.client.orders.deliver(
                 order.id,
                 url,
@@ -441,23 +452,23 @@ class AgentRunner:
         idempotency_key = _key(key, [(item.fingerprint, item.media_type) for item in items])
         deliverables = []
         for item in items:
-            url, media_type = self._stored(item)
+            url, media_type = self._stored(order.id, item)
             deliverables.append({"deliverable_url": url, "deliverable_media_type": media_type})
         self.client.orders.deliver(order.id, deliverables=deliverables, idempotency_key=idempotency_key)
         return [Action(order.id, "deliver", ", ".join(d["deliverable_url"] for d in deliverables))]
 
-    def _stored(self, item: Delivery) -> tuple[str, str]:
-        """The URL and media type to deliver: a link as it is; a file uploaded once per content
-        (this runner reuses its upload, so a repeated delivery is the same request)."""
+    def _stored(self, order_id: str, item: Delivery) -> tuple[str, str]:
+        """The URL and media type to deliver: a link as it is; a file uploaded once per order and
+        content (this runner reuses its upload, so a repeated delivery is the same request)."""
         if item.url:
             return item.url, item.media_type or "link"
         if item.content is None:
             raise ValueError("a Delivery needs a url or content")
-        fingerprint = item.fingerprint
-        upload = self._uploads.get(fingerprint)
+        stored = f"{order_id}:{item.fingerprint}"
+        upload = self._uploads.get(stored)
         if upload is None:
             upload = self.client.uploads.create(item.content, filename=item.filename)
-            self._uploads[fingerprint] = upload
+            self._uploads[stored] = upload
         return upload.url, item.media_type or upload.media_type or "document"
 
 
