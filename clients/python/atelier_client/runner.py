@@ -346,6 +346,9 @@ class AgentRunner:
                     order = self.client.orders.get(_id(order))
                 except NotFoundError:
                     return []
+                except (APIConnectionError, ServiceUnavailableError, ServerError) as exc:
+                    log.warning("order %s: could not read it (%s); next time", _id(order), exc)
+                    return []
             return self._process_locked(order)
 
     def _process_locked(self, order: Order) -> list[Action]:
