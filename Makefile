@@ -18,6 +18,9 @@ export HOST PORT SOLANA_PORT BASE_PORT
 # settings refuse to start without SECRET_KEY. DEBUG=false in the environment wins. Not `worker`:
 # it may run in production, where DEBUG on would mean local chains (DEBUG=true make worker locally).
 migrate demo run states typecheck: export DEBUG ?= true
+# A webhook receiver on this machine (examples/agent.py --webhook-port) is reachable under `make run`;
+# the settings honour ALLOW_PRIVATE_WEBHOOKS only with DEBUG on.
+run: export ALLOW_PRIVATE_WEBHOOKS ?= true
 
 .PHONY: help venv run worker scheduler test e2e lint format typecheck states migrate demo
 
@@ -65,8 +68,9 @@ format: venv ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: venv ## mypy with django-stubs
+typecheck: venv ## mypy with django-stubs; the Python SDK (clients/python) with mypy --strict
 	$(BIN)/mypy .
+	cd clients/python && $(abspath $(BIN))/mypy atelier_client
 
 states: venv ## Write the order transition table and its state diagram to docs/states.md
 	$(BIN)/python manage.py states

@@ -6,16 +6,18 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 
 from agents import services
 from agents.models import Agent, PayoutChain, PriceType, Service
 from agents.shapes import AgentProfileData, AgentRegistrationData, AgentSummary, CatalogueItem
 from api.endpoints import AGENT, PUBLIC, ApiRequest, Reply, calling_agent, endpoint
+from lib import safehttp
 from lib.errors import Forbidden, NotFound, ValidationFailed
 from lib.pagination import page
 from lib.ratelimit import Rate
-from lib.validation import Bool, Choice, Custom, Field, Int, Money, Str, Url
+from lib.validation import Bool, Choice, Custom, Field, Int, Money, Schema, Str, Url
 from lib.wallets import normalize_evm_address, normalize_solana_address
 
 HOUR = 3600
@@ -23,11 +25,23 @@ REGISTER_RATE = Rate("register", 5, HOUR)
 SERVICES_RATE = Rate("services", 20, HOUR)
 
 
+class EndpointUrl(Url):
+    """An http(s) URL, or "" to clear it (JSON null reads as not sent, as for every optional field)."""
+
+    def clean(self, value: Any) -> str:
+        return "" if value == "" else super().clean(value)
+
+    def schema(self) -> Schema:
+        return self._described({"type": "string", "maxLength": self.max_length, "pattern": "^(https?://|$)"})
+
+
 def _profile_fields(*, required_name: bool) -> dict[str, Field]:
     return {
         "name": Str(required=required_name, min_length=2, max_length=60),
         "description": Str(required=False, min_length=0, max_length=1000),
-        "endpoint_url": Url(required=False, max_length=500, description="Where webhooks are sent."),
+        "endpoint_url": EndpointUrl(
+            required=False, max_length=500, description='Where webhooks are sent; "" stops them.'
+        ),
         "payout_chain": Choice(required=False, choices=PayoutChain.values),
         "payout_wallet": Custom(
             required=False, check=normalize_solana_address, max_length=64, description="A Solana wallet address."
@@ -70,14 +84,30 @@ def agent_me(request: ApiRequest) -> Any:
     response="AgentPrivate",
     tag="agents",
 )
-def agent_me_update(request: ApiRequest) -> AgentProfileData:
+def agent_me_update(request: ApiRequest) -> AgentProfileData | Reply:
     data = dict(request.data)
     rotate = data.pop("rotate_webhook_secret", False)
     agent = services.agent_update(agent=_me(request), rotate_webhook_secret=rotate, **data)
     result: AgentProfileData = {**agent.to_private_dict()}
     if rotate:
         result["webhook_secret"] = agent.webhook_secret
-    return result
+    warnings = _endpoint_warnings(data.get("endpoint_url"))
+    return Reply(result, extra={"warnings": warnings}) if warnings else result
+
+
+def _endpoint_warnings(url: str | None) -> list[str]:
+    """The URL is saved either way (DNS may change); the agent learns now, not from the worker's
+    log, that webhooks to it would be refused as things stand."""
+    if not url:
+        return []
+    problem = safehttp.refusal(url, allow_private=settings.ALLOW_PRIVATE_WEBHOOKS)
+    if problem is None:
+        return []
+    hint = (
+        " For a receiver on your own machine, run the server with DEBUG=true and ALLOW_PRIVATE_WEBHOOKS=true "
+        "(`make run` does), or expose it through a public tunnel."
+    )
+    return [f"Webhooks to endpoint_url would be refused: {problem}.{hint}"]
 
 
 @endpoint("GET", summary="An agent's public profile", auth=PUBLIC, response="AgentPublic", tag="catalogue")

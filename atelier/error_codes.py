@@ -67,6 +67,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
             "not_overdue",
             "not_your_agent",
             "order_not_found",
+            "original_gated",
             "payer_proof_required",
             "payload_too_large",
             "payment_expired",

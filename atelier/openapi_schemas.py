@@ -32,9 +32,33 @@ ONE: dict[str, type] = {
 # {success: true, data: [<the shape>...], next_cursor}, by response name.
 PAGES: dict[str, type] = {
     "OrderList": OrderData,
+    "AgentOrderList": OrderData,
     "CatalogueList": CatalogueItem,
     "MessageList": MessageData,
     "WebhookDeliveryList": WebhookDeliveryData,
+}
+# Keys some answers carry beside `data`, only sometimes (so not required), by response name.
+BESIDE: dict[str, dict[str, Schema]] = {
+    "AgentOrderList": {
+        "needs_reply": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"order_id": STR, "message_id": STR},
+                "required": ["order_id", "message_id"],
+                "additionalProperties": False,
+            },
+            "description": "With needs_reply=true: the agent's orders, in any status, whose newest message is "
+            "the buyer's (that message's id).",
+        }
+    },
+    "AgentPrivate": {
+        "warnings": {
+            "type": "array",
+            "items": STR,
+            "description": "After a PATCH: why webhooks to the new endpoint_url would be refused.",
+        }
+    },
 }
 # {success: true, data: [<the shape>...]}: every row at once.
 LISTS: dict[str, type] = {"ServiceList": ServiceData}
@@ -87,6 +111,8 @@ def components() -> dict[str, Schema]:
         {name: _envelope(_many(shape), next_cursor={"type": ["string", "null"]}) for name, shape in PAGES.items()}
     )
     found.update({name: _envelope(_many(shape)) for name, shape in LISTS.items()})
+    for name, optional in BESIDE.items():
+        found[name]["properties"].update(optional)
     found.update(
         {
             "ErrorCode": {"type": "string", "enum": list(ERROR_CODES)},

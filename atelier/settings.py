@@ -39,6 +39,10 @@ elif not (SECRET_KEY := env.str("SECRET_KEY", default="")):
         "and signed values made with it could be forged. Set SECRET_KEY, or DEBUG=true for local development."
     )
 
+# Development only: webhooks may go to loopback and private networks (a receiver on this machine).
+# Ignored with DEBUG off, where they would reach the server's own network.
+ALLOW_PRIVATE_WEBHOOKS = DEBUG and env.bool("ALLOW_PRIVATE_WEBHOOKS", default=False)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

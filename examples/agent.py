@@ -6,8 +6,10 @@ against `make run` with one of the demo agents' keys (or a key from POST /api/ag
     ATELIER_API_KEY=atelier_... .venv/bin/python examples/agent.py [--url http://127.0.0.1:8000] [--once]
 
 It polls at the agent poll's pace (30 requests an hour: every 2 minutes); with `--webhook-port`
-it also listens for the order webhooks (set the agent's endpoint_url to a public address that
-reaches it) and acts at once, polling only as a fallback.
+it also listens for the order webhooks and acts at once, polling only as a fallback. Set the
+agent's endpoint_url to an address that reaches it: under `make run` (ALLOW_PRIVATE_WEBHOOKS)
+http://127.0.0.1:<port>/ will do; a deployed server needs a public one. Each webhook is verified and
+answered 204 at once; the work happens in the background, one order at a time.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import threading
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from atelier_client import AgentRunner, AtelierClient, Context, Delivery, Handler, Order, Prompt
+from atelier_client import AgentRunner, AtelierClient, Context, Delivery, Handler, Message, Order, Prompt
 from atelier_client.runner import Clock, SystemClock
 from atelier_client.webhooks import WebhookVerificationError
 
@@ -47,6 +49,12 @@ class ExampleAgent(Handler):
     def dispute(self, ctx: Context, order: Order) -> str:
         return "Sorry this missed the mark. Tell me what to change and I will deliver again."
 
+    def message(self, ctx: Context, order: Order, unanswered: list[Message]) -> str:
+        # Also after delivery or completion: the poll names the orders whose buyer spoke last.
+        if order.status in ("delivered", "completed"):
+            return "Thanks for your message! Ask for a revision if anything should change."
+        return "Thanks, noted. I will take it into account."
+
     def write(self, brief: str) -> bytes:
         return f"# Your piece\n\n{brief.strip()}\n\n_Written by the example agent._\n".encode()
 
@@ -63,12 +71,17 @@ def serve_webhooks(runner: AgentRunner, port: int) -> ThreadingHTTPServer:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             try:
-                runner.handle_webhook(dict(self.headers.items()), body)
+                # Verified here, worked in the background: the sender gets its 2xx at once and does
+                # not retry a webhook whose work takes long.
+                runner.submit_webhook(dict(self.headers.items()), body)
             except WebhookVerificationError:
                 self.send_response(400)
             else:
                 self.send_response(204)
             self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass  # the runner logs what it does
 
     server = ThreadingHTTPServer(("0.0.0.0", port), Receiver)  # noqa: S104 -- a webhook receiver listens publicly
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -7,6 +7,9 @@ rebinding). No redirects are followed, no proxy from the
 environment is used, bodies are capped, and every call has a timeout.
 
 Tests that run a receiver on loopback set `SAFEHTTP_ALLOW_LOOPBACK = True`; nothing else may.
+A caller may pass `allow_private=True` for loopback and private networks (never link-local, where
+cloud metadata lives): webhooks do under DEBUG with ALLOW_PRIVATE_WEBHOOKS, for a receiver on the
+developer's machine.
 """
 
 from __future__ import annotations
@@ -45,13 +48,16 @@ def _public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def address_allowed(address: str) -> bool:
+def address_allowed(address: str, *, allow_private: bool = False) -> bool:
     """Whether outbound requests may connect to `address`: public, and so is every IPv4 address
-    embedded in it (NAT64, IPv4-compatible or -mapped, 6to4, Teredo), judged by the same rule."""
+    embedded in it (NAT64, IPv4-compatible or -mapped, 6to4, Teredo), judged by the same rule.
+    `allow_private` also admits loopback and private networks, never link-local."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_loopback and getattr(settings, "SAFEHTTP_ALLOW_LOOPBACK", False):
+        return True
+    if allow_private and (ip.is_loopback or ip.is_private) and not ip.is_link_local and not ip.is_multicast:
         return True
     if isinstance(ip, ipaddress.IPv4Address):
         return _public(ip)
@@ -76,15 +82,10 @@ class _CheckedConnectionMixin:
     host: str
     port: int
     timeout: Any
+    allow_private = False
 
     def _new_conn(self) -> socket.socket:
-        try:
-            infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise UnsafeURL(f"cannot resolve {self.host}: {exc}") from None
-        for *_, sockaddr in infos:
-            if not address_allowed(str(sockaddr[0])):
-                raise UnsafeURL(f"refusing to connect to {sockaddr[0]}: not a public address")
+        infos = _resolve(self.host, self.port, allow_private=self.allow_private)
         family, kind, proto, _, sockaddr = infos[0]
         sock = socket.socket(family, kind, proto)
         sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else 10.0)
@@ -93,10 +94,21 @@ class _CheckedConnectionMixin:
         except OSError:
             sock.close()
             raise
-        if not address_allowed(sock.getpeername()[0]):
+        if not address_allowed(sock.getpeername()[0], allow_private=self.allow_private):
             sock.close()
             raise UnsafeURL("connected to a non-public address")
         return sock
+
+
+def _resolve(host: str, port: int, *, allow_private: bool) -> list[Any]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise UnsafeURL(f"cannot resolve {host}: {exc}") from None
+    for *_, sockaddr in infos:
+        if not address_allowed(str(sockaddr[0]), allow_private=allow_private):
+            raise UnsafeURL(f"refusing to connect to {sockaddr[0]}: not a public address")
+    return infos
 
 
 class _SafeHTTPConnection(_CheckedConnectionMixin, HTTPConnection):
@@ -107,6 +119,14 @@ class _SafeHTTPSConnection(_CheckedConnectionMixin, HTTPSConnection):
     pass
 
 
+class _PrivateHTTPConnection(_SafeHTTPConnection):
+    allow_private = True
+
+
+class _PrivateHTTPSConnection(_SafeHTTPSConnection):
+    allow_private = True
+
+
 class _SafeHTTPPool(HTTPConnectionPool):
     ConnectionCls = _SafeHTTPConnection
 
@@ -115,13 +135,25 @@ class _SafeHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _SafeHTTPSConnection
 
 
-def _pool_manager() -> urllib3.PoolManager:
+class _PrivateHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PrivateHTTPConnection
+
+
+class _PrivateHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PrivateHTTPSConnection
+
+
+def _pool_manager(*, allow_private: bool) -> urllib3.PoolManager:
     manager = urllib3.PoolManager(num_pools=20, maxsize=4)
-    manager.pool_classes_by_scheme = {"http": _SafeHTTPPool, "https": _SafeHTTPSPool}
+    if allow_private:
+        manager.pool_classes_by_scheme = {"http": _PrivateHTTPPool, "https": _PrivateHTTPSPool}
+    else:
+        manager.pool_classes_by_scheme = {"http": _SafeHTTPPool, "https": _SafeHTTPSPool}
     return manager
 
 
-_manager = _pool_manager()
+_manager = _pool_manager(allow_private=False)
+_private_manager = _pool_manager(allow_private=True)
 
 
 @dataclass
@@ -139,6 +171,20 @@ def check_url(url: str) -> None:
         raise UnsafeURL("URLs with credentials are not allowed")
 
 
+def refusal(url: str, *, allow_private: bool = False) -> str | None:
+    """Why a request to `url` would be refused now (resolving its host), or None if it would go out.
+    For an answer to whoever set the URL; the connection checks again when it is made."""
+    try:
+        check_url(url)
+        parts = urlsplit(url)
+        _resolve(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow_private=allow_private
+        )
+    except (UnsafeURL, ValueError) as exc:
+        return str(exc)
+    return None
+
+
 def request(
     method: str,
     url: str,
@@ -147,11 +193,12 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float = 10.0,
     max_bytes: int = 1_000_000,
+    allow_private: bool = False,
 ) -> Response:
     """One request, no redirects. Raises UnsafeURL, TooLarge, or urllib3's HTTPError subclasses
     (timeouts, refused connections) for the caller to treat as a failed attempt."""
     check_url(url)
-    response: Any = _manager.request(
+    response: Any = (_private_manager if allow_private else _manager).request(
         method,
         url,
         body=body,

@@ -15,11 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PRINT = (
     "import json, django; from django.conf import settings; django.setup(); "
     "print(json.dumps({name: str(getattr(settings, name)) for name in "
-    "('DEBUG', 'SECRET_KEY', 'PUBLIC_URL', 'CHAIN_MODE', 'SOLANA_RPC_URL', 'BASE_RPC_URL', 'CSRF_TRUSTED_ORIGINS')}))"
+    "('DEBUG', 'SECRET_KEY', 'PUBLIC_URL', 'CHAIN_MODE', 'SOLANA_RPC_URL', 'BASE_RPC_URL', 'CSRF_TRUSTED_ORIGINS', "
+    "'ALLOW_PRIVATE_WEBHOOKS')}))"
 )
 # What a developer's shell or the test run may have set, which these cases set themselves.
 CLEARED = ("DJANGO_", "PYTEST_", "DEBUG", "SECRET_KEY", "CHAIN_MODE", "ALLOW_LOCAL_CHAIN", "PUBLIC_URL", "HOST", "PORT")
-CLEARED += ("SOLANA_PORT", "BASE_PORT", "SOLANA_RPC_URL", "BASE_RPC_URL")
+CLEARED += ("SOLANA_PORT", "BASE_PORT", "SOLANA_RPC_URL", "BASE_RPC_URL", "ALLOW_PRIVATE_WEBHOOKS")
 
 
 def load(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -50,6 +51,13 @@ def test_outside_debug_a_missing_secret_key_is_a_startup_error(tmp_path, public_
 
 def test_in_debug_the_development_key_is_used(tmp_path):
     assert loaded(tmp_path, DEBUG="true")["SECRET_KEY"].startswith("django-insecure-")
+
+
+def test_private_webhooks_are_allowed_only_when_asked_for_and_only_in_debug(tmp_path):
+    assert loaded(tmp_path, DEBUG="true", ALLOW_PRIVATE_WEBHOOKS="true")["ALLOW_PRIVATE_WEBHOOKS"] == "True"
+    assert loaded(tmp_path, DEBUG="true")["ALLOW_PRIVATE_WEBHOOKS"] == "False"
+    outside = loaded(tmp_path, DEBUG="false", SECRET_KEY=KEY, CHAIN_MODE="rpc", ALLOW_PRIVATE_WEBHOOKS="true")
+    assert outside["ALLOW_PRIVATE_WEBHOOKS"] == "False"
 
 
 def test_chain_mode_defaults_to_local_in_debug_and_rpc_outside(tmp_path):

@@ -162,6 +162,7 @@ def _post(delivery: WebhookDelivery) -> tuple[int | None, str]:
             headers=headers,
             timeout=TIMEOUT_SECONDS,
             max_bytes=MAX_RESPONSE_BYTES,
+            allow_private=settings.ALLOW_PRIVATE_WEBHOOKS,
         )
     except safehttp.UnsafeURL as exc:
         return None, f"Refused: {exc}."

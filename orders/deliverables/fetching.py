@@ -119,6 +119,10 @@ def attach(order: Order, deliverables: Iterable[Deliverable]) -> None:
                     f"Upload {upload_id} is {upload.content_type}, not an image.",
                     details={"deliverable_media_type": "the upload is not an image"},
                 )
+            if upload.media_type == MediaType.IMAGE:
+                # The content decides, not the label: an image declared as a document would
+                # otherwise skip the watermark gate and the buyer could download the original.
+                row.media_type = MediaType.IMAGE
             row.fetch_status = FetchStatus.READY
             row.file_path = upload.file_path
             row.preview_path = upload.preview_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from orders.limits import (
     TX_HASH_MAX,
 )
 from orders.models import MediaType, Status
-from orders.reads import prompts, queries
+from orders.reads import prompts, queries, unread
 from orders.web import lookup
 
 HOUR = 3600
@@ -74,9 +75,18 @@ def _listing(request: ApiRequest, own: Agent | None = None) -> Reply:
     "GET",
     summary="Poll an agent's orders (own id only), newest first",
     auth=AGENT,
-    query={"status": STATUS_FILTER, **PAGE},
+    query={
+        "status": STATUS_FILTER,
+        **PAGE,
+        "needs_reply": Choice(
+            required=False,
+            choices=["true", "false"],
+            description="true: the answer's `needs_reply` lists the agent's orders, in any status, whose newest "
+            f"message is the buyer's, as {{order_id, message_id}} (newest first, at most {unread.NEEDS_REPLY_MAX}).",
+        ),
+    },
     rate=POLL_RATE,
-    response="OrderList",
+    response="AgentOrderList",
     tag="agents",
 )
 def agent_orders(request: ApiRequest, agent_id: str) -> Reply:
@@ -86,6 +96,8 @@ def agent_orders(request: ApiRequest, agent_id: str) -> Reply:
             raise NotFound("No such agent.", code="agent_not_found")
         raise Forbidden("An agent can only list its own orders.", code="not_your_agent")
     reply = _listing(request, own=agent)
+    if request.params.get("needs_reply") == "true":
+        reply = replace(reply, extra={**reply.extra, "needs_reply": unread.awaiting_reply(agent.id)})
     # After the listing: a poll refused for a bad filter is not a poll.
     _stamp_poll(agent)
     return reply

@@ -23,7 +23,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 
 from api.endpoints import AGENT, PUBLIC, ApiRequest, calling_agent, endpoint
-from lib.errors import NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
+from lib.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized, ValidationFailed
 from lib.privatestorage import presigned_url, private_storage
 from lib.ratelimit import Rate
 from orders.core.transitions import Role, role_of
@@ -111,7 +111,13 @@ def deliverable_preview(request: ApiRequest, deliverable_id: str) -> FileRespons
 def deliverable_original(request: ApiRequest, deliverable_id: str) -> HttpResponseBase:
     deliverable, role = _deliverable_for(request, deliverable_id)
     if gate.is_gated(deliverable, role):
-        raise _no_such_deliverable()  # not 403: the gate does not confirm what it holds back
+        # A party already sees the deliverable (gated, with its preview) on the order: say why, not 404.
+        raise Forbidden(
+            "The original of an image is released to the buyer when the order is completed; until then "
+            "use its preview_url.",
+            code="original_gated",
+            details={"status": deliverable.order.status, "preview_url": gate.preview_path(deliverable.id)},
+        )
     if deliverable.fetch_status != FetchStatus.READY or not deliverable.file_path:
         raise NotFound(
             "No stored file for this deliverable.",

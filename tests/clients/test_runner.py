@@ -228,3 +228,35 @@ def test_a_server_that_is_down_is_tried_again_at_the_next_poll():
     runner_on(server, clock).run(max_polls=2)
     assert clock.slept == [120.0]
     assert len(server.slept) == 3  # the client's own backoff, then the runner's interval
+
+
+def test_a_message_after_delivery_is_answered_and_one_left_unanswered_is_not_read_again():
+    class Picky(Handler):
+        def message(self, ctx: Any, order: Any, unanswered: list[Any]) -> str | None:
+            return "Thanks!" if "?" in unanswered[-1].content else None
+
+    delivered = {"id": "ord_d", "agent_id": "agt_1", "status": "delivered", "allowed_actions": []}
+    done = {"id": "ord_c", "agent_id": "agt_1", "status": "completed", "allowed_actions": []}
+    question = {"id": "msg_2", "sender_role": "buyer", "content": "Can it be blue?"}
+    remark = {"id": "msg_3", "sender_role": "buyer", "content": "Great work."}
+    needs_reply = [{"order_id": "ord_c", "message_id": "msg_3"}, {"order_id": "ord_d", "message_id": "msg_2"}]
+
+    def listing_with(waiting: list[dict[str, str]]) -> httpx.Response:
+        return httpx.Response(200, json={"success": True, "data": [], "next_cursor": None, "needs_reply": waiting})
+
+    server = FakeServer(
+        ok(ME),
+        listing_with(needs_reply),
+        ok(delivered),  # oldest first: ord_d
+        ok([question], next_cursor=None),
+        ok({"id": "msg_4", "sender_role": "agent", "content": "Thanks!"}, 201),
+        ok(done),
+        ok([remark], next_cursor=None),  # declined: None
+        listing_with(needs_reply[:1]),  # ord_c still waits on the same message: not read again
+    )
+    runner = runner_on(server, FakeClock(), handler=Picky())
+
+    assert [(a.order_id, a.action) for a in runner.poll()] == [("ord_d", "message")]
+    assert runner.poll() == []
+    assert server.requests[1].url.params["needs_reply"] == "true"
+    assert [r.url.path for r in server.requests[-1:]] == ["/api/agents/agt_1/orders"]

@@ -193,10 +193,63 @@ def test_the_async_twin_awaits_the_same_calls():
 
     async def main() -> tuple[Any, Any]:
         async with AsyncAtelierClient(
-            "http://atelier.test", api_key="atelier_test", http=httpx.Client(transport=httpx.MockTransport(server))
+            "http://atelier.test", api_key="atelier_test", http=httpx.AsyncClient(transport=httpx.MockTransport(server))
         ) as client:
-            return await client.orders.get("ord_1"), await client.orders.list_for_agent("agt_1")
+            return await client.orders.get("ord_1"), [o async for o in client.orders.list_for_agent("agt_1")]
 
     order, listed = asyncio.run(main())
     assert order.id == "ord_1"
     assert [o.id for o in listed] == ["ord_1"]
+
+
+def test_the_async_client_keeps_a_hundred_calls_in_flight_at_once():
+    """On httpx.AsyncClient, not the sync client in a thread pool (which kept 6 in flight on 2 cores)."""
+    import asyncio
+
+    from atelier_client.aio import AsyncAtelierClient
+
+    in_flight = {"now": 0, "most": 0}
+
+    async def slow_server(request: httpx.Request) -> httpx.Response:
+        in_flight["now"] += 1
+        in_flight["most"] = max(in_flight["most"], in_flight["now"])
+        await asyncio.sleep(0.05)
+        in_flight["now"] -= 1
+        return ok({"id": "agt_1", "name": "Writer"})
+
+    async def main() -> list[Any]:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(slow_server))
+        async with AsyncAtelierClient("http://atelier.test", api_key="atelier_test", http=http) as client:
+            return await asyncio.gather(*(client.agents.me() for _ in range(100)))
+
+    answers = asyncio.run(main())
+    assert [agent.id for agent in answers] == ["agt_1"] * 100
+    assert in_flight["most"] == 100
+
+
+def test_limit_caps_a_listing_and_asks_for_no_more_than_it_needs():
+    server = FakeServer(ok([ORDER, {**ORDER, "id": "ord_2"}, {**ORDER, "id": "ord_3"}], next_cursor="ord_3"))
+    page = server.client().orders.list(limit=3)
+    assert [order.id for order in page] == ["ord_1", "ord_2", "ord_3"]
+    assert page.pages == 1
+    assert server.requests[0].url.params["limit"] == "3"
+
+
+def test_an_endpoint_url_of_none_clears_it_and_warnings_are_read():
+    warning = "Webhooks to endpoint_url would be refused: not a public address."
+    server = FakeServer(ok({"id": "agt_1", "endpoint_url": ""}, warnings=[warning]))
+    agent = server.client().agents.update_me(endpoint_url=None)
+    assert json.loads(server.requests[0].content) == {"endpoint_url": ""}
+    assert agent.warnings == [warning]
+
+
+def test_delivery_file_takes_a_str_as_its_text_and_a_path_as_a_file(tmp_path):
+    from pathlib import Path
+
+    from atelier_client import Delivery
+
+    assert Delivery.file("# Not a path\n", "piece.md").content == b"# Not a path\n"
+    written = tmp_path / "fox.md"
+    written.write_bytes(b"# From disk\n")
+    from_disk = Delivery.file(Path(written))
+    assert (from_disk.content, from_disk.filename) == (b"# From disk\n", "fox.md")

@@ -223,7 +223,7 @@ def test_a_buyer_with_a_browser_wallet_hires_pays_talks_revises_approves_and_rev
     html = page.content()
     assert "/original" not in html
     assert "atelier://upload" not in html
-    assert page.request.get(f"/api/deliverables/{image['id']}/original").status == 404
+    assert page.request.get(f"/api/deliverables/{image['id']}/original").status == 403
     assert page.request.get(src).headers["content-type"] == "image/webp"
     expect(page.locator("#deliverables")).to_contain_text("Watermarked preview")
     shoot(page, screenshots / "order-delivered.png")

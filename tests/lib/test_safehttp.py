@@ -65,3 +65,21 @@ def test_a_plain_non_public_address_is_refused(address):
 def test_tunnel_prefixes_are_refused_even_when_the_embedded_address_is_public(address):
     # 2002::/16 and 2001::/32 are not global unicast (IANA); a relay picks where the packet goes.
     assert address_allowed(address) is False
+
+
+@pytest.mark.parametrize(
+    ("address", "allowed"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("10.1.2.3", True),
+        ("192.168.1.20", True),
+        ("fd00::1", True),
+        ("169.254.169.254", False),  # cloud metadata: never
+        ("fe80::1", False),
+        ("224.0.0.1", False),
+    ],
+)
+def test_allow_private_admits_loopback_and_private_networks_never_link_local(address, allowed):
+    assert address_allowed(address, allow_private=True) is allowed
+    assert address_allowed(address) is False

@@ -101,9 +101,9 @@ def test_an_original_is_a_short_lived_signed_redirect_after_the_gate(
     assert fetched.headers["Content-Type"] == "image/png"
     assert query["X-Amz-SignedHeaders"] == ["host"]  # signed for this host and path (moto does not check it)
 
-    # The human buyer: the preview streams through the app; the image original is held back (404, no
+    # The human buyer: the preview streams through the app; the image original is held back (403, no
     # redirect) until approval; the PDF is not gated and downloads as an attachment.
-    assert buyer.api.get(f"/api/deliverables/{pic.id}/original").status_code == 404
+    assert buyer.api.get(f"/api/deliverables/{pic.id}/original").status_code == 403
     preview = buyer.api.get(f"/api/deliverables/{pic.id}/preview")
     assert preview.status_code == 200
     assert Image.open(io.BytesIO(b"".join(preview.streaming_content))).size == (720, 540)

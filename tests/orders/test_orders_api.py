@@ -292,6 +292,23 @@ def test_the_poll_records_when_the_agent_last_polled(agent, work):
     assert agent.api.get("/api/agents/me").body["data"]["last_poll_at"] == last_poll.isoformat()
 
 
+def test_the_poll_names_the_orders_whose_buyer_spoke_last_in_any_status(agent, buyer, work):
+    def say(order_id: str, who: Any, text: str) -> str:
+        response = who.api.post(f"/api/orders/{order_id}/messages", {"content": text})
+        assert response.status_code == 201, response.body
+        return str(response.body["data"]["id"])
+
+    asked = say(work["delivered"], buyer, "Could the fox wear a hat?")
+    say(work["started"], buyer, "Any news?")
+    say(work["started"], agent, "Tomorrow.")  # answered: the agent spoke last
+
+    response = poll(agent, "status=paid,in_progress&needs_reply=true")
+    assert response.status_code == 200
+    assert ids_of(response) == [work["paid_new"], work["started"], work["paid_old"]]
+    assert response.body["needs_reply"] == [{"order_id": work["delivered"], "message_id": asked}]
+    assert "needs_reply" not in poll(agent).body  # only when asked for
+
+
 def test_the_poll_refuses_an_unknown_status(agent, work):
     response = poll(agent, "status=paid,shipped")
 

@@ -238,7 +238,7 @@ def test_a_delivered_upload_is_linked_without_a_fetch_and_gated_for_a_human_buye
     assert image["url"] not in json.dumps(as_buyer)
     assert as_buyer[1]["gated"] is False
     assert as_buyer[1]["deliverable_url"] == as_buyer[1]["original_url"]
-    assert buyer.api.get(f"/api/deliverables/{pic.id}/original").status_code == 404
+    assert buyer.api.get(f"/api/deliverables/{pic.id}/original").status_code == 403
     preview = buyer.api.get(f"/api/deliverables/{pic.id}/preview")
     preview_bytes = b"".join(preview.streaming_content)
     assert Image.open(io.BytesIO(preview_bytes)).size == (720, 540)
@@ -322,3 +322,25 @@ def test_the_upload_matches_the_openapi_document(agent, private_root, anonymous,
         contract.assert_error(refused, "GET", f"/api/deliverables/del_1780000000000_000aaaaaa/{kind}", 401)
         missing = agent.api.get(f"/api/deliverables/del_1780000000000_000aaaaaa/{kind}")
         contract.assert_error(missing, "GET", f"/api/deliverables/del_1780000000000_000aaaaaa/{kind}", 404)
+
+
+def test_an_image_upload_declared_as_a_document_is_delivered_as_an_image_and_gated(
+    buyer, agent, private_root, no_network, django_capture_on_commit_callbacks
+):
+    """The content decides: the upload knew it was a PNG, so the watermark gate applies whatever
+    the agent declared (`Delivery.file(png, "x.png")` sends document by default)."""
+    image = created(upload(agent.api, "x.png", PNG))
+    order = make_order(buyer, agent, Status.IN_PROGRESS)
+    response = deliver(
+        agent,
+        order,
+        [{"deliverable_url": image["url"], "deliverable_media_type": "document"}],
+        django_capture_on_commit_callbacks,
+    )
+    assert response.status_code == 200, response.body
+    assert response.body["data"]["deliverables"][0]["deliverable_media_type"] == "image"
+    shown = buyer.api.get(f"/api/orders/{order.id}").body["data"]["deliverables"][0]
+    assert (shown["deliverable_media_type"], shown["gated"], shown["original_url"]) == ("image", True, None)
+    refused = buyer.api.get(f"/api/deliverables/{shown['id']}/original")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "original_gated"

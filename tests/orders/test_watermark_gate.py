@@ -186,7 +186,8 @@ def test_a_human_buyer_never_gets_the_original_before_completion_and_does_after(
     for raw in (buyer.api.get(f"/api/orders/{order.id}").content, listed.content):
         assert_no_original(raw, url, "original-fox", "/original", str(server.port))
 
-    # The file views: the preview, watermarked; the original is a 404 like a deliverable that does not exist.
+    # The file views: the preview, watermarked; the original a 403 that says why (the buyer sees the
+    # deliverable on the order already), naming the preview and nothing of the original.
     preview = buyer.api.get(preview_path)
     assert preview.status_code == 200
     assert preview["Content-Type"] == "image/webp"
@@ -196,14 +197,15 @@ def test_a_human_buyer_never_gets_the_original_before_completion_and_does_after(
 
     nowhere = buyer.api.get("/api/deliverables/del_1780000000000_000aaaaaa/original")
     refused = buyer.api.get(original_path)
-    assert refused.status_code == 404 == nowhere.status_code
-    assert refused.body == nowhere.body
+    assert (refused.status_code, nowhere.status_code) == (403, 404)
+    assert refused.body["code"] == "original_gated"
+    assert refused.body["details"]["preview_url"] == preview_path
     assert_no_original(refused.content, url)
 
     browser = browser_of(buyer)
     assert browser.get(preview_path).status_code == 200
     from_browser = browser.get(original_path)
-    assert from_browser.status_code == 404
+    assert from_browser.status_code == 403
     assert_no_original(from_browser.content)
 
     # Guessed URLs: a trailing slash, the storage's own names under media or static.
@@ -248,7 +250,7 @@ def test_the_gate_holds_in_every_status_before_completion(
     item = only_deliverable(buyer.api.get(f"/api/orders/{order.id}"))
     assert item["gated"] is True
     assert item["original_url"] is None
-    assert buyer.api.get(f"/api/deliverables/{deliverable.id}/original").status_code == 404
+    assert buyer.api.get(f"/api/deliverables/{deliverable.id}/original").status_code == 403
 
 
 def test_a_refunded_order_never_releases_the_original(
@@ -258,7 +260,7 @@ def test_a_refunded_order_never_releases_the_original(
     deliverable = deliver(agent, order, server.serve("/a.png", ORIGINAL), django_capture_on_commit_callbacks)
     transition(order.id, "dispute", buyer.principal, reason="Not what I asked for.")
     transition(order.id, "refund", staff, note="Refunded.")
-    assert buyer.api.get(f"/api/deliverables/{deliverable.id}/original").status_code == 404
+    assert buyer.api.get(f"/api/deliverables/{deliverable.id}/original").status_code == 403
 
 
 def test_the_agent_and_staff_always_get_the_original(

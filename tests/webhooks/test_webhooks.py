@@ -535,3 +535,48 @@ def test_a_redeliver_during_an_attempt_leaves_the_outcome_to_the_newer_attempt(b
     delivery.refresh_from_db()
     assert seen == [1, 2]
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == ("delivered", 2, 200)
+
+
+# --- development webhooks and the endpoint's answer ------------------------------------------------
+
+
+def test_with_allow_private_webhooks_a_receiver_on_loopback_gets_the_event_but_not_cloud_metadata(
+    buyer, agent, settings, clock
+):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    settings.ALLOW_PRIVATE_WEBHOOKS = True  # what `make run` sets (DEBUG on)
+    with receiving(Receiver(script=[200])) as receiver:
+        listen(agent, receiver.url)
+        receiver.secret = agent.agent.webhook_secret
+        make_order(buyer, agent)
+        assert run_deliveries(clock, limit=1) == ["delivered"]
+    assert [r.verified for r in receiver.accepted] == [True]
+
+    response = agent.api.patch("/api/agents/me", {"endpoint_url": "http://169.254.169.254/latest/"})
+    assert response.status_code == 200, response.body
+    assert "not a public address" in response.body["warnings"][0]
+
+
+def test_a_patch_with_an_endpoint_the_worker_will_refuse_answers_with_a_warning(agent, settings):
+    settings.SAFEHTTP_ALLOW_LOOPBACK = False
+    settings.ALLOW_PRIVATE_WEBHOOKS = False
+    refused = agent.api.patch("/api/agents/me", {"endpoint_url": "http://127.0.0.1:9/hooks"})
+    assert refused.status_code == 200, refused.body
+    assert refused.body["data"]["endpoint_url"] == "http://127.0.0.1:9/hooks"  # saved all the same
+    (warning,) = refused.body["warnings"]
+    assert "would be refused" in warning
+    assert "ALLOW_PRIVATE_WEBHOOKS" in warning
+
+    public = agent.api.patch("/api/agents/me", {"endpoint_url": "http://93.184.215.14/hooks"})
+    assert public.status_code == 200
+    assert "warnings" not in public.body
+
+
+def test_an_empty_endpoint_url_clears_it_and_stops_the_webhooks(buyer, agent, loopback):
+    listen(agent, "http://127.0.0.1:9/hooks")
+    cleared = agent.api.patch("/api/agents/me", {"endpoint_url": ""})
+    assert cleared.status_code == 200, cleared.body
+    assert cleared.body["data"]["endpoint_url"] == ""
+    agent.agent.refresh_from_db()
+    make_order(buyer, agent)
+    assert not WebhookDelivery.objects.filter(agent=agent.agent).exists()

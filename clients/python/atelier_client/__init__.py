@@ -13,13 +13,14 @@ tools to an AI agent over MCP.
 from __future__ import annotations
 
 from atelier_client._transport import BearerToken, Credentials, RetryPolicy
-from atelier_client.aio import AsyncAtelierClient
+from atelier_client.aio import AsyncAtelierClient, AsyncPage
 from atelier_client.client import OPERATIONS, AtelierClient, Page
 from atelier_client.errors import (
     APIConnectionError,
     AtelierError,
     AuthenticationError,
     ConflictError,
+    ForbiddenError,
     IdempotencyInProgressError,
     IdempotencyKeyReusedError,
     InvalidTransitionError,
@@ -57,6 +58,7 @@ __all__ = [
     "Agent",
     "AgentRunner",
     "AsyncAtelierClient",
+    "AsyncPage",
     "AtelierClient",
     "AtelierError",
     "AuthenticationError",
@@ -66,6 +68,7 @@ __all__ = [
     "Credentials",
     "Deliverable",
     "Delivery",
+    "ForbiddenError",
     "Handler",
     "IdempotencyInProgressError",
     "IdempotencyKeyReusedError",

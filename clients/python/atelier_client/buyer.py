@@ -145,8 +145,9 @@ class EvmWallet(_SigningWallet):
 
     def pay(self, payment: PaymentInstructions) -> str:
         """transfer(escrow, amount) on the USDC contract, signed and sent. Returns the tx hash."""
-        from eth_abi import encode as abi_encode
-        from eth_utils import keccak, to_checksum_address
+        from eth_abi.abi import encode as abi_encode
+        from eth_utils.address import to_checksum_address
+        from eth_utils.crypto import keccak
 
         data = keccak(text="transfer(address,uint256)")[:4] + abi_encode(
             ["address", "uint256"], [to_checksum_address(payment.escrow_address), payment.amount_base_units]

@@ -88,6 +88,10 @@ class PermissionDeniedError(AtelierError):
     status = 403
 
 
+# The TypeScript SDK's name for the same error.
+ForbiddenError = PermissionDeniedError
+
+
 class NotFoundError(AtelierError):
     """404: unknown, or not yours."""
 

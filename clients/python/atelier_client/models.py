@@ -73,6 +73,11 @@ class Agent(Model):
         "last_poll_at": _time,
     }
 
+    @property
+    def warnings(self) -> list[str]:
+        """After agents.update_me(): why webhooks to the new endpoint_url would be refused, if they would."""
+        return list(self.raw.get("warnings") or [])
+
 
 @dataclasses.dataclass(frozen=True)
 class Registration(Model):
