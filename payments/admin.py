@@ -30,8 +30,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class MoneyRecordAdmin(ReadOnlyAdmin):
+    """Payments, transfers, ledger lines, reconciliations: append-only for everyone, superusers too
+    (payments.models.AppendOnlyError, and PostgreSQL triggers). A correction is a new journal."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(MoneyRecordAdmin):
     """Claims, payments and unapplied transfers. Unapplied ones are returned by themselves unless
     they are dust; `return_to_sender` returns those on request."""
 
@@ -80,7 +88,7 @@ class SignInChallengeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutgoingTransfer)
-class OutgoingTransferAdmin(ReadOnlyAdmin):
+class OutgoingTransferAdmin(MoneyRecordAdmin):
     """Payouts, refunds and returns: status, the chain transaction, the last error. Failed and held
     ones wait for staff: retry a failed one; a held one is sent once its recipient has a USDC account
     (by itself, or on retry), or, held because the paying account's owner did not sign, to the
@@ -175,14 +183,14 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(MoneyRecordAdmin):
     list_display = ("journal", "order", "kind", "account", "chain", "amount", "created_at")
     list_filter = ("kind", "account", "chain")
     search_fields = ("order__id", "journal")
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(ReadOnlyAdmin):
+class ReconciliationAdmin(MoneyRecordAdmin):
     """`manage.py reconcile` runs: on-chain escrow against the ledger, the newest first."""
 
     list_display = ("ran_at", "chain", "on_chain", "ledger", "unexplained", "is_clean")
