@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -201,14 +202,16 @@ def resolve_url(order_id: str) -> str:
 
 def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, object_id: str) -> HttpResponse:
     """GET: the evidence and a preview of each decision. POST: `decision` (release, refund, split,
-    send_back, or `preview_split`) with `note` and, for a split, `agent_amount_usd`. A refusal
+    send_back, or `preview_split`) with `note` and, for a split, `agent_amount_usd`. Release, refund
+    and split move money: the first press previews what moves (in net amounts) and asks to confirm
+    (`confirmed`, or for a split `previewed_amount`); only the confirmation decides. A refusal
     re-renders the page with its sentence and changes nothing; a decision redirects back here."""
     user_id = request.user.pk
     if not can_resolve(request) or user_id is None:
         raise PermissionDenied
     order = get_object_or_404(Order.objects.select_related("service", "agent", "buyer_agent"), pk=object_id)
     form = {"decision": "", "note": "", "agent_amount_usd": ""}
-    error, status, split_preview = "", 200, None
+    error, status, split_preview, confirm = "", 200, None, None
     if request.method == "POST":
         form = {name: request.POST.get(name, "") for name in form}
         decision = form["decision"]
@@ -220,6 +223,10 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
                 if decision == SPLIT:
                     error = "The amount changed since the preview: check the new figures, then confirm."
                     status = 400
+            elif decision in (RELEASE, REFUND) and request.POST.get("confirmed") != decision:
+                disputes.note_check(form["note"], decision)
+                disputes.disputed_check(order)
+                confirm = disputes.decision_preview(order, decision)
             else:
                 disputes.dispute_resolve(
                     order_id=order.id,
@@ -241,6 +248,11 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
         "form": form,
         "error": error,
         "split_preview": split_preview,
+        "split_net": disputes.net_sentence(split_preview) if split_preview else "",
+        "confirm": confirm,
+        "confirm_label": DECISION_LABELS.get(confirm.decision, "") if confirm else "",
+        "confirm_net": disputes.net_sentence(confirm) if confirm else "",
+        "fee_percent": f"{Decimal(settings.PLATFORM_FEE_RATE) * 100:g}",
         "queue_url": reverse("admin:orders_dispute_changelist"),
     }
     return TemplateResponse(request, TEMPLATE, context, status=status)
@@ -250,7 +262,11 @@ def _decided_message(order_id: str) -> str:
     order = Order.objects.get(pk=order_id)
     resolution = resolution_to_dict(order) or {}
     label = DECISION_LABELS.get(resolution.get("decision", ""), "Decided")
-    return f"{label}: recorded with your note; the order is {order.status.replace('_', ' ')}."
+    moved = ""
+    if resolution.get("agent_payout_base_units") or resolution.get("refund_base_units"):
+        agent, buyer = (disputes.usdc_text(resolution[key]) for key in ("agent_payout_base_units", "refund_base_units"))
+        moved = f" The agent receives {agent} USDC; the buyer gets back {buyer} USDC."
+    return f"{label}: recorded with your note; the order is {order.status.replace('_', ' ')}.{moved}"
 
 
 def evidence(order: Order) -> dict[str, Any]:
