@@ -40,7 +40,7 @@ elif not (SECRET_KEY := env.str("SECRET_KEY", default="")):
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "atelier.apps.AtelierAdminConfig",  # django.contrib.admin, titled for the project
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -141,6 +141,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["atelier.formats"]  # one date format: 2026-12-06 21:27 UTC
 USE_I18N = True
 USE_TZ = True
 

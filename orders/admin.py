@@ -54,6 +54,9 @@ class OrderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # no Save button over read-only fields: the page is for reading
+
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
