@@ -32,6 +32,7 @@ from orders.disputes.decisions import DECISION_LABELS, REFUND, RELEASE, SEND_BAC
 from orders.models import Order, OrderEvent, Role
 from orders.reads.rendering import event_text
 from orders.reads.resolution import resolution_to_dict
+from payments.admin import usdc
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, PaymentStatus
 
 RESOLVE_PERMISSION = "orders.resolve_dispute"
@@ -147,11 +148,19 @@ class ReadOnlyInline(admin.TabularInline):
 class _ReadOnly(ReadOnlyInline):
     show_change_link = True  # money rows link to their own (read-only) page
 
+    @admin.display(description="amount")
+    def amount(self, obj: Any) -> str:
+        return usdc(obj.amount_base_units)
+
+    @admin.display(description="due")
+    def due(self, obj: Payment) -> str:
+        return usdc(obj.due_base_units)
+
 
 class PaymentInline(_ReadOnly):
     model = Payment
     verbose_name_plural = "payments (claims and verified)"
-    fields = ("id", "chain", "status", "tx_hash", "payer", "amount_base_units", "verified_at", "created_at")
+    fields = ("id", "chain", "status", "tx_hash", "payer", "amount", "verified_at", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
@@ -162,7 +171,7 @@ class UnappliedInline(_ReadOnly):
     model = Payment
     verbose_name = "unapplied inbound transfer"
     verbose_name_plural = "unapplied inbound transfers (arrived, paid nothing, returned)"
-    fields = ("id", "chain", "reason", "tx_hash", "payer", "amount_base_units", "due_base_units", "verified_at")
+    fields = ("id", "chain", "reason", "tx_hash", "payer", "amount", "due", "verified_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
@@ -172,7 +181,7 @@ class UnappliedInline(_ReadOnly):
 class TransferInline(_ReadOnly):
     model = OutgoingTransfer
     verbose_name_plural = "outgoing transfers (payouts, refunds, returns)"
-    fields = ("kind", "chain", "to_address", "amount_base_units", "status", "tx_hash", "attempts", "last_error")
+    fields = ("kind", "chain", "to_address", "amount", "status", "tx_hash", "attempts", "last_error")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutgoingTransfer]:
@@ -181,10 +190,14 @@ class TransferInline(_ReadOnly):
 
 class LedgerInline(_ReadOnly):
     model = LedgerEntry
-    verbose_name_plural = "ledger lines (base units; debits +, credits -)"
+    verbose_name_plural = "ledger lines (debits +, credits -)"
     fields = ("journal", "kind", "account", "chain", "amount", "created_at")
     readonly_fields = fields
     show_change_link = False
+
+    @admin.display(description="amount")
+    def amount(self, obj: LedgerEntry) -> str:
+        return usdc(obj.amount)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
         return super().get_queryset(request).order_by("id")
@@ -252,7 +265,7 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
         "confirm": confirm,
         "confirm_label": DECISION_LABELS.get(confirm.decision, "") if confirm else "",
         "confirm_net": disputes.net_sentence(confirm) if confirm else "",
-        "fee_percent": f"{Decimal(settings.PLATFORM_FEE_RATE) * 100:g}",
+        "fee_percent": f"{(Decimal(settings.PLATFORM_FEE_RATE) * 100).normalize():f}",
         "queue_url": reverse("admin:orders_dispute_changelist"),
     }
     return TemplateResponse(request, TEMPLATE, context, status=status)
