@@ -214,8 +214,8 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 SOLANA_PAY_RATE_LIMIT = env.int("SOLANA_PAY_RATE_LIMIT", default=30)
 SOLANA_PAY_RATE_WINDOW = env.int("SOLANA_PAY_RATE_WINDOW", default=60)
 
-# GET /metrics (atelier.metrics): with a token, only `Authorization: Bearer <METRICS_TOKEN>`;
-# without one, only from loopback.
+# GET /metrics (atelier.metrics): only `Authorization: Bearer <METRICS_TOKEN>`; without a token it
+# is never served with DEBUG off (a same-host proxy makes every caller loopback), in DEBUG to loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # `make bench` only: serves GET /bench/bare, a bare JSON view, as the benchmark's baseline.

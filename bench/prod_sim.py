@@ -195,6 +195,8 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "REQUEUE_STALE_AFTER_SECONDS": "15",
         "WEB_CONCURRENCY": "2",
+        # /metrics is never served without it when DEBUG is off (the servers sit behind a proxy).
+        "METRICS_TOKEN": secrets.token_urlsafe(24),
     }
     procs = Processes(logs, env)
     figures: dict[str, Any] = {"orders": ORDERS, "database": database, "logs": str(logs)}
@@ -521,7 +523,10 @@ def main() -> int:
                 f"reconcile: exit {reconcile.returncode}\n{reconcile.stdout[-2000:]}{reconcile.stderr[-2000:]}"
             )
 
-        text = requests.get(f"{servers[1]}/metrics", timeout=30).text
+        scrape = {"Authorization": f"Bearer {env['METRICS_TOKEN']}"}
+        if requests.get(f"{servers[1]}/metrics", timeout=30).status_code != 403:
+            failures.append("/metrics answered without its token")
+        text = requests.get(f"{servers[1]}/metrics", headers=scrape, timeout=30).text
         completed_line = next(
             (line for line in text.splitlines() if line.startswith('atelier_orders{status="completed"}')), ""
         )

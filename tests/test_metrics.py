@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import pytest
 from django.test import Client
 
 from atelier.models import ScheduledJob
@@ -17,14 +24,15 @@ def value(text: str, metric: str) -> float:
     return float(found.group(1))
 
 
-def test_metrics_has_the_business_gauges(buyer, agent):
+def test_metrics_has_the_business_gauges(buyer, agent, settings):
+    settings.METRICS_TOKEN = "metrics-token-for-tests"
     make_order(buyer, agent, Status.PAID)
     make_order(buyer, agent, Status.PAID)
     make_order(buyer, agent, Status.DELIVERED)
     ScheduledJob.objects.create(name="reconcile", last_ok=False)
     Client().get("/healthz")
 
-    response = Client().get("/metrics")
+    response = Client().get("/metrics", headers={"Authorization": "Bearer metrics-token-for-tests"})
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
@@ -51,3 +59,65 @@ def test_metrics_is_refused_off_loopback_and_without_the_token(db, settings):
         "/metrics", headers={"Authorization": "Bearer metrics-token-for-tests"}
     )
     assert allowed.status_code == 200
+
+
+def test_without_a_token_metrics_is_served_to_loopback_in_development_only(db, settings):
+    settings.METRICS_TOKEN = ""
+    settings.DEBUG = False
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 403
+    settings.DEBUG = True
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
+    assert Client(REMOTE_ADDR="203.0.113.9").get("/metrics").status_code == 403
+
+
+@pytest.fixture
+def same_host_proxy(live_server: Any) -> Iterator[str]:
+    """A reverse proxy on 127.0.0.1 in front of the app, as nginx on the same host would be: every
+    request reaches the app from loopback, with the caller's address in X-Forwarded-For."""
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            headers = {key: value for key, value in self.headers.items() if key.lower() != "host"}
+            headers["X-Forwarded-For"] = "203.0.113.9"  # the caller on the internet
+            upstream = urllib.request.Request(live_server.url + self.path, headers=headers)
+            try:
+                with urllib.request.urlopen(upstream) as answer:  # noqa: S310 (the test's own server)
+                    status, body = answer.status, answer.read()
+            except urllib.error.HTTPError as refused:
+                status, body = refused.code, refused.read()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{proxy.server_address[1]}"
+    proxy.shutdown()
+    proxy.server_close()
+
+
+def test_metrics_through_a_same_host_reverse_proxy_is_refused_without_the_token(
+    transactional_db: None, settings: Any, same_host_proxy: str
+) -> None:
+    settings.DEBUG = False
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.METRICS_TOKEN = ""
+
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{same_host_proxy}/metrics")  # noqa: S310
+    assert refused.value.code == 403
+
+    settings.METRICS_TOKEN = "metrics-token-for-tests"
+    with pytest.raises(urllib.error.HTTPError) as still_refused:
+        urllib.request.urlopen(f"{same_host_proxy}/metrics")  # noqa: S310
+    assert still_refused.value.code == 403
+    scrape = urllib.request.Request(
+        f"{same_host_proxy}/metrics", headers={"Authorization": "Bearer metrics-token-for-tests"}
+    )
+    with urllib.request.urlopen(scrape) as answer:  # noqa: S310
+        assert answer.status == 200
+        assert b"atelier_orders" in answer.read()
