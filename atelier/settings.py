@@ -218,6 +218,26 @@ SOLANA_PAY_RATE_WINDOW = env.int("SOLANA_PAY_RATE_WINDOW", default=60)
 # is never served with DEBUG off (a same-host proxy makes every caller loopback), in DEBUG to loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
+# Staff email (orders.disputes.announce): the console by default (development); in production an
+# SMTP server as EMAIL_URL, e.g. smtp+tls://user:password@host:587 (django-environ's email_url).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+MAILERS = {
+    "default": {
+        "BACKEND": _email["EMAIL_BACKEND"],
+        "OPTIONS": {
+            "host": _email["EMAIL_HOST"],
+            "port": _email["EMAIL_PORT"],
+            "username": _email["EMAIL_HOST_USER"],
+            "password": _email["EMAIL_HOST_PASSWORD"],
+            "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+            "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        }
+        if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+        else {},
+    }
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Atelier <atelier@localhost>")
+
 # `make bench` only: serves GET /bench/bare, a bare JSON view, as the benchmark's baseline.
 ATELIER_BENCH = env.bool("ATELIER_BENCH", default=False)
 
