@@ -342,6 +342,21 @@ SOLANA_USDC_MINT = env.str("SOLANA_USDC_MINT", default="")
 SOLANA_ESCROW_SECRET = env.str("SOLANA_ESCROW_SECRET", default="")  # base58 64-byte keypair
 BASE_USDC_ADDRESS = env.str("BASE_USDC_ADDRESS", default="")
 BASE_ESCROW_PRIVATE_KEY = env.str("BASE_ESCROW_PRIVATE_KEY", default="")  # 0x hex
+# Least privilege for the hot wallet: only the processes that sign outgoing transfers (the workers)
+# hold the keys above. App servers (ATELIER_ROLE=app, set by deploy/gunicorn.conf.py) run with the
+# public addresses alone, never load a key (not even the devchain's), and refuse to start with one
+# in their environment unless APP_SERVER_HOLDS_KEYS is true (docs/deploy.md).
+SOLANA_ESCROW_ADDRESS = env.str("SOLANA_ESCROW_ADDRESS", default="")
+BASE_ESCROW_ADDRESS = env.str("BASE_ESCROW_ADDRESS", default="")
+ATELIER_ROLE = env.str("ATELIER_ROLE", default="")
+APP_SERVER_HOLDS_KEYS = env.bool("APP_SERVER_HOLDS_KEYS", default=False)
+HOLDS_HOT_WALLET_KEYS = ATELIER_ROLE != "app" or APP_SERVER_HOLDS_KEYS
+if not HOLDS_HOT_WALLET_KEYS and (SOLANA_ESCROW_SECRET or BASE_ESCROW_PRIVATE_KEY):
+    raise ImproperlyConfigured(
+        "A hot-wallet key (SOLANA_ESCROW_SECRET or BASE_ESCROW_PRIVATE_KEY) is set for an app server: only the "
+        "workers that sign outgoing transfers hold them. Give app servers SOLANA_ESCROW_ADDRESS and "
+        "BASE_ESCROW_ADDRESS instead, or set APP_SERVER_HOLDS_KEYS=true to run them with the keys anyway."
+    )
 # The hot wallet pays every payout's, refund's and return's fee in the chain's own coin: below this
 # (lamports; wei) /readyz warns and the metric shows it. 0.05 SOL is ~10,000 Solana transfers.
 HOT_WALLET_FEE_FLOOR = {

@@ -221,6 +221,27 @@ def main() -> int:
         wait_until(lambda: bucket.list_buckets() is not None, timeout=30, what="moto S3")
         bucket.create_bucket(Bucket=env["S3_BUCKET"])
 
+        # Least privilege: the app servers (ATELIER_ROLE=app, by gunicorn.conf.py) get the escrow's
+        # public addresses alone and load no key; the workers sign with the devchain's keys.
+        from eth_account import Account
+        from solders.keypair import Keypair as EscrowKeypair
+
+        state = json.loads(Path(env["DEVCHAIN_STATE"]).read_text())
+        public = {
+            "SOLANA_ESCROW_ADDRESS": str(EscrowKeypair.from_base58_string(state["solana"]["escrow_secret"]).pubkey()),
+            "BASE_ESCROW_ADDRESS": Account.from_key(state["base"]["escrow_private_key"]).address,
+        }
+        keyed_app = subprocess.run(  # noqa: S603 - an app server given a key must not start
+            [PYTHON, "-c", "import django; django.setup()"],
+            cwd=ROOT,
+            env={**env, "ATELIER_ROLE": "app", "SOLANA_ESCROW_SECRET": state["solana"]["escrow_secret"]},
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        figures["app_server_with_a_key_refused"] = keyed_app.returncode != 0
+        if keyed_app.returncode == 0:
+            failures.append("an app server started with a hot-wallet key")
         ports = [free_port(), free_port()]
         for number, port in enumerate(ports):
             metrics = work / f"metrics-{number}"
@@ -230,6 +251,7 @@ def main() -> int:
                 [PYTHON, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "atelier.wsgi:application"],
                 GUNICORN_BIND=f"127.0.0.1:{port}",
                 PROMETHEUS_MULTIPROC_DIR=str(metrics),
+                **public,
             )
         for number in range(2):
             procs.start(f"worker{number}", [PYTHON, "manage.py", "db_worker", "--queue-name", "*", "--interval", "0.2"])
