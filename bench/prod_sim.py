@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,155 @@ def ip() -> str:
     return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
 
 
+def staff_money_paths(
+    client: Any,
+    expect: Callable[..., dict[str, Any]],
+    sign_in: Callable[[Any], str],
+    service_id: str,
+    agent_auth: dict[str, str],
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Cancels with refunds, disputes decided through `orders.disputes.decisions.dispute_resolve` (as
+    the desk decides them), and a Base payment refunded on Base; waits for every transfer they make
+    to be confirmed. Runs in this process against the simulation's database (django is set up)."""
+    from django.contrib.auth import get_user_model
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from orders.disputes.decisions import dispute_resolve
+    from payments.chains import PaymentInstructions
+    from payments.models import OutgoingTransfer
+    from tests.payments import evm_helpers, solana_helpers
+
+    solana, base = env["SOLANA_RPC_URL"], env["BASE_RPC_URL"]
+    failures: list[str] = []
+    agent = {**agent_auth, "X-Forwarded-For": ip()}
+
+    def base_sign_in(account: Any) -> str:
+        challenge = expect(
+            client.call("POST", "/api/auth/nonce", json={"wallet": account.address, "chain": "base"}), 200
+        )
+        signature = "0x" + Account.sign_message(encode_defunct(text=challenge["message"]), account.key).signature.hex()
+        verified = expect(
+            client.call("POST", "/api/auth/verify", json={"nonce": challenge["nonce"], "signature": signature}), 200
+        )
+        return str(verified["token"])
+
+    def paid_order(chain: str) -> tuple[str, dict[str, str]]:
+        if chain == "solana":
+            wallet = solana_helpers.new_wallet(solana, usdc=100 * 10**6)
+            buyer = {"Authorization": f"Bearer {sign_in(wallet)}", "X-Forwarded-For": ip()}
+        else:
+            account = evm_helpers.new_wallet(base, usdc=100 * 10**6)
+            buyer = {"Authorization": f"Bearer {base_sign_in(account)}", "X-Forwarded-For": ip()}
+        order = expect(
+            client.call(
+                "POST",
+                "/api/orders",
+                json={"service_id": service_id, "brief": "A report on the money paths.", "payment_chain": chain},
+                headers=buyer,
+            ),
+            201,
+        )
+        payment = order["payment"]
+        if chain == "solana":
+            instructions = PaymentInstructions(
+                chain="solana",
+                escrow_address=payment["escrow_address"],
+                token_account=payment["token_account"],
+                token=payment["token"],
+            )
+            tx = solana_helpers.pay_order(
+                solana, wallet, instructions, payment["amount_base_units"], payment["payment_reference"]
+            )
+        else:
+            tx = evm_helpers.pay_order(base, account, payment, payment["amount_base_units"])
+        path = f"/api/orders/{order['id']}"
+        paid = expect(
+            client.call(
+                "PATCH", path, json={"action": "pay", "escrow_tx_hash": tx, "payment_chain": chain}, headers=buyer
+            ),
+            200,
+            202,
+        )
+        deadline = time.monotonic() + 90
+        while paid["status"] != "paid":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{order['id']} ({chain}) not paid: {paid['status']}")
+            if chain == "base":
+                evm_helpers.mine(base, 1)
+            time.sleep(0.5)
+            paid = expect(client.call("GET", path, headers=buyer), 200)
+        return order["id"], buyer
+
+    orders: dict[str, str] = {}
+    try:
+        for chain in ("solana", "base"):
+            order_id, buyer = paid_order(chain)
+            cancelled = expect(
+                client.call("PATCH", f"/api/orders/{order_id}", json={"action": "cancel"}, headers=buyer), 200
+            )
+            if cancelled["status"] != "cancelled":
+                failures.append(f"cancel of {order_id} left it {cancelled['status']}")
+            orders[order_id] = f"cancel ({chain})"
+        staff = get_user_model().objects.create_user("prodsim-staff", is_staff=True)
+        for decision in ("release", "refund", "split"):
+            order_id, buyer = paid_order("solana")
+            path = f"/api/orders/{order_id}"
+            expect(client.call("POST", f"{path}/start", headers=agent), 200)
+            expect(
+                client.call(
+                    "POST",
+                    f"{path}/deliver",
+                    json={"deliverable_url": "https://example.com/report", "deliverable_media_type": "link"},
+                    headers=agent,
+                ),
+                200,
+            )
+            expect(
+                client.call(
+                    "PATCH", path, json={"action": "dispute", "reason": "Not the report asked for."}, headers=buyer
+                ),
+                200,
+            )
+            dispute_resolve(
+                order_id=order_id,
+                decision=decision,
+                staff_user_id=staff.pk,
+                note=f"Decided by the simulation: {decision}.",
+                agent_amount_usd=Decimal("2.50") if decision == "split" else None,
+            )
+            orders[order_id] = f"dispute {decision}"
+    except Exception as exc:
+        failures.append(f"money paths: {type(exc).__name__}: {exc}")
+
+    def unsettled() -> list[tuple[str, str, str]]:
+        rows = OutgoingTransfer.objects.filter(order_id__in=orders).values_list("order_id", "kind", "status")
+        return [row for row in rows if row[2] != "confirmed"]
+
+    expected = {"cancel (solana)": 1, "cancel (base)": 1, "dispute release": 1, "dispute refund": 1, "dispute split": 2}
+
+    def settled() -> bool:
+        evm_helpers.mine(base, 1)  # Base counts confirmations in blocks; the devchain mines on demand
+        return not unsettled()
+
+    try:
+        wait_until(settled, timeout=180, what="every refund and dispute transfer confirmed")
+    except RuntimeError:
+        failures.append(f"money paths: transfers not confirmed: {unsettled()[:5]}")
+    made = dict.fromkeys(orders.values(), 0)
+    for order_id in OutgoingTransfer.objects.filter(order_id__in=orders).values_list("order_id", flat=True):
+        made[orders[order_id]] += 1
+    if made != expected:
+        failures.append(f"money paths: transfers per path {made}, expected {expected}")
+    return {
+        "orders": orders,
+        "transfers_per_path": made,
+        "completed": 2,  # the released and the split dispute
+        "failures": failures,
+    }
+
+
 def main() -> int:
     import boto3
     import psycopg
@@ -195,6 +345,7 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "REQUEUE_STALE_AFTER_SECONDS": "15",
         "WEB_CONCURRENCY": "2",
+        "BASE_CONFIRMATIONS": "2",
         # /metrics is never served without it when DEBUG is off (the servers sit behind a proxy).
         "METRICS_TOKEN": secrets.token_urlsafe(24),
     }
@@ -517,6 +668,13 @@ def main() -> int:
             ).fetchone()
             figures["tasks_left_running"] = stuck[0] if stuck else 0
 
+        # The money paths staff touch, beside the 200 approvals: buyers cancelling paid orders (full
+        # refunds), disputes resolved through the desk's own function (release, refund, split), and
+        # Base payments (a Base buyer's order paid on Base, then cancelled: its refund goes back on Base).
+        money_paths = staff_money_paths(client, expect, sign_in, service["id"], agent_auth, env)
+        figures["money_paths"] = money_paths
+        failures.extend(money_paths.pop("failures"))
+
         # Deliverables: the original from S3 for the agent and the buyer, nobody else.
         checked = 0
         for item in done:
@@ -553,7 +711,7 @@ def main() -> int:
             (line for line in text.splitlines() if line.startswith('atelier_orders{status="completed"}')), ""
         )
         figures["metrics_completed"] = completed_line
-        if not completed_line.endswith(f" {float(ORDERS)}"):
+        if not completed_line.endswith(f" {float(ORDERS + money_paths['completed'])}"):
             failures.append(f"/metrics disagrees: {completed_line!r}")
     except Exception as exc:
         failures.append(f"{type(exc).__name__}: {exc}")
