@@ -429,3 +429,18 @@ def test_the_resolve_page_labels_its_header(desk: Client, disputed: Order) -> No
     ):
         assert label in page, label
     assert " UTC" in page
+
+
+def test_the_order_page_names_staff_and_offers_no_save_over_read_only_fields(
+    desk: Client, resolver: Any, disputed: Order, django_user_model: Any
+) -> None:
+    form = {"decision": "split", "agent_amount_usd": "20.00", "previewed_amount": "20.00", "note": "Half."}
+    assert desk.post(url(disputed), form).status_code == 302
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123"))
+
+    page = admin.get(f"/admin/orders/order/{quote(disputed.id)}/change/").content.decode()
+
+    assert "staff resolver" in page
+    assert f"user:{resolver.pk}" not in page
+    assert 'name="_save"' not in page
