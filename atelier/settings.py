@@ -218,9 +218,10 @@ SOLANA_PAY_RATE_WINDOW = env.int("SOLANA_PAY_RATE_WINDOW", default=60)
 # is never served with DEBUG off (a same-host proxy makes every caller loopback), in DEBUG to loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-# Staff email (orders.disputes.announce): the console by default (development); in production an
-# SMTP server as EMAIL_URL, e.g. smtp+tls://user:password@host:587 (django-environ's email_url).
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+# Staff email (orders.disputes.announce): the console in development (DEBUG); otherwise an SMTP
+# server as EMAIL_URL, e.g. smtp+tls://user:password@host:587 (django-environ's email_url), by
+# default the host's own relay on localhost:25 (Django's default).
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
 MAILERS = {
     "default": {
         "BACKEND": _email["EMAIL_BACKEND"],
