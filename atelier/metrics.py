@@ -7,8 +7,9 @@ worker answers for all of them (prometheus_client's multiprocess mode; gunicorn.
 worker dead when it exits). The business gauges come from the shared database, so every app server
 reports the same values: aggregate them with max(), not sum().
 
-Not public: with METRICS_TOKEN set, only `Authorization: Bearer <token>`; without it, only callers
-on loopback (a Prometheus agent on the same host).
+Not public: with METRICS_TOKEN set, only `Authorization: Bearer <token>`. Without it, nobody when
+DEBUG is off: behind a reverse proxy on the same host every caller arrives from loopback, so the
+address proves nothing (docs/deploy.md). In development (DEBUG) loopback callers are let in.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def _allowed(request: HttpRequest) -> bool:
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         return hmac.compare_digest(given.encode(), token.encode())
-    return request.META.get("REMOTE_ADDR") in LOOPBACK
+    return settings.DEBUG and request.META.get("REMOTE_ADDR") in LOOPBACK
 
 
 def registry() -> Any:

@@ -44,7 +44,7 @@ elif not (SECRET_KEY := env.str("SECRET_KEY", default="")):
 ALLOW_PRIVATE_WEBHOOKS = DEBUG and env.bool("ALLOW_PRIVATE_WEBHOOKS", default=False)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "atelier.apps.AtelierAdminConfig",  # django.contrib.admin, titled for the project
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -145,6 +145,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+FORMAT_MODULE_PATH = ["atelier.formats"]  # one date format: 2026-12-06 21:27 UTC
 USE_I18N = True
 USE_TZ = True
 
@@ -217,9 +218,30 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 SOLANA_PAY_RATE_LIMIT = env.int("SOLANA_PAY_RATE_LIMIT", default=30)
 SOLANA_PAY_RATE_WINDOW = env.int("SOLANA_PAY_RATE_WINDOW", default=60)
 
-# GET /metrics (atelier.metrics): with a token, only `Authorization: Bearer <METRICS_TOKEN>`;
-# without one, only from loopback.
+# GET /metrics (atelier.metrics): only `Authorization: Bearer <METRICS_TOKEN>`; without a token it
+# is never served with DEBUG off (a same-host proxy makes every caller loopback), in DEBUG to loopback.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# Staff email (orders.disputes.announce): the console in development (DEBUG); otherwise an SMTP
+# server as EMAIL_URL, e.g. smtp+tls://user:password@host:587 (django-environ's email_url), by
+# default the host's own relay on localhost:25 (Django's default).
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+MAILERS = {
+    "default": {
+        "BACKEND": _email["EMAIL_BACKEND"],
+        "OPTIONS": {
+            "host": _email["EMAIL_HOST"],
+            "port": _email["EMAIL_PORT"],
+            "username": _email["EMAIL_HOST_USER"],
+            "password": _email["EMAIL_HOST_PASSWORD"],
+            "use_tls": bool(_email.get("EMAIL_USE_TLS")),
+            "use_ssl": bool(_email.get("EMAIL_USE_SSL")),
+        }
+        if _email["EMAIL_BACKEND"].endswith("smtp.EmailBackend")
+        else {},
+    }
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Atelier <atelier@localhost>")
 
 # `make bench` only: serves GET /bench/bare, a bare JSON view, as the benchmark's baseline.
 ATELIER_BENCH = env.bool("ATELIER_BENCH", default=False)
@@ -325,6 +347,21 @@ SOLANA_USDC_MINT = env.str("SOLANA_USDC_MINT", default="")
 SOLANA_ESCROW_SECRET = env.str("SOLANA_ESCROW_SECRET", default="")  # base58 64-byte keypair
 BASE_USDC_ADDRESS = env.str("BASE_USDC_ADDRESS", default="")
 BASE_ESCROW_PRIVATE_KEY = env.str("BASE_ESCROW_PRIVATE_KEY", default="")  # 0x hex
+# Least privilege for the hot wallet: only the processes that sign outgoing transfers (the workers)
+# hold the keys above. App servers (ATELIER_ROLE=app, set by deploy/gunicorn.conf.py) run with the
+# public addresses alone, never load a key (not even the devchain's), and refuse to start with one
+# in their environment unless APP_SERVER_HOLDS_KEYS is true (docs/deploy.md).
+SOLANA_ESCROW_ADDRESS = env.str("SOLANA_ESCROW_ADDRESS", default="")
+BASE_ESCROW_ADDRESS = env.str("BASE_ESCROW_ADDRESS", default="")
+ATELIER_ROLE = env.str("ATELIER_ROLE", default="")
+APP_SERVER_HOLDS_KEYS = env.bool("APP_SERVER_HOLDS_KEYS", default=False)
+HOLDS_HOT_WALLET_KEYS = ATELIER_ROLE != "app" or APP_SERVER_HOLDS_KEYS
+if not HOLDS_HOT_WALLET_KEYS and (SOLANA_ESCROW_SECRET or BASE_ESCROW_PRIVATE_KEY):
+    raise ImproperlyConfigured(
+        "A hot-wallet key (SOLANA_ESCROW_SECRET or BASE_ESCROW_PRIVATE_KEY) is set for an app server: only the "
+        "workers that sign outgoing transfers hold them. Give app servers SOLANA_ESCROW_ADDRESS and "
+        "BASE_ESCROW_ADDRESS instead, or set APP_SERVER_HOLDS_KEYS=true to run them with the keys anyway."
+    )
 # The hot wallet pays every payout's, refund's and return's fee in the chain's own coin: below this
 # (lamports; wei) /readyz warns and the metric shows it. 0.05 SOL is ~10,000 Solana transfers.
 HOT_WALLET_FEE_FLOOR = {

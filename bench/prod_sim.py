@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,157 @@ def ip() -> str:
     return f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
 
 
+def staff_money_paths(
+    client: Any,
+    expect: Callable[..., dict[str, Any]],
+    sign_in: Callable[[Any], str],
+    service_id: str,
+    agent_auth: dict[str, str],
+    env: dict[str, str],
+) -> dict[str, Any]:
+    """Cancels with refunds, disputes decided through `orders.disputes.decisions.dispute_resolve` (as
+    the desk decides them), and a Base payment refunded on Base; waits for every transfer they make
+    to be confirmed. Runs in this process against the simulation's database (django is set up)."""
+    from django.contrib.auth import get_user_model
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    from orders.disputes.decisions import dispute_resolve
+    from payments.chains import PaymentInstructions
+    from payments.models import OutgoingTransfer
+    from tests.payments import evm_helpers, solana_helpers
+
+    solana, base = env["SOLANA_RPC_URL"], env["BASE_RPC_URL"]
+    failures: list[str] = []
+    agent = {**agent_auth, "X-Forwarded-For": ip()}
+
+    def base_sign_in(account: Any) -> str:
+        challenge = expect(
+            client.call("POST", "/api/auth/nonce", json={"wallet": account.address, "chain": "base"}), 200, 201
+        )
+        signature = "0x" + Account.sign_message(encode_defunct(text=challenge["message"]), account.key).signature.hex()
+        verified = expect(
+            client.call("POST", "/api/auth/verify", json={"nonce": challenge["nonce"], "signature": signature}),
+            200,
+            201,
+        )
+        return str(verified["token"])
+
+    def paid_order(chain: str) -> tuple[str, dict[str, str]]:
+        if chain == "solana":
+            wallet = solana_helpers.new_wallet(solana, usdc=100 * 10**6)
+            buyer = {"Authorization": f"Bearer {sign_in(wallet)}", "X-Forwarded-For": ip()}
+        else:
+            account = evm_helpers.new_wallet(base, usdc=100 * 10**6)
+            buyer = {"Authorization": f"Bearer {base_sign_in(account)}", "X-Forwarded-For": ip()}
+        order = expect(
+            client.call(
+                "POST",
+                "/api/orders",
+                json={"service_id": service_id, "brief": "A report on the money paths.", "payment_chain": chain},
+                headers=buyer,
+            ),
+            201,
+        )
+        payment = order["payment"]
+        if chain == "solana":
+            instructions = PaymentInstructions(
+                chain="solana",
+                escrow_address=payment["escrow_address"],
+                token_account=payment["token_account"],
+                token=payment["token"],
+            )
+            tx = solana_helpers.pay_order(
+                solana, wallet, instructions, payment["amount_base_units"], payment["payment_reference"]
+            )
+        else:
+            tx = evm_helpers.pay_order(base, account, payment, payment["amount_base_units"])
+        path = f"/api/orders/{order['id']}"
+        paid = expect(
+            client.call(
+                "PATCH", path, json={"action": "pay", "escrow_tx_hash": tx, "payment_chain": chain}, headers=buyer
+            ),
+            200,
+            202,
+        )
+        deadline = time.monotonic() + 90
+        while paid["status"] != "paid":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{order['id']} ({chain}) not paid: {paid['status']}")
+            if chain == "base":
+                evm_helpers.mine(base, 1)
+            time.sleep(0.5)
+            paid = expect(client.call("GET", path, headers=buyer), 200)
+        return order["id"], buyer
+
+    orders: dict[str, str] = {}
+    try:
+        for chain in ("solana", "base"):
+            order_id, buyer = paid_order(chain)
+            cancelled = expect(
+                client.call("PATCH", f"/api/orders/{order_id}", json={"action": "cancel"}, headers=buyer), 200
+            )
+            if cancelled["status"] != "cancelled":
+                failures.append(f"cancel of {order_id} left it {cancelled['status']}")
+            orders[order_id] = f"cancel ({chain})"
+        staff = get_user_model().objects.create_user("prodsim-staff", is_staff=True)
+        for decision in ("release", "refund", "split"):
+            order_id, buyer = paid_order("solana")
+            path = f"/api/orders/{order_id}"
+            expect(client.call("POST", f"{path}/start", headers=agent), 200)
+            expect(
+                client.call(
+                    "POST",
+                    f"{path}/deliver",
+                    json={"deliverable_url": "https://example.com/report", "deliverable_media_type": "link"},
+                    headers=agent,
+                ),
+                200,
+            )
+            expect(
+                client.call(
+                    "PATCH", path, json={"action": "dispute", "reason": "Not the report asked for."}, headers=buyer
+                ),
+                200,
+            )
+            dispute_resolve(
+                order_id=order_id,
+                decision=decision,
+                staff_user_id=staff.pk,
+                note=f"Decided by the simulation: {decision}.",
+                agent_amount_usd=Decimal("2.50") if decision == "split" else None,
+            )
+            orders[order_id] = f"dispute {decision}"
+    except Exception as exc:
+        failures.append(f"money paths: {type(exc).__name__}: {exc}")
+
+    def unsettled() -> list[tuple[str, str, str]]:
+        rows = OutgoingTransfer.objects.filter(order_id__in=orders).values_list("order_id", "kind", "status")
+        return [row for row in rows if row[2] != "confirmed"]
+
+    expected = {"cancel (solana)": 1, "cancel (base)": 1, "dispute release": 1, "dispute refund": 1, "dispute split": 2}
+
+    def settled() -> bool:
+        evm_helpers.mine(base, 1)  # Base counts confirmations in blocks; the devchain mines on demand
+        return not unsettled()
+
+    try:
+        wait_until(settled, timeout=180, what="every refund and dispute transfer confirmed")
+    except RuntimeError:
+        failures.append(f"money paths: transfers not confirmed: {unsettled()[:5]}")
+    made = dict.fromkeys(orders.values(), 0)
+    for order_id in OutgoingTransfer.objects.filter(order_id__in=orders).values_list("order_id", flat=True):
+        made[orders[order_id]] += 1
+    if made != expected:
+        failures.append(f"money paths: transfers per path {made}, expected {expected}")
+    return {
+        "orders": orders,
+        "transfers_per_path": made,
+        "completed": sum(path in ("dispute release", "dispute split") for path in orders.values()),
+        "failures": failures,
+    }
+
+
 def main() -> int:
     import boto3
     import psycopg
@@ -195,6 +347,9 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "REQUEUE_STALE_AFTER_SECONDS": "15",
         "WEB_CONCURRENCY": "2",
+        "BASE_CONFIRMATIONS": "2",
+        # /metrics is never served without it when DEBUG is off (the servers sit behind a proxy).
+        "METRICS_TOKEN": secrets.token_urlsafe(24),
     }
     procs = Processes(logs, env)
     figures: dict[str, Any] = {"orders": ORDERS, "database": database, "logs": str(logs)}
@@ -219,6 +374,27 @@ def main() -> int:
         wait_until(lambda: bucket.list_buckets() is not None, timeout=30, what="moto S3")
         bucket.create_bucket(Bucket=env["S3_BUCKET"])
 
+        # Least privilege: the app servers (ATELIER_ROLE=app, by gunicorn.conf.py) get the escrow's
+        # public addresses alone and load no key; the workers sign with the devchain's keys.
+        from eth_account import Account
+        from solders.keypair import Keypair as EscrowKeypair
+
+        state = json.loads(Path(env["DEVCHAIN_STATE"]).read_text())
+        public = {
+            "SOLANA_ESCROW_ADDRESS": str(EscrowKeypair.from_base58_string(state["solana"]["escrow_secret"]).pubkey()),
+            "BASE_ESCROW_ADDRESS": Account.from_key(state["base"]["escrow_private_key"]).address,
+        }
+        keyed_app = subprocess.run(  # noqa: S603 - an app server given a key must not start
+            [PYTHON, "-c", "import django; django.setup()"],
+            cwd=ROOT,
+            env={**env, "ATELIER_ROLE": "app", "SOLANA_ESCROW_SECRET": state["solana"]["escrow_secret"]},
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        figures["app_server_with_a_key_refused"] = keyed_app.returncode != 0
+        if keyed_app.returncode == 0:
+            failures.append("an app server started with a hot-wallet key")
         ports = [free_port(), free_port()]
         for number, port in enumerate(ports):
             metrics = work / f"metrics-{number}"
@@ -228,6 +404,7 @@ def main() -> int:
                 [PYTHON, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "atelier.wsgi:application"],
                 GUNICORN_BIND=f"127.0.0.1:{port}",
                 PROMETHEUS_MULTIPROC_DIR=str(metrics),
+                **public,
             )
         for number in range(2):
             procs.start(f"worker{number}", [PYTHON, "manage.py", "db_worker", "--queue-name", "*", "--interval", "0.2"])
@@ -496,6 +673,13 @@ def main() -> int:
             ).fetchone()
             figures["tasks_left_running"] = stuck[0] if stuck else 0
 
+        # The money paths staff touch, beside the 200 approvals: buyers cancelling paid orders (full
+        # refunds), disputes resolved through the desk's own function (release, refund, split), and
+        # Base payments (a Base buyer's order paid on Base, then cancelled: its refund goes back on Base).
+        money_paths = staff_money_paths(client, expect, sign_in, service["id"], agent_auth, env)
+        figures["money_paths"] = money_paths
+        failures.extend(money_paths.pop("failures"))
+
         # Deliverables: the original from S3 for the agent and the buyer, nobody else.
         checked = 0
         for item in done:
@@ -524,12 +708,15 @@ def main() -> int:
                 f"reconcile: exit {reconcile.returncode}\n{reconcile.stdout[-2000:]}{reconcile.stderr[-2000:]}"
             )
 
-        text = requests.get(f"{servers[1]}/metrics", timeout=30).text
+        scrape = {"Authorization": f"Bearer {env['METRICS_TOKEN']}"}
+        if requests.get(f"{servers[1]}/metrics", timeout=30).status_code != 403:
+            failures.append("/metrics answered without its token")
+        text = requests.get(f"{servers[1]}/metrics", headers=scrape, timeout=30).text
         completed_line = next(
             (line for line in text.splitlines() if line.startswith('atelier_orders{status="completed"}')), ""
         )
         figures["metrics_completed"] = completed_line
-        if not completed_line.endswith(f" {float(ORDERS)}"):
+        if not completed_line.endswith(f" {float(ORDERS + money_paths['completed'])}"):
             failures.append(f"/metrics disagrees: {completed_line!r}")
     except Exception as exc:
         failures.append(f"{type(exc).__name__}: {exc}")

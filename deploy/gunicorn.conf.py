@@ -12,6 +12,9 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
+# An app server: it runs on the escrow's public addresses and refuses a hot-wallet key (settings).
+os.environ.setdefault("ATELIER_ROLE", "app")
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", str(2 * multiprocessing.cpu_count())))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

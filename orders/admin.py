@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -20,9 +21,17 @@ from orders.models import Deliverable, Dispute, Message, Order, OrderEvent, Revi
 
 class EventInline(ReadOnlyInline):
     model = OrderEvent
-    fields = ("created_at", "action", "actor_kind", "actor_id", "from_status", "to_status", "data")
+    fields = ("created_at", "action", "actor_kind", "actor", "from_status", "to_status", "data")
     readonly_fields = fields
     ordering = ("created_at",)
+
+    @admin.display(description="by")
+    def actor(self, event: OrderEvent) -> str:
+        """Staff by their username, not `user:<pk>`; wallets and agents by their id."""
+        if event.actor_kind == "staff" and event.actor_id.startswith("user:"):
+            user = get_user_model().objects.filter(pk=event.actor_id.removeprefix("user:")).first()
+            return f"staff {user.get_username()}" if user is not None else event.actor_id
+        return event.actor_id
 
 
 class MessageInline(ReadOnlyInline):
@@ -53,6 +62,9 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # no Save button over read-only fields: the page is for reading
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

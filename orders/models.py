@@ -413,3 +413,25 @@ class X402Intent(models.Model):
 
     def __str__(self) -> str:
         return f"x402 {self.reference} for {self.service_id}"
+
+
+class StaffNotice(models.Model):
+    """That staff were told (by email, orders.disputes.announce) of a dispute or of an order going
+    overdue: one row per dispute (its event's time) and per due time passed, so each is told once."""
+
+    class Kind(models.TextChoices):
+        DISPUTE = "dispute"
+        OVERDUE = "overdue"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="staff_notices")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    # The dispute event's time, or the due time that passed: an order disputed again (after a send
+    # back) or overdue again (after a revision request) is news again.
+    at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["order", "kind", "at"], name="staff_notice_once")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.order_id} at {self.at:%Y-%m-%d %H:%M}"

@@ -2,12 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Case, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
+from lib.money import usd_text
 from lib.wallets import Chain
+from payments.ledger import base_units_to_usd
 from payments.models import (
     LedgerEntry,
     OutgoingTransfer,
@@ -22,6 +29,53 @@ from payments.settlement import paying_payment, payment_return
 from payments.tasks import retry_transfer, send_held_to
 
 
+def usdc(base_units: int | None) -> str:
+    """Base units as USDC, the way every admin page shows money: 25000000 -> "25.00 USDC"."""
+    return "-" if base_units is None else f"{usd_text(base_units_to_usd(base_units), grouped=True)} USDC"
+
+
+def short(value: str) -> SafeString | str:
+    """An address or hash shortened for a list (7xKXtg…gAsU), whole in its tooltip."""
+    if not value:
+        return "-"
+    if len(value) <= 14:
+        return value
+    return format_html('<code title="{}">{}…{}</code>', value, value[:6], value[-4:])
+
+
+def explorer(value: str, chain: str, *, address: bool = False) -> str:
+    """The block explorer's page of a transaction (SOLANA_/BASE_EXPLORER_TX_URL) or, on the same
+    explorer, of an address (its /address/ page); "" when no explorer is set (the devchains)."""
+    pattern = {"solana": settings.SOLANA_EXPLORER_TX_URL, "base": settings.BASE_EXPLORER_TX_URL}.get(chain, "")
+    if not (pattern and value):
+        return ""
+    return (pattern.replace("/tx/{tx}", "/address/{tx}") if address else pattern).replace("{tx}", value)
+
+
+def whole(value: str, chain: str, *, address: bool = False) -> SafeString | str:
+    """For a detail page: the whole value, a copy button and the explorer's link."""
+    if not value:
+        return "-"
+    link = explorer(value, chain, address=address)
+    return format_html(
+        '<code class="desk-wrap">{}</code> <button type="button" class="copy-button" data-copy-text="{}">Copy</button>{}',
+        value,
+        value,
+        format_html(' <a href="{}" rel="noopener noreferrer" target="_blank">View on the explorer</a>', link)
+        if link
+        else "",
+    )
+
+
+def age(moment: Any) -> str:
+    """How long ago, in the largest unit that reads at a glance: 12 min, 5 h, 3 d 4 h."""
+    minutes = int((timezone.now() - moment).total_seconds() // 60)
+    hours = minutes // 60
+    if hours >= 24:
+        return f"{hours // 24} d {hours % 24} h"
+    return f"{hours} h" if hours else f"{minutes} min"
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -30,24 +84,75 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class MoneyRecordAdmin(ReadOnlyAdmin):
+    """Payments, transfers, ledger lines, reconciliations: append-only for everyone, superusers too
+    (payments.models.AppendOnlyError, and PostgreSQL triggers). A correction is a new journal."""
+
+    class Media:
+        css = {"all": ("admin_desk.css",)}
+        js = ("admin_copy.js",)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 @admin.register(Payment)
-class PaymentAdmin(ReadOnlyAdmin):
+class PaymentAdmin(MoneyRecordAdmin):
     """Claims, payments and unapplied transfers. Unapplied ones are returned by themselves unless
     they are dust; `return_to_sender` returns those on request."""
 
     list_display = (
         "id",
+        "status",
+        "amount",
         "order",
         "chain",
-        "status",
         "reason",
-        "tx_hash",
+        "tx",
         "log_index",
-        "payer",
-        "amount_base_units",
+        "from_wallet",
         "verified_at",
     )
     list_filter = ("chain", "status", "reason")
+    fields = (
+        ("status", "reason"),
+        ("amount", "due"),
+        "order",
+        "chain",
+        "transaction",
+        "log_index",
+        "payer_wallet",
+        "source_account",
+        ("payer_signed", "signers"),
+        ("verified_at", "created_at"),
+        "checks",
+    )
+    readonly_fields = ("amount", "due", "transaction", "payer_wallet")
+
+    @admin.display(description="amount", ordering="amount_base_units")
+    def amount(self, obj: Payment) -> str:
+        return usdc(obj.amount_base_units)
+
+    @admin.display(description="due")
+    def due(self, obj: Payment) -> str:
+        return usdc(obj.due_base_units) if obj.due_base_units else "-"
+
+    @admin.display(description="tx")
+    def tx(self, obj: Payment) -> SafeString | str:
+        return short(obj.tx_hash)
+
+    @admin.display(description="from")
+    def from_wallet(self, obj: Payment) -> SafeString | str:
+        return short(obj.payer)
+
+    @admin.display(description="transaction")
+    def transaction(self, obj: Payment) -> SafeString | str:
+        return whole(obj.tx_hash, obj.chain)
+
+    @admin.display(description="from (payer)")
+    def payer_wallet(self, obj: Payment) -> SafeString | str:
+        return whole(obj.payer, obj.chain, address=True)
+
     search_fields = ("tx_hash", "order__id", "payer")
     actions = ("return_to_sender",)
 
@@ -80,28 +185,31 @@ class SignInChallengeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(OutgoingTransfer)
-class OutgoingTransferAdmin(ReadOnlyAdmin):
+class OutgoingTransferAdmin(MoneyRecordAdmin):
     """Payouts, refunds and returns: status, the chain transaction, the last error. Failed and held
     ones wait for staff: retry a failed one; a held one is sent once its recipient has a USDC account
     (by itself, or on retry), or, held because the paying account's owner did not sign, to the
     transaction's signer when staff send it there."""
 
-    list_display = (
-        "id",
-        "order",
-        "kind",
-        "chain",
-        "to_address",
-        "amount_base_units",
-        "status",
-        "tx_hash",
-        "attempts",
-        "updated_at",
-    )
+    # What staff act on first (status, kind, amount, order, age, attempts), then where it goes: short
+    # enough to read every column at 1440 px; the whole address and hash are on the detail page.
+    list_display = ("status", "kind", "amount", "order_ref", "age", "attempts", "chain", "to", "tx")
+    list_display_links = ("status", "amount")
     list_filter = ("status", "kind", "chain")
     search_fields = ("order__id", "tx_hash", "to_address")
-    exclude = ("raw_tx",)
-    readonly_fields = ("candidates",)
+    fields = (
+        ("status", "kind", "chain"),
+        "amount",
+        ("order", "payment"),
+        "recipient",
+        "recipient_token_account",
+        "transaction",
+        ("attempts", "last_error"),
+        "held_reason",
+        "candidates",
+        ("created_at", "updated_at", "confirmed_at"),
+    )
+    readonly_fields = ("amount", "recipient", "recipient_token_account", "transaction", "candidates")
     actions = ("retry", "send_to_signer")
     change_list_template = "admin/payments/outgoingtransfer/change_list.html"
 
@@ -120,6 +228,43 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
         context = {**(extra_context or {}), "reconciliations": [run for run in latest if run is not None]}
         context["unreconciled_chains"] = [chain for chain, run in zip(Chain.values, latest, strict=True) if run is None]
         return super().changelist_view(request, context)
+
+    @admin.display(description="amount", ordering="amount_base_units")
+    def amount(self, obj: OutgoingTransfer) -> str:
+        return usdc(obj.amount_base_units)
+
+    @admin.display(description="order", ordering="order_id")
+    def order_ref(self, obj: OutgoingTransfer) -> SafeString | str:
+        if obj.order_id is None:
+            return f"return of {obj.payment_id}"
+        head, _, tail = str(obj.order_id).rpartition("_")
+        return format_html(
+            '<a href="{}">{}_<wbr>{}</a>', reverse("admin:orders_order_change", args=[obj.order_id]), head, tail
+        )
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, obj: OutgoingTransfer) -> str:
+        return age(obj.created_at)
+
+    @admin.display(description="to")
+    def to(self, obj: OutgoingTransfer) -> SafeString | str:
+        return short(obj.to_address)
+
+    @admin.display(description="tx")
+    def tx(self, obj: OutgoingTransfer) -> SafeString | str:
+        return short(obj.tx_hash)
+
+    @admin.display(description="to")
+    def recipient(self, obj: OutgoingTransfer) -> SafeString | str:
+        return whole(obj.to_address, obj.chain, address=True)
+
+    @admin.display(description="to token account")
+    def recipient_token_account(self, obj: OutgoingTransfer) -> SafeString | str:
+        return whole(obj.to_token_account, obj.chain, address=True)
+
+    @admin.display(description="transaction")
+    def transaction(self, obj: OutgoingTransfer) -> SafeString | str:
+        return whole(obj.tx_hash, obj.chain)
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         # The row itself is never edited here; queueing it again is what the change permission grants.
@@ -175,19 +320,39 @@ class OutgoingTransferAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("journal", "order", "kind", "account", "chain", "amount", "created_at")
+class LedgerEntryAdmin(MoneyRecordAdmin):
+    list_display = ("journal", "order", "kind", "account", "chain", "amount_usdc", "created_at")
     list_filter = ("kind", "account", "chain")
     search_fields = ("order__id", "journal")
+    fields = ("journal", "order", "payment", "kind", "account", "chain", "amount_usdc", "created_at")
+    readonly_fields = ("amount_usdc",)
+
+    @admin.display(description="amount (debit +, credit -)", ordering="amount")
+    def amount_usdc(self, obj: LedgerEntry) -> str:
+        return usdc(obj.amount)
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(ReadOnlyAdmin):
+class ReconciliationAdmin(MoneyRecordAdmin):
     """`manage.py reconcile` runs: on-chain escrow against the ledger, the newest first."""
 
-    list_display = ("ran_at", "chain", "on_chain", "ledger", "unexplained", "is_clean")
+    list_display = ("ran_at", "chain", "on_chain_usdc", "ledger_usdc", "unexplained_usdc", "is_clean")
     list_filter = ("chain",)
     ordering = ("-ran_at",)
+    fields = ("ran_at", "chain", "on_chain_usdc", "ledger_usdc", "unexplained_usdc", "explained", "fee_balance")
+    readonly_fields = ("ran_at", "on_chain_usdc", "ledger_usdc", "unexplained_usdc")
+
+    @admin.display(description="escrow on chain")
+    def on_chain_usdc(self, obj: Reconciliation) -> str:
+        return usdc(obj.on_chain)
+
+    @admin.display(description="ledger")
+    def ledger_usdc(self, obj: Reconciliation) -> str:
+        return usdc(obj.ledger)
+
+    @admin.display(description="unexplained")
+    def unexplained_usdc(self, obj: Reconciliation) -> str:
+        return usdc(obj.unexplained)
 
     @admin.display(boolean=True, description="clean")
     def is_clean(self, obj: Reconciliation) -> bool:

@@ -1,10 +1,45 @@
 from __future__ import annotations
 
-from django.db import models
+from typing import Any
+
+from django.db import IntegrityError, models
 from django.db.models import Q
 
 from lib import ids
 from lib.wallets import Chain
+
+
+class AppendOnlyError(IntegrityError):
+    """A money record edited or deleted: reconciliation rests on them, so a correction is a new
+    journal (or a new row), never an edit. PostgreSQL's triggers (migration 0005) refuse the same."""
+
+
+def _refuse(what: str) -> AppendOnlyError:
+    return AppendOnlyError(f"{what} refused: money records are append-only; a correction is a new journal.")
+
+
+class LedgerQuerySet(models.QuerySet["LedgerEntry"]):
+    def update(self, **kwargs: Any) -> int:
+        raise _refuse("UPDATE of ledger lines")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise _refuse("DELETE of ledger lines")
+
+
+class KeptQuerySet(models.QuerySet[Any]):
+    """Rows that may change status (through their own function) but are never deleted."""
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise _refuse(f"DELETE of {self.model._meta.verbose_name_plural}")
+
+
+class PaymentQuerySet(models.QuerySet["Payment"]):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        # A pending claim holds no money (it is dropped when its transfer pays another order or
+        # never arrives); a verified or unapplied payment is a money record.
+        if self.exclude(status=PaymentStatus.PENDING).exists():
+            raise _refuse("DELETE of verified or unapplied payments")
+        return super().delete()
 
 
 class SignInChallenge(models.Model):
@@ -104,6 +139,8 @@ class Payment(models.Model):
     checks = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = PaymentQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -131,6 +168,11 @@ class Payment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.chain}:{self.tx_hash}#{self.log_index}" if self.log_index else f"{self.chain}:{self.tx_hash}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        if self.status != PaymentStatus.PENDING:
+            raise _refuse("DELETE of a verified or unapplied payment")
+        return super().delete(*args, **kwargs)
 
 
 class LedgerAccount(models.TextChoices):
@@ -172,7 +214,10 @@ class LedgerEntry(models.Model):
     amount = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = LedgerQuerySet.as_manager()
+
     class Meta:
+        verbose_name_plural = "ledger entries"
         constraints = [
             # A journal kind posts once per order (or unapplied transfer): a retried release or
             # payout cannot post twice.
@@ -191,6 +236,14 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.account} {self.amount}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise _refuse("UPDATE of a ledger line")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise _refuse("DELETE of a ledger line")
 
 
 class TransferKind(models.TextChoices):
@@ -242,6 +295,8 @@ class OutgoingTransfer(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 
+    objects = KeptQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(
@@ -258,6 +313,9 @@ class OutgoingTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.amount_base_units} to {self.to_address or '?'} ({self.status})"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise _refuse("DELETE of an outgoing transfer")
 
 
 class HotWalletNonce(models.Model):
@@ -296,6 +354,8 @@ class Reconciliation(models.Model):
     # a metric, and a readiness warning below settings.HOT_WALLET_FEE_FLOOR.
     fee_balance = models.DecimalField(max_digits=40, decimal_places=0, null=True, blank=True)
 
+    objects = KeptQuerySet.as_manager()
+
     class Meta:
         indexes = [models.Index(fields=["chain", "-ran_at"], name="reconciliation_latest_idx")]
 
@@ -305,3 +365,6 @@ class Reconciliation(models.Model):
     @property
     def is_clean(self) -> bool:
         return self.unexplained == 0
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise _refuse("DELETE of a reconciliation")

@@ -17,6 +17,7 @@ from django.db import transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 
 from lib.errors import Conflict, ValidationFailed
+from lib.money import usd_text
 from lib.principal import Principal
 from orders.core.transitions import check, split_amount_check, transition
 from orders.models import AWAITING_DELIVERY, Order, OrderEvent, Status
@@ -81,8 +82,13 @@ def decision_preview(order: Order, decision: str, agent_amount_usd: Decimal | No
     return Preview(decision, _TARGET[decision], plan.agent_share, plan.refund, plan.fee, plan.paid, agent_amount_usd)
 
 
+# The largest price an order can carry (Order.quoted_price_usd: 9 digits, 2 of them cents).
+AMOUNT_MAX = Decimal("9999999.99")
+
+
 def parse_amount(raw: str) -> Decimal:
-    """A split's agent amount as typed: dollars with at most two places, e.g. 20 or 20.00."""
+    """A split's agent amount as typed: dollars with at most two places, e.g. 20 or 20.00. Checked
+    before it is rounded: 1e400 or forty nines are refused with a sentence, never a decimal error."""
     text = raw.strip().removeprefix("$").replace(",", "")
     try:
         amount = Decimal(text)
@@ -94,11 +100,32 @@ def parse_amount(raw: str) -> Decimal:
             code="invalid_amount",
             details={"agent_amount_usd": "not an amount in dollars"},
         )
+    if abs(amount) > AMOUNT_MAX:
+        raise ValidationFailed(
+            f"The agent's amount must be a dollar amount less than the order's price (got {raw[:20]!r}).",
+            code="invalid_amount",
+            details={"agent_amount_usd": "out of range"},
+        )
     return amount.quantize(Decimal("0.01"))
+
+
+def net_sentence(preview: Preview) -> str:
+    """What a decision moves, in net USDC, as the confirmation and the recorded note state it."""
+    if not preview.moves_money:
+        return "No money moves; the escrow stays held."
+    return (
+        f"The agent receives {usdc_text(preview.agent)} USDC (after the platform's fee of "
+        f"{usdc_text(preview.platform)} USDC); the buyer gets back {usdc_text(preview.buyer)} USDC."
+    )
 
 
 def usd(base_units: int) -> Decimal:
     return base_units_to_usd(base_units)
+
+
+def usdc_text(base_units: int) -> str:
+    """25000000 -> "25.00": how a sentence states an amount of USDC."""
+    return usd_text(base_units_to_usd(base_units), grouped=True)
 
 
 # --- the decision ---------------------------------------------------------------------------------
@@ -113,6 +140,22 @@ def dispute_resolve(
     submitted twice, or by two staff members at once, decides once and moves money once; the second
     gets a refusal that says what was decided, not a silent no-op. Side effects (payout and refund
     tasks, webhooks) are sent by the transition after commit."""
+    note = note_check(note, decision)
+    actor = Principal(staff_user_id=staff_user_id)
+    with transaction.atomic():
+        order = Order.objects.select_for_update(of=("self",)).select_related("service", "agent").get(pk=order_id)
+        disputed_check(order)
+        check(order, decision, actor)
+        preview = decision_preview(order, decision, agent_amount_usd)
+        # Staff's note, then what it moved in net amounts: "$35 to the agent" is 31.50 after the fee.
+        data: dict[str, Any] = {"note": f"{note}\n\n{net_sentence(preview)}" if preview.moves_money else note}
+        if decision == SPLIT:
+            data["agent_amount_usd"] = str(preview.agent_amount_usd)
+        return transition(order.id, decision, actor, **data)
+
+
+def note_check(note: str, decision: str) -> str:
+    """The note staff write with a decision (required), stripped; the decision a known one."""
     note = note.strip()
     if not note:
         raise ValidationFailed("Write a note: it is recorded on the order and shown to the buyer and the agent.")
@@ -120,17 +163,13 @@ def dispute_resolve(
         raise ValidationFailed(f"The note is {len(note)} characters; keep it to {NOTE_MAX}.")
     if decision not in DECISIONS:
         raise ValidationFailed(f"Unknown decision {decision[:40]!r}.", code="unknown_decision")
-    actor = Principal(staff_user_id=staff_user_id)
-    data: dict[str, Any] = {"note": note}
-    with transaction.atomic():
-        order = Order.objects.select_for_update(of=("self",)).select_related("service", "agent").get(pk=order_id)
-        if order.status != Status.DISPUTED:
-            raise Conflict(_not_disputed(order), code="not_disputed", details={"status": order.status})
-        check(order, decision, actor)
-        if decision == SPLIT:
-            preview = decision_preview(order, SPLIT, agent_amount_usd)
-            data["agent_amount_usd"] = str(preview.agent_amount_usd)
-        return transition(order.id, decision, actor, **data)
+    return note
+
+
+def disputed_check(order: Order) -> None:
+    """409 `not_disputed`, saying what was decided, unless the order is still disputed."""
+    if order.status != Status.DISPUTED:
+        raise Conflict(_not_disputed(order), code="not_disputed", details={"status": order.status})
 
 
 def _not_disputed(order: Order) -> str:

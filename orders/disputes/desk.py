@@ -12,6 +12,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
@@ -31,6 +32,7 @@ from orders.disputes.decisions import DECISION_LABELS, REFUND, RELEASE, SEND_BAC
 from orders.models import Order, OrderEvent, Role
 from orders.reads.rendering import event_text
 from orders.reads.resolution import resolution_to_dict
+from payments.admin import usdc
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, PaymentStatus
 
 RESOLVE_PERMISSION = "orders.resolve_dispute"
@@ -146,11 +148,19 @@ class ReadOnlyInline(admin.TabularInline):
 class _ReadOnly(ReadOnlyInline):
     show_change_link = True  # money rows link to their own (read-only) page
 
+    @admin.display(description="amount")
+    def amount(self, obj: Any) -> str:
+        return usdc(obj.amount_base_units)
+
+    @admin.display(description="due")
+    def due(self, obj: Payment) -> str:
+        return usdc(obj.due_base_units)
+
 
 class PaymentInline(_ReadOnly):
     model = Payment
     verbose_name_plural = "payments (claims and verified)"
-    fields = ("id", "chain", "status", "tx_hash", "payer", "amount_base_units", "verified_at", "created_at")
+    fields = ("id", "chain", "status", "tx_hash", "payer", "amount", "verified_at", "created_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
@@ -161,7 +171,7 @@ class UnappliedInline(_ReadOnly):
     model = Payment
     verbose_name = "unapplied inbound transfer"
     verbose_name_plural = "unapplied inbound transfers (arrived, paid nothing, returned)"
-    fields = ("id", "chain", "reason", "tx_hash", "payer", "amount_base_units", "due_base_units", "verified_at")
+    fields = ("id", "chain", "reason", "tx_hash", "payer", "amount", "due", "verified_at")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
@@ -171,7 +181,7 @@ class UnappliedInline(_ReadOnly):
 class TransferInline(_ReadOnly):
     model = OutgoingTransfer
     verbose_name_plural = "outgoing transfers (payouts, refunds, returns)"
-    fields = ("kind", "chain", "to_address", "amount_base_units", "status", "tx_hash", "attempts", "last_error")
+    fields = ("kind", "chain", "to_address", "amount", "status", "tx_hash", "attempts", "last_error")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OutgoingTransfer]:
@@ -180,10 +190,14 @@ class TransferInline(_ReadOnly):
 
 class LedgerInline(_ReadOnly):
     model = LedgerEntry
-    verbose_name_plural = "ledger lines (base units; debits +, credits -)"
+    verbose_name_plural = "ledger lines (debits +, credits -)"
     fields = ("journal", "kind", "account", "chain", "amount", "created_at")
     readonly_fields = fields
     show_change_link = False
+
+    @admin.display(description="amount")
+    def amount(self, obj: LedgerEntry) -> str:
+        return usdc(obj.amount)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LedgerEntry]:
         return super().get_queryset(request).order_by("id")
@@ -201,14 +215,16 @@ def resolve_url(order_id: str) -> str:
 
 def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, object_id: str) -> HttpResponse:
     """GET: the evidence and a preview of each decision. POST: `decision` (release, refund, split,
-    send_back, or `preview_split`) with `note` and, for a split, `agent_amount_usd`. A refusal
+    send_back, or `preview_split`) with `note` and, for a split, `agent_amount_usd`. Release, refund
+    and split move money: the first press previews what moves (in net amounts) and asks to confirm
+    (`confirmed`, or for a split `previewed_amount`); only the confirmation decides. A refusal
     re-renders the page with its sentence and changes nothing; a decision redirects back here."""
     user_id = request.user.pk
     if not can_resolve(request) or user_id is None:
         raise PermissionDenied
     order = get_object_or_404(Order.objects.select_related("service", "agent", "buyer_agent"), pk=object_id)
     form = {"decision": "", "note": "", "agent_amount_usd": ""}
-    error, status, split_preview = "", 200, None
+    error, status, split_preview, confirm = "", 200, None, None
     if request.method == "POST":
         form = {name: request.POST.get(name, "") for name in form}
         decision = form["decision"]
@@ -220,6 +236,10 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
                 if decision == SPLIT:
                     error = "The amount changed since the preview: check the new figures, then confirm."
                     status = 400
+            elif decision in (RELEASE, REFUND) and request.POST.get("confirmed") != decision:
+                disputes.note_check(form["note"], decision)
+                disputes.disputed_check(order)
+                confirm = disputes.decision_preview(order, decision)
             else:
                 disputes.dispute_resolve(
                     order_id=order.id,
@@ -241,6 +261,11 @@ def resolve_view(model_admin: admin.ModelAdmin[Any], request: HttpRequest, objec
         "form": form,
         "error": error,
         "split_preview": split_preview,
+        "split_net": disputes.net_sentence(split_preview) if split_preview else "",
+        "confirm": confirm,
+        "confirm_label": DECISION_LABELS.get(confirm.decision, "") if confirm else "",
+        "confirm_net": disputes.net_sentence(confirm) if confirm else "",
+        "fee_percent": f"{(Decimal(settings.PLATFORM_FEE_RATE) * 100).normalize():f}",
         "queue_url": reverse("admin:orders_dispute_changelist"),
     }
     return TemplateResponse(request, TEMPLATE, context, status=status)
@@ -250,7 +275,12 @@ def _decided_message(order_id: str) -> str:
     order = Order.objects.get(pk=order_id)
     resolution = resolution_to_dict(order)
     label = DECISION_LABELS.get(resolution["decision"] if resolution else "", "Decided")
-    return f"{label}: recorded with your note; the order is {order.status.replace('_', ' ')}."
+    moved = ""
+    if resolution and (resolution["agent_payout_base_units"] or resolution["refund_base_units"]):
+        agent = disputes.usdc_text(resolution["agent_payout_base_units"])
+        buyer = disputes.usdc_text(resolution["refund_base_units"])
+        moved = f" The agent receives {agent} USDC; the buyer gets back {buyer} USDC."
+    return f"{label}: recorded with your note; the order is {order.status.replace('_', ' ')}.{moved}"
 
 
 def evidence(order: Order) -> dict[str, Any]:

@@ -89,15 +89,19 @@ class EvmClient:
     chain = "base"
 
     def __init__(self, config: BaseConfig, *, timeout: float = 10.0) -> None:
-        if not config.usdc_address or not config.escrow_private_key:
-            raise ChainNotConfigured("base: the USDC address or the escrow key is not configured")
+        if not config.usdc_address or not (config.escrow_private_key or config.escrow_address):
+            raise ChainNotConfigured("base: the USDC address or the escrow key (or address) is not configured")
         try:
             self.usdc = to_checksum_address(config.usdc_address)
-            self._account = Account.from_key(config.escrow_private_key)
+            # The hot wallet's key: only in a process that signs outgoing transfers (a worker).
+            self._account = Account.from_key(config.escrow_private_key) if config.escrow_private_key else None
+            address = self._account.address if self._account else to_checksum_address(config.escrow_address)
         except (ValueError, TypeError) as exc:
             raise ChainNotConfigured(f"base: misconfigured USDC address or escrow key ({type(exc).__name__})") from None
+        if self._account and config.escrow_address and to_checksum_address(config.escrow_address) != address:
+            raise ChainNotConfigured("base: BASE_ESCROW_ADDRESS is not the address of BASE_ESCROW_PRIVATE_KEY")
         self.config = config
-        self.escrow: ChecksumAddress = self._account.address
+        self.escrow: ChecksumAddress = address
         self.confirmations = max(1, config.confirmations)
         # No provider-level retries: a failed call is ChainUnavailable and the caller re-checks later.
         self.w3 = Web3(
@@ -320,6 +324,8 @@ class EvmClient:
         and so is `token_account` (a Solana notion)."""
         if amount <= 0:
             raise PaymentRejected("invalid_amount", f"cannot send {amount} base units")
+        if self._account is None:
+            raise ChainNotConfigured("base: this process holds no hot-wallet key; only the workers sign transfers")
         if not is_address(to):
             raise PaymentRejected("invalid_address", f"{to!r} is not an EVM address")
         recipient = to_checksum_address(to)

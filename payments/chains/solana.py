@@ -42,6 +42,7 @@ from spl.token.instructions import (
 from spl.token.models import TransferCheckedParams
 
 from payments.chains.base import (
+    ChainNotConfigured,
     ChainUnavailable,
     InboundTransfer,
     NoDestination,
@@ -119,21 +120,28 @@ class SolanaClient:
         rpc_url: str,
         usdc_mint: str,
         escrow_secret: str,
+        escrow_address: str = "",
         timeout: float = 10.0,
         session: requests.Session | None = None,
     ) -> None:
-        if not rpc_url or not usdc_mint or not escrow_secret:
+        if not rpc_url or not usdc_mint or not (escrow_secret or escrow_address):
             raise ChainUnavailable(
-                "Solana is not configured: set SOLANA_RPC_URL, SOLANA_USDC_MINT and SOLANA_ESCROW_SECRET "
-                "(or run `manage.py devchain` in CHAIN_MODE=local)"
+                "Solana is not configured: set SOLANA_RPC_URL, SOLANA_USDC_MINT and SOLANA_ESCROW_SECRET (workers) "
+                "or SOLANA_ESCROW_ADDRESS (app servers), or run `manage.py devchain` in CHAIN_MODE=local"
             )
         try:
             self.mint = Pubkey.from_string(usdc_mint)
-            self.escrow = Keypair.from_base58_string(escrow_secret)
+            # The hot wallet's key: only in a process that signs outgoing transfers (a worker).
+            self.escrow: Keypair | None = Keypair.from_base58_string(escrow_secret) if escrow_secret else None
+            address = self.escrow.pubkey() if self.escrow is not None else Pubkey.from_string(escrow_address)
         except ValueError as exc:
-            raise ImproperlyConfigured(f"Solana USDC mint or escrow secret is malformed: {exc}") from None
+            raise ImproperlyConfigured(
+                f"Solana USDC mint, escrow secret or escrow address is malformed: {exc}"
+            ) from None
+        if self.escrow is not None and escrow_address and str(address) != escrow_address:
+            raise ImproperlyConfigured("SOLANA_ESCROW_ADDRESS is not the address of SOLANA_ESCROW_SECRET")
         # What verification compares against: the escrow wallet and its own USDC account.
-        self.escrow_address = self.escrow.pubkey()
+        self.escrow_address = address
         self.escrow_token_account = get_associated_token_address(self.escrow_address, self.mint)
         self.rpc_url = rpc_url
         self.timeout = timeout
@@ -147,6 +155,7 @@ class SolanaClient:
             rpc_url=config.rpc_url,
             usdc_mint=config.usdc_mint,
             escrow_secret=config.escrow_secret,
+            escrow_address=config.escrow_address,
             timeout=settings.CHAIN_RPC_TIMEOUT_SECONDS,
         )
 
@@ -166,7 +175,7 @@ class SolanaClient:
     def payment_instructions(self) -> PaymentInstructions:
         return PaymentInstructions(
             chain=self.chain,
-            escrow_address=str(self.escrow.pubkey()),
+            escrow_address=str(self.escrow_address),
             token_account=str(self.escrow_token_account),
             token=str(self.mint),
             decimals=USDC_DECIMALS,
@@ -497,7 +506,7 @@ class SolanaClient:
         return self.destination(to, token_account) is not None
 
     def fee_balance(self) -> int:
-        result = self._rpc("getBalance", [str(self.escrow.pubkey()), {"commitment": "finalized"}])
+        result = self._rpc("getBalance", [str(self.escrow_address), {"commitment": "finalized"}])
         try:
             return int(result["value"])
         except (KeyError, TypeError, ValueError) as exc:
@@ -511,6 +520,8 @@ class SolanaClient:
         blockhash's last valid block height; `nonce` is not used on Solana."""
         if amount <= 0:
             raise ValueError("amount must be positive")
+        if self.escrow is None:
+            raise ChainNotConfigured("solana: this process holds no hot-wallet key; only the workers sign transfers")
         dest = self.destination(to, token_account)
         if dest is None:
             raise NoDestination(f"{to} has no USDC account to receive it, and creating one costs the escrow rent")
@@ -520,7 +531,7 @@ class SolanaClient:
             valid_until = int(latest["value"]["lastValidBlockHeight"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ChainUnavailable(f"Solana RPC answered getLatestBlockhash with garbage: {exc!r}") from exc
-        hot = self.escrow.pubkey()
+        hot = self.escrow_address
         params = TransferCheckedParams(
             program_id=TOKEN_PROGRAM_ID,
             source=self.escrow_token_account,

@@ -142,7 +142,9 @@ def test_staff_split_a_dispute_and_the_buyer_sees_the_resolution_and_the_transfe
     page.locator("#id_agent_amount_usd").fill("20")
     page.locator("#id_note").fill(NOTE)
     page.get_by_role("button", name="Preview split").click()
-    expect(page.locator("#split-preview")).to_contain_text("agent gets 18.00 · buyer gets 25.00 · platform keeps 2.00")
+    expect(page.locator("#split-preview")).to_contain_text(
+        "agent gets 18.00 net · buyer gets 25.00 · platform keeps 2.00"
+    )
     assert not OutgoingTransfer.objects.filter(order=order).exists()
     shoot(page, screenshots / "admin-dispute-split-preview-1440.png")
 
@@ -184,3 +186,54 @@ def test_staff_split_a_dispute_and_the_buyer_sees_the_resolution_and_the_transfe
     expect(transfers.nth(1)).to_contain_text("Refund of 25.00 USDC")
     shoot(buyer_page, screenshots / "order-dispute-resolved.png")
     assert errors == []
+
+
+def sign_in(page: Any, site: Any) -> None:
+    page.goto("/admin/")
+    page.locator("#id_username").fill("dana")
+    page.locator("#id_password").fill(PASSWORD)
+    page.locator("input[type=submit]").click()
+    page.wait_for_url(f"{site.url}/admin/")
+
+
+def test_the_transfers_queue_shows_status_and_amount_without_scrolling_at_1440(
+    new_context: Any, site: Any, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    agent = new_agent()
+    for n in range(3):
+        order = make_order(make_buyer("solana"), agent, Status.COMPLETED)
+        transfer = OutgoingTransfer.objects.get(order=order, kind="payout")
+        OutgoingTransfer.objects.filter(pk=transfer.pk).update(
+            status="failed" if n == 0 else "confirmed",
+            attempts=3 - n,
+            tx_hash="5" * 88,
+            to_address="7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU",
+            last_error="RPC error: blockhash not found" if n == 0 else "",
+        )
+    staff_user()
+    page = new_context().new_page()
+    page.set_viewport_size({"width": 1440, "height": 900})
+    sign_in(page, site)
+
+    page.goto("/admin/payments/outgoingtransfer/")
+    rows = page.locator("#result_list tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("Failed")
+    expect(rows.first).to_contain_text("40.50 USDC")
+    for column in ("status", "amount", "attempts", "order_ref", "age"):
+        box = page.locator(f"#result_list thead th.column-{column}").bounding_box()
+        assert box is not None, column
+        assert box["x"] + box["width"] <= 1440, column
+    table = page.locator("#result_list").bounding_box()
+    assert table is not None
+    assert table["x"] + table["width"] <= 1440
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1440
+    shoot(page, screenshots / "admin-transfers-1440.png")
+
+    # The detail: the whole address and hash, each with a copy button.
+    rows.first.locator("th a, td a").first.click()
+    expect(page.locator("button.copy-button").first).to_be_visible()
+    expect(page.locator(".field-recipient")).to_contain_text("7xKXtg2CW87d97TXJSDpbD5jBkheTqA83TZRuJosgAsU")
+    shoot(page, screenshots / "admin-transfer-detail-1440.png")

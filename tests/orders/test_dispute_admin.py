@@ -36,13 +36,16 @@ def disputed(buyer: Any, agent: Any) -> Order:
 
 
 def resolve(user: Any, order: Order, action: str, **fields: str) -> Any:
-    """Press a decision on the dispute's resolve page (a split is previewed, then confirmed)."""
+    """Press a decision on the dispute's resolve page (release, refund and split are previewed, then confirmed)."""
     client = Client()
     client.force_login(user)
     url = f"/admin/orders/dispute/{order.id}/resolve/"
     if action == "split" and "agent_amount_usd" in fields:
         client.post(url, {"decision": "preview_split", **fields})
         fields = {**fields, "previewed_amount": fields["agent_amount_usd"]}
+    if action in ("release", "refund"):
+        client.post(url, {"decision": action, **fields})
+        fields = {**fields, "confirmed": action}
     return client.post(url, {"decision": action, **fields}, follow=True)
 
 
@@ -62,7 +65,10 @@ def test_release_completes_and_pays_the_agent(resolver: Any, disputed: Order) ->
     assert transfers(disputed) == {"payout": PAID * 9 // 10}
     event = OrderEvent.objects.filter(order=disputed, action="release").get()
     assert (event.actor_kind, event.actor_id) == ("staff", f"user:{resolver.pk}")
-    assert event.data["note"] == "The delivery matches the brief."
+    assert event.data["note"] == (
+        "The delivery matches the brief.\n\nThe agent receives 40.50 USDC (after the platform's fee of 4.50 USDC); "
+        "the buyer gets back 0.00 USDC."
+    )
     assert_balanced(disputed)
 
 

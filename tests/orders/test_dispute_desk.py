@@ -116,9 +116,11 @@ def test_a_split_preview_shows_the_figures_and_moves_nothing(desk: Client, dispu
     page = response.content.decode()
     assert response.status_code == 200
     assert (
-        "For $20.00: agent gets <strong>18.00</strong> · buyer gets <strong>25.00</strong> · platform keeps <strong>2.00</strong>"
-        in page
+        "For $20.00 of the price (gross): agent gets <strong>18.00</strong> net · buyer gets <strong>25.00</strong> · "
+        "platform keeps <strong>2.00</strong>" in page
     )
+    assert "The agent receives 18.000000 USDC" not in page  # cents, not base-unit precision
+    assert "The agent receives 18.00 USDC (after the platform&#x27;s fee of 2.00 USDC)" in page
     assert "Confirm the split" in page
     assert money(disputed) == before
 
@@ -236,17 +238,19 @@ def test_the_decision_is_recorded_with_the_staff_member_and_shown_to_buyer_and_a
     assert "agent_payable" in landed  # the ledger lines the decision posted
     assert "Confirm the split" not in landed
 
+    assert "The agent receives 18.00 USDC; the buyer gets back 25.00 USDC." in landed
     event = OrderEvent.objects.get(order=disputed, action="split")
-    assert (event.actor_kind, event.actor_id, event.data["note"]) == (
-        "staff",
-        f"user:{resolver.pk}",
-        "Half was usable.",
+    # Staff's note, then the net amounts it moved: the buyer and the agent read both.
+    recorded = (
+        "Half was usable.\n\nThe agent receives 18.00 USDC (after the platform's fee of 2.00 USDC); "
+        "the buyer gets back 25.00 USDC."
     )
+    assert (event.actor_kind, event.actor_id, event.data["note"]) == ("staff", f"user:{resolver.pk}", recorded)
     for party in (buyer, agent):
         shown = party.api.get(f"/api/orders/{disputed.id}").body["data"]["resolution"]
         assert shown == {
             "decision": "split",
-            "note": "Half was usable.",
+            "note": recorded,
             "agent_amount_usd": "20.00",
             "agent_payout_base_units": 18_000_000,
             "refund_base_units": 25_000_000,
@@ -258,7 +262,7 @@ def test_the_decision_is_recorded_with_the_staff_member_and_shown_to_buyer_and_a
 def test_the_buyers_page_shows_the_resolution_and_the_note(desk: Client, disputed: Order, buyer: Any) -> None:
     from tests.orders.test_order_pages import browser_of
 
-    desk.post(url(disputed), {"decision": "refund", "note": "Nothing matched the brief."})
+    desk.post(url(disputed), {"decision": "refund", "note": "Nothing matched the brief.", "confirmed": "refund"})
 
     page = browser_of(buyer).get(f"/orders/{disputed.id}/").content.decode()
     assert "Dispute resolved: refunded to the buyer" in page
@@ -361,3 +365,82 @@ def test_the_transfer_queue_lists_failed_first_under_the_last_reconciliation_per
     assert page.index(failed.id) < page.index(done.id)
     assert "3.00 USDC unexplained" in page  # the latest Solana run, not the clean one before it
     assert "never reconciled" in page  # Base
+
+
+@pytest.mark.parametrize(
+    ("decision", "net"),
+    [
+        (
+            "release",
+            "The agent receives 40.50 USDC (after the platform&#x27;s fee of 4.50 USDC); the buyer gets back 0.00",
+        ),
+        (
+            "refund",
+            "The agent receives 0.00 USDC (after the platform&#x27;s fee of 0.00 USDC); the buyer gets back 45.00",
+        ),
+    ],
+)
+def test_release_and_refund_are_previewed_in_net_amounts_then_confirmed(
+    desk: Client, disputed: Order, decision: str, net: str
+) -> None:
+    before = money(disputed)
+
+    previewed = desk.post(url(disputed), {"decision": decision, "note": "Decided on the evidence."})
+
+    page = previewed.content.decode()
+    assert previewed.status_code == 200
+    assert net in page
+    assert f'<input type="hidden" name="confirmed" value="{decision}">' in page
+    assert "Confirm: " in page
+    assert "Decided on the evidence." in page  # the note is kept for the confirmation
+    disputed.refresh_from_db()
+    assert disputed.status == Status.DISPUTED
+    assert money(disputed) == before
+
+    confirmed = desk.post(
+        url(disputed), {"decision": decision, "note": "Decided on the evidence.", "confirmed": decision}
+    )
+    assert confirmed.status_code == 302
+    disputed.refresh_from_db()
+    assert disputed.status == (Status.COMPLETED if decision == "release" else Status.CANCELLED)
+
+
+@pytest.mark.parametrize("amount", ["1e400", "1e26", "9" * 40, "-1e400", "1e-400"])
+@pytest.mark.parametrize("decision", ["preview_split", "split"])
+def test_a_huge_split_amount_is_a_400_with_a_sentence_not_a_500(
+    desk: Client, disputed: Order, amount: str, decision: str
+) -> None:
+    before = money(disputed)
+    response = desk.post(
+        url(disputed), {"decision": decision, "agent_amount_usd": amount, "previewed_amount": amount, "note": "Split."}
+    )
+    assert response.status_code == 400
+    assert "The agent&#x27;s amount must be" in response.content.decode()
+    assert money(disputed) == before
+
+
+def test_the_resolve_page_labels_its_header(desk: Client, disputed: Order) -> None:
+    page = desk.get(url(disputed)).content.decode()
+    for label in (
+        "<dt>Buyer's wallet</dt>",
+        "<dt>Disputed at</dt>",
+        "<dt>Disputed from</dt>",
+        "a person with a Solana wallet",
+    ):
+        assert label in page, label
+    assert " UTC" in page
+
+
+def test_the_order_page_names_staff_and_offers_no_save_over_read_only_fields(
+    desk: Client, resolver: Any, disputed: Order, django_user_model: Any
+) -> None:
+    form = {"decision": "split", "agent_amount_usd": "20.00", "previewed_amount": "20.00", "note": "Half."}
+    assert desk.post(url(disputed), form).status_code == 302
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw-root-123"))
+
+    page = admin.get(f"/admin/orders/order/{quote(disputed.id)}/change/").content.decode()
+
+    assert "staff resolver" in page
+    assert f"user:{resolver.pk}" not in page
+    assert 'name="_save"' not in page

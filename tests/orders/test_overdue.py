@@ -117,7 +117,10 @@ def test_after_the_turnaround_the_buyer_disputes_and_staff_refund_in_full(buyer,
     queue = client.get("/admin/orders/dispute/").content.decode()
     assert f"/admin/orders/dispute/{quote(order.id)}/change/" in queue
     assert "overdue: nothing delivered" in queue
-    client.post(f"/admin/orders/dispute/{order.id}/resolve/", {"decision": "refund", "note": "Never delivered."})
+    client.post(  # previewed in net amounts, then confirmed
+        f"/admin/orders/dispute/{order.id}/resolve/",
+        {"decision": "refund", "note": "Never delivered.", "confirmed": "refund"},
+    )
     order.refresh_from_db()
     assert order.status == S.CANCELLED
     assert dict(OutgoingTransfer.objects.filter(order=order).values_list("kind", "amount_base_units")) == {

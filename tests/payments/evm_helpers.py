@@ -20,6 +20,7 @@ import requests
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import Hash32
 from eth_utils import keccak, to_checksum_address
 
 from devchain.evm import ARTIFACT, EvmDevchain, serve_evm
@@ -225,7 +226,7 @@ def signed_call(url: str, account: str, owner: LocalAccount, target: str, data: 
     nonce = int(rpc(url, "eth_call", {"to": account, "data": "0x" + NONCE.hex()}, "latest"), 16)
     query = EXECUTE_DIGEST + abi_encode(["address", "bytes", "uint256"], [to_checksum_address(target), data, nonce])
     digest = bytes.fromhex(rpc(url, "eth_call", {"to": account, "data": "0x" + query.hex()}, "latest")[2:])
-    signature = bytes(owner.unsafe_sign_hash(digest).signature)
+    signature = bytes(owner.unsafe_sign_hash(Hash32(digest)).signature)
     return EXECUTE_SIGNED + abi_encode(["address", "bytes", "bytes"], [to_checksum_address(target), data, signature])
 
 

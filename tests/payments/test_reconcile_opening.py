@@ -68,7 +68,9 @@ def test_a_hot_wallet_short_of_fee_coin_is_a_metric_and_a_readiness_warning(fres
             fresh_solana.url, "getBalance", chains.client("solana").payment_instructions().escrow_address
         )["value"]
     )
-    assert 'atelier_hot_wallet_fee_balance{chain="solana"}' in Client().get("/metrics").content.decode()
+    settings.METRICS_TOKEN = "metrics-token-for-tests"
+    scraped = Client().get("/metrics", headers={"Authorization": "Bearer metrics-token-for-tests"})
+    assert 'atelier_hot_wallet_fee_balance{chain="solana"}' in scraped.content.decode()
     assert health.warnings() == {}
 
     settings.HOT_WALLET_FEE_FLOOR = {"solana": int(last.fee_balance) + 1, "base": 0}

@@ -36,6 +36,7 @@ from lib import locks
 from lib.tasks import requeue_stale
 from orders.checkout import x402
 from orders.checkout.escrow_scan import escrow_scan
+from orders.disputes.announce import announce_to_staff
 from payments import chains
 from payments.tasks import release_held_transfers
 
@@ -81,6 +82,10 @@ def _release_held_transfers() -> str:
     return f"released {release_held_transfers()}"
 
 
+def _announce_to_staff() -> str:
+    return f"told staff of {announce_to_staff()}"
+
+
 def _reconcile() -> str:
     out = StringIO()
     try:
@@ -99,6 +104,8 @@ JOBS = [
     Job("reconcile", timedelta(minutes=10), _reconcile),
     # Held for want of a USDC account: one account read each, so not every tick.
     Job("release_held_transfers", timedelta(minutes=10), _release_held_transfers),
+    # New disputes and newly overdue orders, a minute's burst in one email to staff who resolve them.
+    Job("announce_to_staff", timedelta(minutes=1), _announce_to_staff),
 ]
 
 
