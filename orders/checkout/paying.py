@@ -81,7 +81,7 @@ def order_pay(
         record_unapplied(order, chain, exc.transfer, REJECTION_REASONS[exc.code])
         raise
     if transfer is None or not transfer.final:
-        _claim(order, actor, chain, tx_hash, proven)
+        _claim(order, actor, chain, tx_hash, proven, seen=transfer is not None)
         return order
     return _apply(order.id, actor, chain, transfer)
 
@@ -105,7 +105,8 @@ def _refuse_late(order: Order, actor: Principal, chain: str, tx_hash: str, payer
         raise
 
 
-def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str | None) -> None:
+def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str | None, *, seen: bool) -> None:
+    """`seen`: the chain shows the transaction (not final yet); unseen, the page keeps every way to pay."""
     with transaction.atomic():
         _claim_row, created = payment_services.payment_claim(order, chain=chain, tx_hash=tx_hash, payer=payer)
         if created:
@@ -114,7 +115,7 @@ def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str 
                 "payment_pending",
                 actor_kind=Role.BUYER,
                 actor_id=actor.id,
-                data={"tx_hash": tx_hash, "chain": chain},
+                data={"tx_hash": tx_hash, "chain": chain, "seen": seen},
             )
             enqueue(recheck_payment, order.id)
 
@@ -172,6 +173,9 @@ PAYMENT_RECHECK_CAP = timedelta(minutes=5)
 # About a day of looking (backoff caps at 5 minutes, 2.5 on average with jitter): a transaction that
 # is still not final by then is not coming.
 PAYMENT_RECHECK_LIMIT = 24 * 60 // 2
+# A hand-pasted hash the chain has never shown (a typo, another network) stops being checked after
+# this; one the chain has seen waits up to the day above.
+UNSEEN_CLAIM_TTL = timedelta(minutes=10)
 
 
 @task()
@@ -209,7 +213,7 @@ def _recheck(order: Order, claim: Payment) -> str:
     order.payment_chain = claim.chain
     try:
         transfer = payment_services.payment_verify(
-            order, chain=claim.chain, tx_hash=claim.tx_hash, payer=claim.payer or None, final=True
+            order, chain=claim.chain, tx_hash=claim.tx_hash, payer=claim.payer or None
         )
     except payment_services.Unapplicable as exc:
         record_unapplied(order, claim.chain, exc.transfer, REJECTION_REASONS[exc.code])
@@ -219,7 +223,11 @@ def _recheck(order: Order, claim: Payment) -> str:
             return "chain unavailable"
         _drop(order, claim, "payment_rejected", code=exc.code, error=exc.message)
         return "rejected"
-    if transfer is None:
+    if transfer is None and claim.created_at + UNSEEN_CLAIM_TTL <= timezone.now():
+        minutes = int(UNSEEN_CLAIM_TTL.total_seconds() // 60)
+        _drop(order, claim, "payment_expired", code="claim_not_found", error=f"Not on chain within {minutes} minutes.")
+        return "expired"
+    if transfer is None or not transfer.final:
         Payment.objects.filter(pk=claim.pk).update(checks=F("checks") + 1)
         return "pending"
     existing = payment_services.accounted(claim.chain, transfer.tx_hash, transfer.log_index)
