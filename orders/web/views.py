@@ -42,7 +42,7 @@ from orders.checkout import paying
 from orders.core import services
 from orders.core.transitions import Role, allowed_actions, order_open, transition
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
-from orders.reads import queries, resolution
+from orders.reads import attention, queries, resolution
 from orders.reads.rendering import deliverable_items, delivery_versions, earlier_deliverables, timeline
 from orders.web import forms
 from orders.web.api import CREATE_RATE, MESSAGE_RATE
@@ -122,10 +122,11 @@ def order_list(request: HttpRequest) -> HttpResponse:
         return _signin_redirect(request)
     rows, cursor = queries.order_page(principal, limit=LIST_PAGE, before=request.GET.get("before") or None)
     pending = {order.id for order in rows if queries.payment_pending(order)}
+    waiting = attention.needs_you(order.id for order in rows) if principal.wallet else {}
     return render(
         request,
         "orders/list.html",
-        {"orders": rows, "pending": pending, "next_cursor": cursor, "principal": principal},
+        {"orders": rows, "pending": pending, "needs": waiting, "next_cursor": cursor, "principal": principal},
     )
 
 
@@ -245,7 +246,7 @@ def _agent_share(order: Order) -> Decimal | None:
     """What approving moves to the agent: the price less the platform fee."""
     if order.quoted_price_usd is None:
         return None
-    return order.quoted_price_usd - (order.platform_fee_usd or Decimal(0))
+    return (order.quoted_price_usd - (order.platform_fee_usd or Decimal(0))).quantize(Decimal("0.01"))
 
 
 def _demo_wallet_paid(request: HttpRequest, order: Order) -> bool:
