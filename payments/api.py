@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
-from lib import sessions
+from lib import ratelimit, sessions
 from lib.validation import Choice, Str
 from lib.wallets import Chain
 from payments import services
@@ -22,6 +22,7 @@ from payments import services
     tag="auth",
 )
 def signin_nonce(request: ApiRequest) -> Any:
+    ratelimit.check(request, sessions.SIGNIN_WALLET_RATE, key=request.data["wallet"])
     challenge = services.signin_challenge_create(chain=request.data["chain"], wallet=request.data["wallet"])
     return {
         "nonce": challenge.nonce,
