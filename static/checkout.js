@@ -176,6 +176,7 @@
     } else if (target && target.id === "order-panel") {
       next = focusable(
         document.getElementById("panel-error") ||
+          document.getElementById("state-note") ||
           document.getElementById("payment-state") ||
           document.getElementById("paid-state") ||
           document.querySelector("#order-panel h1"),
