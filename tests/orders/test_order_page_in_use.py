@@ -3,6 +3,8 @@ a session that ended, approve and cancel naming the money, numbered versions, no
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from orders.core import services
@@ -96,3 +98,37 @@ def test_the_review_form_chooses_no_rating_for_the_buyer(buyer: WalletBuyer, age
     assert " checked" not in body.split('id="review-form"')[1].split("</form>")[0]
     refused = act(browser_of(buyer), order, "review", htmx=True, comment="No stars picked")
     assert refused.status_code == 400
+
+
+@pytest.mark.django_db
+def test_a_csrf_failure_is_the_styled_page_or_a_notice_in_place_never_djangos_bare_page(
+    buyer: WalletBuyer, agent: AgentPersona
+) -> None:
+    order = make_order(buyer, agent, Status.PAID)
+    client = browser_of(buyer)
+    client.handler.enforce_csrf_checks = True
+    current = {"HX-Current-URL": f"http://testserver/orders/{order.id}/"}
+
+    plain = client.post(f"/orders/{order.id}/act", {"action": "message", "content": "Hi"})
+    htmx = client.post(f"/orders/{order.id}/act", {"action": "message", "content": "Hi"}, headers={**HTMX, **current})
+    api = client.post("/api/orders", {}, content_type="application/json")
+
+    assert plain.status_code == 403
+    assert "security token has expired" in plain.content.decode()
+    assert 'class="top"' in plain.content.decode()  # the site's page, header and all
+    assert (htmx.status_code, htmx["HX-Retarget"], htmx["HX-Reswap"]) == (403, "#flash", "outerHTML")
+    assert f'href="/orders/{order.id}/"' in htmx.content.decode()
+    assert api.status_code != 403 or api.json()["code"] == "csrf_failed"
+
+
+@pytest.mark.django_db
+def test_with_debug_on_no_helper_replaces_the_page_with_a_refusal(
+    buyer: WalletBuyer, agent: AgentPersona, settings: Any
+) -> None:
+    settings.DEBUG = True
+    order = make_order(buyer, agent, Status.PAID)
+
+    body = page(browser_of(buyer), order)
+
+    assert "htmx-2.min.js" in body
+    assert "django-htmx.js" not in body
