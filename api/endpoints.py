@@ -42,7 +42,6 @@ from idempotency import services as idempotency
 from lib import jsonbody, ratelimit
 from lib.errors import (
     AtelierError,
-    Forbidden,
     InProgress,
     MethodNotAllowed,
     NotFound,
@@ -235,7 +234,7 @@ def endpoint(
                 raise
             if claim is not None:
                 idempotency.finish(claim, response)
-            if usage is not None:
+            if usage is not None and response.status_code != 429:  # a tighter limit inside the view said its own
                 usage.apply(response)
             return response
 
@@ -368,11 +367,9 @@ CSRF_EXPIRED = "This page's security token has expired (it was open a long time,
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
-    """CSRF_FAILURE_VIEW: the envelope under /api/; an htmx request gets a notice in the page's
-    flash (nothing it swaps is lost, and atelier.js keeps drafts across the reload); a form post
-    gets the site's styled 403 page, never Django's bare one."""
-    if request.path.startswith("/api/"):
-        return error_response(Forbidden(CSRF_EXPIRED, code="csrf_failed"))
+    """CSRF_FAILURE_VIEW (pages only: the API takes no cookies): an htmx request gets a notice in the
+    page's flash (nothing it swaps is lost, and atelier.js keeps drafts across the reload); a form
+    post gets the site's styled 403 page, never Django's bare one."""
     if request.headers.get("HX-Request") == "true":
         body = render_to_string(
             "includes/csrf_flash.html",
