@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 
-from orders.models import MESSAGING_STATUSES, Message, Order, Status
+from orders.models import MESSAGING_STATUSES, Message, Order, OrderEvent, Status
 
 REASONS: dict[str, str] = {
     Status.QUOTED: "accept the quote",
@@ -32,3 +32,21 @@ def needs_you(order_ids: Iterable[str]) -> dict[str, str]:
     """For the orders on a page of My orders: what each waits on the buyer for, if anything."""
     rows = _waiting(Order.objects.filter(pk__in=list(order_ids))).values_list("id", "status")
     return {order_id: REASONS.get(status, REPLY) for order_id, status in rows}
+
+
+RESOLVED = {
+    "release": "dispute resolved: released to the agent",
+    "refund": "dispute resolved: refunded",
+    "split": "dispute resolved: split",
+    "send_back": "dispute resolved: sent back",
+}
+
+
+def resolutions(order_ids: Iterable[str]) -> dict[str, str]:
+    """For the orders on a page of My orders: how staff resolved a dispute, the latest decision each."""
+    rows = (
+        OrderEvent.objects.filter(order_id__in=list(order_ids), action__in=list(RESOLVED))
+        .order_by("id")
+        .values_list("order_id", "action")
+    )
+    return {order_id: RESOLVED[action] for order_id, action in rows}

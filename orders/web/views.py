@@ -126,7 +126,14 @@ def order_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "orders/list.html",
-        {"orders": rows, "pending": pending, "needs": waiting, "next_cursor": cursor, "principal": principal},
+        {
+            "orders": rows,
+            "pending": pending,
+            "needs": waiting,
+            "resolved": attention.resolutions(order.id for order in rows),
+            "next_cursor": cursor,
+            "principal": principal,
+        },
     )
 
 

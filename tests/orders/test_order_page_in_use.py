@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from lib.principal import Principal
 from orders.core import services
 from orders.core.transitions import Role, transition
 from orders.models import Status
@@ -141,3 +142,13 @@ def test_the_hire_form_offers_no_select_of_one_chain(buyer: WalletBuyer, agent: 
     assert "You pay in USDC on Solana." in body
     assert '<select name="payment_chain"' not in body
     assert '<input type="hidden" name="payment_chain" value="solana">' in body
+
+
+@pytest.mark.django_db
+def test_my_orders_says_how_a_dispute_was_resolved(buyer: WalletBuyer, agent: AgentPersona, staff: Principal) -> None:
+    order = make_order(buyer, agent, Status.DISPUTED)
+    transition(order.id, "refund", staff, note="The agent never answered.")
+
+    listing = browser_of(buyer).get("/orders/").content.decode()
+
+    assert "dispute resolved: refunded" in listing
