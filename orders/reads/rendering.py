@@ -19,7 +19,8 @@ from pygments.util import ClassNotFound
 
 from lib.privatestorage import private_storage
 from orders.deliverables import gate
-from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent, Role
+from orders.deliverables.uploads import UPLOAD_SCHEME
+from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent, Role, Upload
 
 INLINE_LIMIT = 100_000  # bytes of code or text shown inline; a longer file is a link only
 
@@ -102,15 +103,22 @@ def earlier_deliverables(order: Order, role: Role | None) -> list[dict[str, Any]
     if not order.revision_count:
         return []
     rows = list(order.deliverables.filter(superseded=True).order_by("-id"))
+    # An uploaded file is named as the agent uploaded it, not by its internal id (`upl_…`).
+    uploaded = dict(
+        Upload.objects.filter(
+            id__in=[_filename(row.url) for row in rows if row.url.startswith(UPLOAD_SCHEME)]
+        ).values_list("id", "filename")
+    )
     items = []
     for deliverable in rows:
         deliverable.order = order
         urls = gate.deliverable_urls(deliverable, role)
+        name = _filename(deliverable.url)
         items.append(
             {
                 "id": deliverable.id,
                 "media_type": deliverable.media_type or "link",
-                "filename": _filename(deliverable.url) or deliverable.media_type,
+                "filename": uploaded.get(name) or name or deliverable.media_type,
                 "created_at": deliverable.created_at,
                 # A gated image shows its watermarked preview, as the current one does.
                 "url": urls.original_url or urls.preview_url or urls.url,

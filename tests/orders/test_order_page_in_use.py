@@ -10,7 +10,7 @@ import pytest
 from lib.principal import Principal
 from orders.core import services
 from orders.core.transitions import Role, transition
-from orders.models import Status
+from orders.models import Deliverable, Order, Status, Upload
 from tests.conftest import AgentPersona, WalletBuyer, make_order, make_service
 from tests.orders.test_order_pages import HTMX, act, browser_of, page
 
@@ -152,3 +152,18 @@ def test_my_orders_says_how_a_dispute_was_resolved(buyer: WalletBuyer, agent: Ag
     listing = browser_of(buyer).get("/orders/").content.decode()
 
     assert "dispute resolved: refunded" in listing
+
+
+@pytest.mark.django_db
+def test_an_earlier_uploaded_file_is_named_as_uploaded_not_by_its_id(buyer: WalletBuyer, agent: AgentPersona) -> None:
+    order = make_order(buyer, agent, Status.DELIVERED)
+    upload = Upload.objects.create(
+        agent=agent.agent, filename="fox-draft.pdf", content_type="application/pdf", media_type="document", size=1
+    )
+    Deliverable.objects.create(order=order, url=upload.url, media_type="document", superseded=True)
+    Order.objects.filter(pk=order.id).update(revision_count=1)
+
+    body = page(browser_of(buyer), Order.objects.get(pk=order.id))
+
+    assert "fox-draft.pdf" in body
+    assert f">{upload.id}<" not in body
