@@ -31,6 +31,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
+from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.module_loading import import_string
 from django.views.decorators.csrf import csrf_exempt
 from django.views.defaults import page_not_found
@@ -241,7 +243,7 @@ def endpoint(
                 raise
             if claim is not None:
                 idempotency.finish(claim, response)
-            if usage is not None:
+            if usage is not None and response.status_code != 429:  # a tighter limit inside the view said its own
                 usage.apply(response)
             return response
 
@@ -382,3 +384,26 @@ def server_error(request: HttpRequest) -> HttpResponse:
             status=500,
         )
     return default_server_error(request)
+
+
+CSRF_EXPIRED = "This page's security token has expired (it was open a long time, or you signed in or out elsewhere)."
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW (pages only: the API takes no cookies): an htmx request gets a notice in the
+    page's flash (nothing it swaps is lost, and atelier.js keeps drafts across the reload); a form
+    post gets the site's styled 403 page, never Django's bare one."""
+    if request.headers.get("HX-Request") == "true":
+        body = render_to_string(
+            "includes/csrf_flash.html",
+            {"message": CSRF_EXPIRED, "reload_url": _same_site(request.headers.get("HX-Current-URL", ""))},
+            request,
+        )
+        return HttpResponse(body, status=403, headers={"HX-Retarget": "#flash", "HX-Reswap": "outerHTML"})
+    return render(request, "403.html", {"message": CSRF_EXPIRED}, status=403)
+
+
+def _same_site(url: str) -> str:
+    """The path of the page htmx says it is on (HX-Current-URL is a full URL), never another site."""
+    path = "/" + url.split("://", 1)[-1].partition("/")[2] if url else "/"
+    return path if not path.startswith("//") else "/"

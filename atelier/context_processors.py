@@ -7,6 +7,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from identity.sessions import BUYER_CHAIN, BUYER_WALLET, DEMO_SECRET, demo_wallet_enabled, session_agent
+from orders.reads import attention
 from payments import demo_wallet
 
 
@@ -19,6 +20,8 @@ def signed_in(request: HttpRequest) -> dict[str, Any]:
         "signed_in_agent": session_agent(request) if not wallet and hasattr(request, "session") else None,
         "demo_wallet_enabled": demo_wallet_enabled(),
         "demo_wallet_active": bool(wallet and request.session.get(DEMO_SECRET) and _is_demo(request, wallet)),
+        # Orders waiting on this buyer, for the header: counted only when a page shows it.
+        "needs_you": (lambda: attention.needs_you_count(wallet, request.session.get(BUYER_CHAIN, ""))) if wallet else 0,
     }
 
 

@@ -28,6 +28,7 @@ ERROR_CODES: tuple[str, ...] = tuple(
             "cannot_hire_self",
             "chain_unavailable",
             "claim_expired",
+            "claim_not_found",
             "conflict",
             "deliverable_not_found",
             "delivery_not_found",

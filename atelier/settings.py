@@ -281,6 +281,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 CSRF_TRUSTED_ORIGINS = [PUBLIC_URL.rstrip("/")]
+CSRF_FAILURE_VIEW = "api.endpoints.csrf_failure"  # the styled page, or a notice in place for htmx
 SESSION_COOKIE_HTTPONLY = True
 # Sessions read from the cache (Redis in production) and written through to the database: every open
 # order page asks its poll every 3 s, and a session read was one of its two queries.

@@ -6,6 +6,7 @@ from typing import Any
 
 from api.endpoints import PUBLIC, WALLET, ApiRequest, endpoint
 from identity import sessions, wallet_signin
+from lib import ratelimit
 from lib.validation import Choice, Str
 from lib.wallets import Chain
 from payments.shapes import SignInChallengeData, WalletSessionData
@@ -22,6 +23,7 @@ from payments.shapes import SignInChallengeData, WalletSessionData
     tag="auth",
 )
 def signin_nonce(request: ApiRequest) -> SignInChallengeData:
+    ratelimit.check(request, sessions.SIGNIN_WALLET_RATE, key=request.data["wallet"])
     challenge = wallet_signin.signin_challenge_create(chain=request.data["chain"], wallet=request.data["wallet"])
     return {
         "nonce": challenge.nonce,

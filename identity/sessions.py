@@ -21,8 +21,12 @@ BUYER_WALLET = "buyer_wallet"
 BUYER_CHAIN = "buyer_chain"
 AGENT_KEY_ID = "agent_key_id"
 DEMO_SECRET = "demo_wallet_secret"  # noqa: S105 - a session key name, not a secret
-# Signing in, by wallet (API and pages) or with an agent's key (pages): one bucket per client.
-SIGNIN_RATE = Rate("signin", 60, 3600)
+# Signing in, by wallet (API and pages) or with an agent's key (pages): per client IP, loose enough
+# for an office or a mobile carrier's shared address (a sign-in is two requests)...
+SIGNIN_RATE = Rate("signin", 600, 3600)
+# ...and per wallet, what one person needs (about 30 sign-ins an hour): it guards one wallet
+# against a flood of challenges.
+SIGNIN_WALLET_RATE = Rate("signin_wallet", 60, 3600)
 
 
 def session_agent(request: HttpRequest) -> Agent | None:

@@ -69,9 +69,17 @@ class Rate:
     limit: int
     window: int  # seconds
 
-    def describe(self) -> str:
+    def describe(self, per: str = "IP") -> str:
         unit = {3600: "hour", 60: "minute", 86400: "day"}.get(self.window, f"{self.window} s")
-        return f"{self.limit} requests per {unit} per IP"
+        return f"{self.limit} requests per {unit} per {per}"
+
+
+def _wait(seconds: int) -> str:
+    """A wait as a person reads it: seconds under a minute, else whole minutes (rounded up)."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = math.ceil(seconds / 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def default_rate(method: str, scope: str) -> Rate:
@@ -128,8 +136,9 @@ def client_address(request: HttpRequest) -> str | None:
         return None
 
 
-def check(request: HttpRequest, rate: Rate) -> Usage | None:
-    """Count this request against `rate`; raise RateLimited when over.
+def check(request: HttpRequest, rate: Rate, *, key: str | None = None) -> Usage | None:
+    """Count this request against `rate`, per client IP or per `key` (a wallet, say); raise
+    RateLimited when over.
 
     Returns the client's usage for the X-RateLimit-* headers, or None when the cache is down
     (the request passes, and the error is logged).
@@ -138,7 +147,7 @@ def check(request: HttpRequest, rate: Rate) -> Usage | None:
     index = int(now // rate.window)
     elapsed = now - index * rate.window
     weight = (rate.window - elapsed) / rate.window  # how much of the previous window still counts
-    who = client_ip(request)
+    who = client_ip(request) if key is None else "k:" + _UNSAFE_KEY_CHARS.sub("_", key[:100])
     current_key = f"rl:{rate.scope}:{who}:{index}"
     previous_key = f"rl:{rate.scope}:{who}:{index - 1}"
     backend = caches["default"]
@@ -161,7 +170,8 @@ def check(request: HttpRequest, rate: Rate) -> Usage | None:
     if not admitted:
         retry_after = _retry_after(rate, elapsed, current, previous)
         raise RateLimited(
-            f"Too many requests: the limit is {rate.describe()}. Try again in {retry_after} seconds.",
+            f"Too many requests: the limit is {rate.describe(per='IP' if key is None else 'wallet')}. "
+            f"Try again in {_wait(retry_after)}.",
             retry_after=retry_after,
             limit=rate.limit,
             reset=int(now) + retry_after,

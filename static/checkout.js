@@ -176,12 +176,28 @@
     } else if (target && target.id === "order-panel") {
       next = focusable(
         document.getElementById("panel-error") ||
+          document.getElementById("state-note") ||
           document.getElementById("payment-state") ||
           document.getElementById("paid-state") ||
           document.querySelector("#order-panel h1"),
       );
     }
     if (next) next.focus({ preventScroll: false });
+  });
+
+  // A message that arrives while the conversation is off screen (below the order on a phone) gets a
+  // link to it, instead of landing silently at the bottom of the page.
+  document.addEventListener("htmx:oobAfterSwap", (event) => {
+    const list = document.getElementById("message-list");
+    const tip = document.getElementById("new-message-tip");
+    if (!list || !tip || event.detail.target !== list) return;
+    const box = list.getBoundingClientRect();
+    if (box.top < window.innerHeight && box.bottom > 0) return;
+    tip.hidden = false;
+  });
+  document.addEventListener("click", (event) => {
+    const tip = document.getElementById("new-message-tip");
+    if (tip && event.target instanceof Element && event.target.closest("#new-message-tip")) tip.hidden = true;
   });
 
   document.addEventListener("DOMContentLoaded", () => { reveal(document); announce(); });

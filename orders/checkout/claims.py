@@ -56,7 +56,7 @@ def order_pay(
         record_unapplied(order, chain, exc.transfer, REJECTION_REASONS[exc.code])
         raise
     if transfer is None or not transfer.final:
-        _claim(order, actor, chain, tx_hash, proven)
+        _claim(order, actor, chain, tx_hash, proven, seen=transfer is not None)
         return order
     return apply_transfer(order.id, actor, chain, transfer)
 
@@ -80,7 +80,8 @@ def _refuse_late(order: Order, actor: Principal, chain: str, tx_hash: str, payer
         raise
 
 
-def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str | None) -> None:
+def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str | None, *, seen: bool) -> None:
+    """`seen`: the chain shows the transaction (not final yet); unseen, the page keeps every way to pay."""
     with transaction.atomic():
         _claim_row, created = binding.payment_claim(order, chain=chain, tx_hash=tx_hash, payer=payer)
         if created:
@@ -89,6 +90,6 @@ def _claim(order: Order, actor: Principal, chain: str, tx_hash: str, payer: str 
                 "payment_pending",
                 actor_kind=Role.BUYER,
                 actor_id=actor.id,
-                data={"tx_hash": tx_hash, "chain": chain},
+                data={"tx_hash": tx_hash, "chain": chain, "seen": seen},
             )
             enqueue(recheck_payment, order.id)

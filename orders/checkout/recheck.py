@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import F
 from django.tasks import task
+from django.utils import timezone
 
 from lib.errors import AtelierError, Conflict
 from lib.principal import SYSTEM
@@ -24,6 +25,9 @@ PAYMENT_RECHECK_CAP = timedelta(minutes=5)
 # About a day of looking (backoff caps at 5 minutes, 2.5 on average with jitter): a transaction that
 # is still not final by then is not coming.
 PAYMENT_RECHECK_LIMIT = 24 * 60 // 2
+# A hand-pasted hash the chain has never shown (a typo, another network) stops being checked after
+# this; one the chain has seen waits up to the day above.
+UNSEEN_CLAIM_TTL = timedelta(minutes=10)
 
 
 @task()
@@ -61,7 +65,7 @@ def _recheck(order: Order, claim: Payment) -> str:
     order.payment_chain = claim.chain
     try:
         transfer = verification.payment_verify(
-            order, chain=claim.chain, tx_hash=claim.tx_hash, payer=claim.payer or None, final=True
+            order, chain=claim.chain, tx_hash=claim.tx_hash, payer=claim.payer or None
         )
     except verification.Unapplicable as exc:
         record_unapplied(order, claim.chain, exc.transfer, REJECTION_REASONS[exc.code])
@@ -71,7 +75,11 @@ def _recheck(order: Order, claim: Payment) -> str:
             return "chain unavailable"
         _drop(order, claim, "payment_rejected", code=exc.code, error=exc.message)
         return "rejected"
-    if transfer is None:
+    if transfer is None and claim.created_at + UNSEEN_CLAIM_TTL <= timezone.now():
+        minutes = int(UNSEEN_CLAIM_TTL.total_seconds() // 60)
+        _drop(order, claim, "payment_expired", code="claim_not_found", error=f"Not on chain within {minutes} minutes.")
+        return "expired"
+    if transfer is None or not transfer.final:
         Payment.objects.filter(pk=claim.pk).update(checks=F("checks") + 1)
         return "pending"
     existing = verification.accounted(claim.chain, transfer.tx_hash, transfer.log_index)

@@ -19,7 +19,8 @@ from pygments.util import ClassNotFound
 
 from lib.privatestorage import private_storage
 from orders.deliverables import gate
-from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent, Role
+from orders.deliverables.uploads import UPLOAD_SCHEME
+from orders.models import Deliverable, DeliverableStatus, FetchStatus, MediaType, Order, OrderEvent, Role, Upload
 
 INLINE_LIMIT = 100_000  # bytes of code or text shown inline; a longer file is a link only
 
@@ -102,21 +103,42 @@ def earlier_deliverables(order: Order, role: Role | None) -> list[dict[str, Any]
     if not order.revision_count:
         return []
     rows = list(order.deliverables.filter(superseded=True).order_by("-id"))
+    # An uploaded file is named as the agent uploaded it, not by its internal id (`upl_…`).
+    uploaded = dict(
+        Upload.objects.filter(
+            id__in=[_filename(row.url) for row in rows if row.url.startswith(UPLOAD_SCHEME)]
+        ).values_list("id", "filename")
+    )
     items = []
     for deliverable in rows:
         deliverable.order = order
         urls = gate.deliverable_urls(deliverable, role)
+        name = _filename(deliverable.url)
         items.append(
             {
                 "id": deliverable.id,
                 "media_type": deliverable.media_type or "link",
-                "filename": _filename(deliverable.url) or deliverable.media_type,
+                "filename": uploaded.get(name) or name or deliverable.media_type,
                 "created_at": deliverable.created_at,
                 # A gated image shows its watermarked preview, as the current one does.
                 "url": urls.original_url or urls.preview_url or urls.url,
             }
         )
     return items
+
+
+def delivery_versions(earlier: list[dict[str, Any]], events: list[OrderEvent]) -> list[dict[str, Any]]:
+    """Earlier deliverables grouped into numbered versions, newest first: an item belongs to the first
+    `deliver` event at or after it was written (the same transaction), as on the staff's resolve page."""
+    delivered_at = [event.created_at for event in events if event.action == "deliver"]
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for item in earlier:
+        number = next((n for n, at in enumerate(delivered_at, 1) if at >= item["created_at"]), len(delivered_at))
+        groups.setdefault(max(number, 1), []).append(item)
+    return [
+        {"number": number, "at": delivered_at[number - 1] if number <= len(delivered_at) else None, "items": items}
+        for number, items in sorted(groups.items(), reverse=True)
+    ]
 
 
 # --- the timeline -------------------------------------------------------------------------------
@@ -143,6 +165,10 @@ def _short(value: Any, limit: int = 18) -> str:
     return text if len(text) <= limit else f"{text[:8]}…{text[-6:]}"
 
 
+def _delivered(count: int) -> str:
+    return "Delivered 1 item" if count == 1 else f"Delivered {count} items"
+
+
 def event_text(event: OrderEvent) -> str:
     """One line for a person: what happened."""
     data = event.data or {}
@@ -151,9 +177,15 @@ def event_text(event: OrderEvent) -> str:
         "create": lambda: "Order placed",
         "quote": lambda: f"Quoted {_money(data.get('price_usd'))}",
         "accept": lambda: "Quote accepted",
-        "payment_pending": lambda: f"Payment sent ({_short(data.get('tx_hash'))}); waiting for it to be final",
+        "payment_pending": lambda: (
+            f"Payment sent ({_short(data.get('tx_hash'))}); "
+            + ("not found on chain yet" if data.get("seen") is False else "waiting for it to be final")
+        ),
         "payment_rejected": lambda: f"Payment refused: {data.get('error') or data.get('code')}",
-        "payment_expired": lambda: f"Stopped waiting for {_short(data.get('tx_hash'))}: not final within a day",
+        "payment_expired": lambda: (
+            f"Stopped waiting for {_short(data.get('tx_hash'))}: "
+            + ("not on chain within minutes" if data.get("code") == "claim_not_found" else "not final within a day")
+        ),
         "payment_unapplied": lambda: (
             f"{_money_base_units(data.get('amount_base_units'))} USDC arrived but paid nothing "
             f"({str(data.get('reason', '')).replace('_', ' ')}); "
@@ -174,8 +206,8 @@ def event_text(event: OrderEvent) -> str:
         ),
         "pay": lambda: f"Paid into escrow ({_short(data.get('tx_hash'))} on {str(data.get('chain', '')).capitalize()})",
         "open_workspace": lambda: "Workspace opened",
-        "start": lambda: "The agent started work",
-        "deliver": lambda: f"Delivered {len(data.get('deliverables') or [])} item(s)",
+        "start": lambda: "Started work",  # after "The agent" (who)
+        "deliver": lambda: _delivered(len(data.get("deliverables") or [])),
         "approve": lambda: "Approved; the agent is paid",
         "revision": lambda: f"Revision requested: {data.get('feedback', '')}",
         "dispute": lambda: f"Disputed: {data.get('reason', '')}",

@@ -43,7 +43,7 @@ class PayForm(forms.Form):
 
 class ReviewForm(forms.Form):
     rating = forms.TypedChoiceField(
-        choices=[(n, f"{n} ★") for n in range(5, 0, -1)], coerce=int, widget=forms.RadioSelect, initial=5
+        choices=[(n, f"{n} ★") for n in range(5, 0, -1)], coerce=int, widget=forms.RadioSelect
     )
     comment = forms.CharField(
         required=False, max_length=REVIEW_COMMENT_MAX, strip=True, widget=forms.Textarea(attrs={"rows": 2})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +23,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.middleware import HtmxDetails
 
@@ -32,12 +34,12 @@ from lib import ratelimit
 from lib.errors import AtelierError, Forbidden, NotFound
 from lib.principal import Principal
 from orders import workspaces
-from orders.checkout import claims, solana_pay_watch
+from orders.checkout import claims, recheck, solana_pay_watch
 from orders.core import services
 from orders.core.transitions import Role, allowed_actions, transition
 from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
-from orders.reads import queries, resolution
-from orders.reads.rendering import deliverable_items, earlier_deliverables, timeline
+from orders.reads import attention, queries, resolution
+from orders.reads.rendering import deliverable_items, delivery_versions, earlier_deliverables, timeline
 from orders.web import forms, lookup
 from orders.web.messages_api import MESSAGE_RATE
 from payments import checkout, demo_wallet
@@ -56,6 +58,19 @@ LIST_PAGE = 25
 POLL_SECONDS = 3
 
 
+def _signin_url(next_path: str) -> str:
+    return f"{reverse('signin')}?{urlencode({'next': next_path})}"
+
+
+def _session_ended(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
+    """An action from an order page whose session ended: sign in, then back to the order (never the
+    POST URL). htmx follows HX-Redirect as a whole-page visit; atelier.js keeps what was typed."""
+    url = _signin_url(reverse("orders:detail", args=[order_id]))
+    if request.htmx:
+        return HttpResponse(status=204, headers={"HX-Redirect": url})
+    return redirect(url)
+
+
 # --- my orders ----------------------------------------------------------------------------------
 
 
@@ -67,10 +82,18 @@ def order_list(request: HttpRequest) -> HttpResponse:
         return signin_redirect(request)
     rows, cursor = queries.order_page(principal, limit=LIST_PAGE, before=request.GET.get("before") or None)
     pending = {order.id for order in rows if queries.payment_pending(order)}
+    waiting = attention.needs_you(order.id for order in rows) if principal.wallet else {}
     return render(
         request,
         "orders/list.html",
-        {"orders": rows, "pending": pending, "next_cursor": cursor, "principal": principal},
+        {
+            "orders": rows,
+            "pending": pending,
+            "needs": waiting,
+            "resolved": attention.resolutions(order.id for order in rows),
+            "next_cursor": cursor,
+            "principal": principal,
+        },
     )
 
 
@@ -92,74 +115,47 @@ class Page:
     def context(self, request: HttpRequest) -> dict[str, Any]:
         order, role = self.order, self.role
         is_buyer = role == Role.BUYER and order.buyer_kind != BuyerKind.AGENT
-        actions = allowed_actions(order, role) if is_buyer else []
         stamp = queries.latest_event_id(order)  # first: what is read next is at least this new
-        messages, earlier = self._messages()
         events = list(order.events.exclude(action="message").order_by("-id")[:TIMELINE_LIMIT])[::-1]
-        review = Review.objects.filter(order=order).first() if order.status == Status.COMPLETED else None
-        payable = order.status in queries.PAYABLE
-        payment = checkout.payment_instructions(order) if payable else None
-        bound = self.forms or {}
-        can_message = is_buyer and order.status in MESSAGING_STATUSES
-        quota_left = order.quota_left
         return {
             "order": order,
             "service": order.service,
             "role": role.value,
             "is_buyer": is_buyer,
             "read_only": not is_buyer,
-            "actions": actions,
-            "payment": payment,
-            **_checkout_codes(payment, order),
-            "base_wallet_pay": is_buyer and order.buyer_chain == "base" and bool(order.buyer_wallet),
-            # The Wallet Standard chain a Solana wallet sends the payment on: the devchain is localnet.
-            "solana_wallet_chain": "solana:localnet"
-            if settings.CHAIN_MODE == "local"
-            else f"solana:{settings.SOLANA_CLUSTER}",
-            # One payment state at a time: a paid order shows no claim still waiting.
-            "payment_pending": queries.pending_claim(order),
-            "base_confirmations": settings.BASE_CONFIRMATIONS,
-            "unapplied_transfers": queries.unapplied_transfers(order),
-            "unapplied_total": queries.unapplied_total(order),
-            "transfers": getattr(order, "transfer_list", []),
-            "deliverables": deliverable_items(order, role),
-            "earlier_deliverables": earlier_deliverables(order, role),
-            "timeline": timeline(events),
-            "last_event_id": events[-1].id if events else "",
+            "actions": allowed_actions(order, role) if is_buyer else [],
             "change_stamp": stamp,
+            "error": self.error,
+            "error_target": self.error_target,
+            "poll_seconds": POLL_SECONDS,
+            **_payment_context(request, order, is_buyer),
+            **_work_context(order, role, events, is_buyer),
+            **self._messages_context(is_buyer),
+            **self._forms_context(),
+        }
+
+    def _messages_context(self, is_buyer: bool) -> dict[str, Any]:
+        messages, earlier = self._messages()
+        return {
             "messages": messages,
             "earlier_cursor": earlier,
             "viewing_earlier": bool(self.before),
             "last_message_id": messages[-1].id if messages else "",
-            "messaging_open": order.status in MESSAGING_STATUSES,
-            "can_message": can_message,
-            "resolution": resolution.resolution_to_dict(order),
-            "review": review,
-            "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
-            "workspace": order.is_workspace,
-            # While the agent owes a delivery: when it is due (a workspace has its window instead).
-            "due_at": order.due_at if order.status in AWAITING_DELIVERY else None,
-            "quota_left": quota_left,
-            "can_generate": is_buyer
-            and order.is_workspace
-            and order.status == Status.IN_PROGRESS
-            and quota_left != 0
-            and (order.workspace_expires_at is None or order.workspace_expires_at > timezone.now()),
-            "demo_pay": is_buyer
-            and payable
-            and sessions.demo_wallet_enabled()
-            and bool(request.session.get(sessions.DEMO_SECRET))
-            and demo_wallet.address_of(request.session.get(sessions.DEMO_SECRET, "")) == order.buyer_wallet,
-            "error": self.error,
-            "error_target": self.error_target,
+            "messaging_open": self.order.status in MESSAGING_STATUSES,
+            "can_message": is_buyer and self.order.status in MESSAGING_STATUSES,
+        }
+
+    def _forms_context(self) -> dict[str, Form]:
+        """Each form of the page, the refused one bound (its text kept), the others empty."""
+        bound = self.forms or {}
+        return {
             "revision_form": bound.get("revision") or forms.RevisionForm(),
             "dispute_form": bound.get("dispute") or forms.DisputeForm(),
             "cancel_form": bound.get("cancel") or forms.CancelForm(),
-            "pay_form": bound.get("pay") or forms.PayForm(initial={"payment_chain": order.payment_chain}),
+            "pay_form": bound.get("pay") or forms.PayForm(initial={"payment_chain": self.order.payment_chain}),
             "message_form": bound.get("message") or forms.MessageForm(),
             "review_form": bound.get("review") or forms.ReviewForm(),
             "prompt_form": bound.get("generate") or forms.PromptForm(),
-            "poll_seconds": POLL_SECONDS,
         }
 
     def _messages(self) -> tuple[list[Message], str]:
@@ -170,6 +166,85 @@ class Page:
         rows = list(queryset[: MESSAGE_PAGE + 1])
         earlier = rows[MESSAGE_PAGE - 1].id if len(rows) > MESSAGE_PAGE else ""
         return rows[:MESSAGE_PAGE][::-1], earlier
+
+
+def _payment_context(request: HttpRequest, order: Order, is_buyer: bool) -> dict[str, Any]:
+    """The quote, how to pay it, and where a payment stands (one state at a time)."""
+    payable = order.status in queries.PAYABLE
+    payment = checkout.payment_instructions(order) if payable else None
+    return {
+        "payment": payment,
+        **_checkout_codes(payment, order),
+        "base_wallet_pay": is_buyer and order.buyer_chain == "base" and bool(order.buyer_wallet),
+        # The Wallet Standard chain a Solana wallet sends the payment on: the devchain is localnet.
+        "solana_wallet_chain": "solana:localnet"
+        if settings.CHAIN_MODE == "local"
+        else f"solana:{settings.SOLANA_CLUSTER}",
+        "payment_pending": _pending_claim(order),
+        "base_confirmations": settings.BASE_CONFIRMATIONS,
+        "unapplied_transfers": queries.unapplied_transfers(order),
+        "unapplied_total": queries.unapplied_total(order),
+        "transfers": getattr(order, "transfer_list", []),
+        "agent_share_usd": _agent_share(order),
+        "demo_pay": is_buyer and payable and _demo_wallet_paid(request, order),
+    }
+
+
+def _pending_claim(order: Order) -> dict[str, Any] | None:
+    """The claim waiting on the chain, and whether the chain had seen it when it was made: an unseen
+    one (a typo, another network) keeps every way to pay on the page and is looked for a few minutes."""
+    claim = queries.pending_claim(order)
+    if claim is None:
+        return None
+    event = (
+        OrderEvent.objects.filter(order=order, action="payment_pending", data__tx_hash=claim.tx_hash)
+        .order_by("-id")
+        .first()
+    )
+    return {
+        "claim": claim,
+        "seen": bool(event is None or event.data.get("seen", True)),
+        "until": claim.created_at + recheck.UNSEEN_CLAIM_TTL,
+        "minutes": int(recheck.UNSEEN_CLAIM_TTL.total_seconds() // 60),
+    }
+
+
+def _agent_share(order: Order) -> Decimal | None:
+    """What approving moves to the agent: the price less the platform fee."""
+    if order.quoted_price_usd is None:
+        return None
+    return (order.quoted_price_usd - (order.platform_fee_usd or Decimal(0))).quantize(Decimal("0.01"))
+
+
+def _demo_wallet_paid(request: HttpRequest, order: Order) -> bool:
+    secret = request.session.get(sessions.DEMO_SECRET, "")
+    return sessions.demo_wallet_enabled() and bool(secret) and demo_wallet.address_of(secret) == order.buyer_wallet
+
+
+def _work_context(order: Order, role: Role, events: list[OrderEvent], is_buyer: bool) -> dict[str, Any]:
+    """What the agent delivered (numbered versions, current first), the workspace, the review, the timeline."""
+    review = Review.objects.filter(order=order).first() if order.status == Status.COMPLETED else None
+    quota_left = order.quota_left
+    versions = delivery_versions(earlier_deliverables(order, role), events)
+    return {
+        "deliverables": deliverable_items(order, role),
+        "versions": versions,
+        "current_version": max(sum(event.action == "deliver" for event in events), len(versions) + 1),
+        "timeline": timeline(events),
+        "last_event_id": events[-1].id if events else "",
+        "resolution": resolution.resolution_to_dict(order),
+        "review": review,
+        "can_review": is_buyer and order.status == Status.COMPLETED and review is None,
+        "workspace": order.is_workspace,
+        # While the agent owes a delivery: when it is due (a workspace has its window instead).
+        "due_at": order.due_at if order.status in AWAITING_DELIVERY else None,
+        "quota_left": quota_left,
+        "can_generate": is_buyer
+        and order.is_workspace
+        and order.status == Status.IN_PROGRESS
+        and quota_left != 0
+        and (order.workspace_expires_at is None or order.workspace_expires_at > timezone.now()),
+    }
 
 
 def _checkout_codes(payment: PaymentInstructions | None, order: Order) -> dict[str, str]:
@@ -228,8 +303,9 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     (`v`), and every change the page shows records an event. A payable order whose payment look is
     due (orders.checkout.solana_pay_watch.payment_look) takes the long way, which looks."""
     principal = session_principal(request)
-    if principal is None:
-        return HttpResponse(status=204)
+    if principal is None:  # signed out elsewhere: say so once and stop polling; nothing typed is touched
+        signin_url = _signin_url(reverse("orders:detail", args=[order_id]))
+        return render(request, f"{TEMPLATE}#session_ended", {"signin_url": signin_url})
     seen = request.GET.get("v", "")
     state = queries.poll_state(principal, order_id) if seen else None
     if state is not None and state[1] == seen and not solana_pay_watch.payment_look_due(state[0]):
@@ -263,7 +339,8 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     # Something happened besides messages: the panel again, out of band.
     order, role, principal = _viewer(request, order_id)
     context = Page(order, role, principal).context(request)
-    context.update(new_messages=new_messages, panel_oob=True, change_stamp=stamp)
+    # preserve_forms: the page keeps every form as the buyer left it (hx-preserve), typed text and all.
+    context.update(new_messages=new_messages, panel_oob=True, change_stamp=stamp, preserve_forms=True)
     if (request.GET.get("m") == "1") == context["can_message"]:
         return render(request, f"{TEMPLATE}#poll", context)
     # Messaging opened (paid) or closed: the whole message box (its poller included) replaces the poller.
@@ -384,7 +461,7 @@ MESSAGE_ACTIONS = frozenset({"message"})
 def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
     """Every button on the order page posts here with its `action`."""
     if session_principal(request) is None:
-        return signin_redirect(request)
+        return _session_ended(request, order_id)
     order, role, principal = _viewer(request, order_id)
     could_message = order.status in MESSAGING_STATUSES
     action = request.POST.get("action", "")

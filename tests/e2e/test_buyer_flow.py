@@ -238,13 +238,14 @@ def test_a_buyer_with_a_browser_wallet_hires_pays_talks_revises_approves_and_rev
     wait_for_status(page, "delivered")
 
     # Approve: completed, the original unlocks, and the review form appears.
-    page.get_by_role("button", name="Approve and pay the agent").click()
+    page.get_by_role("button", name=re.compile(r"^Approve and pay Pixel Forge \$22\.50")).click()
     wait_for_status(page, "completed")
     assert page.evaluate("window.__samePage") is True  # HTMX swapped every part in place
     expect(page.locator("#deliverables")).to_contain_text("Download the original")
     original = page.locator("#deliverables img.preview").get_attribute("src") or ""
     assert original.endswith("/original")
     assert page.request.get(original).status == 200
+    page.get_by_label("5 ★").check()  # no rating is chosen for the buyer
     page.locator("#comment").fill("Lovely fox, quick revision.")
     page.locator("#review button").click()
     expect(page.locator("#review")).to_contain_text("Lovely fox, quick revision.")
@@ -305,8 +306,9 @@ def test_without_javascript_the_demo_wallet_buyer_gets_through_the_same_order(ne
     wait_for_status(page, "revision requested")
     agent_api.deliver_image(order_id, image_png((140, 60, 90)), "hero-2.png")
     page.reload()
-    page.get_by_role("button", name="Approve and pay the agent").click()
+    page.locator("#approve").click()
     wait_for_status(page, "completed")
+    page.get_by_label("5 ★").check()
     page.locator("#comment").fill("Worked without JavaScript.")
     page.locator("#review button").click()
     expect(page.locator("#review")).to_contain_text("Worked without JavaScript.")

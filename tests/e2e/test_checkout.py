@@ -104,7 +104,7 @@ def test_a_buyer_pays_by_clicking_pay_with_phantom(
     page, errors = wallet_page(new_context, solana_chain.url, buyer)
     order_id = hire(page, site, service)
 
-    expect(page.locator("#payment-state")).to_contain_text("No payment found yet")
+    expect(page.locator("#payment-state")).to_contain_text("Pay with one of the ways below")  # no error before anything
     expect(page.locator("#checkout")).to_contain_text("25.00 USDC")
     expect(page.locator("#checkout .qr svg")).to_be_visible()
     link = page.locator("#solana-pay-link").get_attribute("href") or ""

@@ -9,6 +9,7 @@ script) skip when no Redis answers on 127.0.0.1:6379.
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
 import uuid
@@ -21,6 +22,7 @@ from django.core.cache import cache, caches
 from django.test import Client, RequestFactory
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from solders.keypair import Keypair
 
 from agents.models import Agent
 from atelier.models import RateLimitCounter
@@ -470,3 +472,22 @@ def test_cache_url_default_is_the_database_cache_without_the_300_row_cull():
     assert config["BACKEND"] == "django.core.cache.backends.db.DatabaseCache"
     assert config["LOCATION"] == "atelier_cache"
     assert config["OPTIONS"]["MAX_ENTRIES"] == 100_000
+
+
+def test_sign_in_is_limited_per_wallet_with_a_looser_limit_per_ip_and_the_wait_in_minutes(db):
+    """An office behind one address signs in many wallets; one wallet cannot flood challenges."""
+    from identity.sessions import SIGNIN_RATE, SIGNIN_WALLET_RATE
+
+    assert SIGNIN_RATE.limit >= 10 * SIGNIN_WALLET_RATE.limit
+    api = Api(Client(REMOTE_ADDR="198.51.100.8"))
+    wallet, other = str(Keypair().pubkey()), str(Keypair().pubkey())
+    for _ in range(SIGNIN_WALLET_RATE.limit):
+        assert api.post("/api/auth/nonce", {"wallet": wallet, "chain": "solana"}).status_code == 201
+
+    refused = api.post("/api/auth/nonce", {"wallet": wallet, "chain": "solana"})
+    colleague = api.post("/api/auth/nonce", {"wallet": other, "chain": "solana"})
+
+    assert refused.status_code == 429
+    assert "per wallet" in refused.body["error"]
+    assert re.search(r"Try again in \d+ minutes?\.$", refused.body["error"]), refused.body["error"]
+    assert colleague.status_code == 201

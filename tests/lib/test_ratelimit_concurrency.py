@@ -176,4 +176,7 @@ def test_70_concurrent_sign_in_nonces_admit_exactly_60(server):
 
     statuses = [response.status_code for response in responses]
     assert statuses.count(429) == 10, sorted(statuses)
-    assert all(response.headers.get("X-RateLimit-Limit") == "60" for response in responses)
+    # One wallet from one address: the per-wallet limit (60) refuses; the per-IP one (600) is far off.
+    assert all(
+        response.headers.get("X-RateLimit-Limit") == "60" for response in responses if response.status_code == 429
+    )

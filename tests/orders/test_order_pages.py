@@ -433,7 +433,7 @@ def test_the_timeline_tells_the_story_from_the_events(buyer, agent):
         "Quoted $45.00",
         "Quote accepted",
         "Paid into escrow",
-        "Delivered 1 item(s)",
+        "Delivered 1 item",
         "Revision requested: Make the background darker.",
     ):
         assert text in body

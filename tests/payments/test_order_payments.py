@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.db.models import Sum
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
+from solders.keypair import Keypair
 
-from orders.checkout.recheck import payment_recheck
+from orders.checkout.recheck import UNSEEN_CLAIM_TTL, payment_recheck
 from orders.models import Order, OrderEvent, Status
 from payments import chains
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, TransferStatus
@@ -393,6 +395,38 @@ def test_a_payment_not_final_yet_waits_and_a_recheck_pays_it(chains_up: Any, bas
     assert (view["status"], view["payment_pending"]) == ("paid", False)
     actions = list(OrderEvent.objects.filter(order_id=order["id"]).order_by("id").values_list("action", flat=True))
     assert actions == ["create", "payment_pending", "accept", "pay"]
+
+
+def test_a_hash_the_chain_never_shows_stops_being_checked_after_minutes(chain: Solana | Base, agent: Any) -> None:
+    """A typo or another network's hash: pending, then dropped after UNSEEN_CLAIM_TTL, not a day."""
+    order = order_for(chain, agent)
+    unknown = str(Keypair().sign_message(b"never sent")) if chain.chain == "solana" else "0x" + "ab" * 32
+
+    assert pay(chain, order, unknown).status_code == 202
+    claimed = OrderEvent.objects.get(order_id=order["id"], action="payment_pending")
+    assert claimed.data["seen"] is False
+    assert payment_recheck(order["id"]) == "pending"
+    Payment.objects.filter(order_id=order["id"]).update(created_at=timezone.now() - UNSEEN_CLAIM_TTL)
+    assert payment_recheck(order["id"]) == "expired"
+    assert not Payment.objects.filter(order_id=order["id"]).exists()
+    dropped = OrderEvent.objects.get(order_id=order["id"], action="payment_expired")
+    assert dropped.data["code"] == "claim_not_found"
+    assert Order.objects.get(pk=order["id"]).status == Status.QUOTED
+
+
+def test_a_transaction_the_chain_has_seen_keeps_waiting_past_the_unseen_limit(
+    chains_up: Any, base_buyer: Any, agent: Any
+) -> None:
+    chain = Base(chains_up, base_buyer, agent)
+    order = order_for(chain, agent)
+    tx = evm_helpers.pay_order(chain.url, base_buyer.secret, order["payment"], PRICE_UNITS)  # 1 confirmation of 2
+
+    assert pay(chain, order, tx).status_code == 202
+    assert OrderEvent.objects.get(order_id=order["id"], action="payment_pending").data["seen"] is True
+    Payment.objects.filter(order_id=order["id"]).update(created_at=timezone.now() - 2 * UNSEEN_CLAIM_TTL)
+    assert payment_recheck(order["id"]) == "pending"
+    evm_helpers.mine(chain.url, 2)
+    assert payment_recheck(order["id"]) == "paid"
 
 
 @pytest.mark.postgres
