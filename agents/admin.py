@@ -8,7 +8,7 @@ from agents.models import Agent, ApiKey, Service
 from agents.services import api_key_revoke
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(admin.TabularInline[ApiKey, Agent]):
     model = ApiKey
     extra = 0
     fields = ("prefix", "label", "created_at", "last_used_at", "revoked_at")
@@ -19,7 +19,7 @@ class ApiKeyInline(admin.TabularInline):
         return False  # keys are issued through the API, where the secret is shown once
 
 
-class ServiceInline(admin.TabularInline):
+class ServiceInline(admin.TabularInline[Service, Agent]):
     model = Service
     extra = 0
     fields = ("title", "price_type", "price_usd", "active")
@@ -27,7 +27,7 @@ class ServiceInline(admin.TabularInline):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin):
+class AgentAdmin(admin.ModelAdmin[Agent]):
     list_display = (
         "name",
         "id",
@@ -54,7 +54,7 @@ class AgentAdmin(admin.ModelAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_display = ("prefix", "agent", "label", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("prefix", "agent__id", "agent__name")
@@ -71,7 +71,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(admin.ModelAdmin[Service]):
     list_display = ("title", "agent", "price_type", "price_usd", "avg_rating", "rating_count", "active")
     list_filter = ("active", "price_type", "category")
     search_fields = ("id", "title", "agent__name")

@@ -11,7 +11,7 @@ from django.db.models import Q
 
 from agents import services
 from agents.models import Agent, PayoutChain, PriceType, Service
-from agents.shapes import AgentProfileData, AgentRegistrationData, AgentSummary, CatalogueItem
+from agents.shapes import AgentPrivateData, AgentProfileData, AgentRegistrationData, AgentSummary, CatalogueItem
 from api.endpoints import AGENT, PUBLIC, ApiRequest, Reply, calling_agent, endpoint
 from lib import safehttp
 from lib.errors import Forbidden, NotFound, ValidationFailed
@@ -84,13 +84,14 @@ def agent_me(request: ApiRequest) -> Any:
     response="AgentPrivate",
     tag="agents",
 )
-def agent_me_update(request: ApiRequest) -> AgentProfileData | Reply:
+def agent_me_update(request: ApiRequest) -> AgentPrivateData | AgentProfileData | Reply:
     data = dict(request.data)
     rotate = data.pop("rotate_webhook_secret", False)
     agent = services.agent_update(agent=_me(request), rotate_webhook_secret=rotate, **data)
-    result: AgentProfileData = {**agent.to_private_dict()}
+    profile = agent.to_private_dict()
+    result: AgentPrivateData | AgentProfileData = profile
     if rotate:
-        result["webhook_secret"] = agent.webhook_secret
+        result = {**profile, "webhook_secret": agent.webhook_secret}
     warnings = _endpoint_warnings(data.get("endpoint_url"))
     return Reply(result, extra={"warnings": warnings}) if warnings else result
 

@@ -52,7 +52,7 @@ def api_key_authenticate(raw: str) -> Agent:
     if not raw.startswith(KEY_PREFIX) or not prefix or not secret or not raw.isprintable():
         raise Unauthorized("The API key is malformed; it looks like atelier_<prefix>_<secret>.", code="invalid_api_key")
     found = _KEY_BY_PREFIX.fetch(prefix=prefix)
-    key = found[0] if found else None
+    key: ApiKey | None = found[0] if found else None
     # Hash even when the prefix is unknown so both paths take the same time.
     supplied = _hash(raw)
     if key is None or not hmac.compare_digest(supplied, key.key_hash):

@@ -64,7 +64,10 @@ def main() -> None:
                         pass
                 app_stream.append(time.perf_counter() - began)
                 client_stream.append(time.perf_counter() - began)  # the app's read is the client's wait
-            ms = lambda values: f"{statistics.median(values) * 1000:.1f} ms"  # noqa: E731
+
+            def ms(values: list[float]) -> str:
+                return f"{statistics.median(values) * 1000:.1f} ms"
+
             print(
                 f"| {megabytes} MB | {ms(app_redirect)} | {ms(app_stream)} | {ms(client_redirect)} | {ms(client_stream)} |"
             )

@@ -81,7 +81,7 @@ class _RedisCommands:
         from redis.connection import AbstractConnection
 
         self.count = 0
-        self._original = AbstractConnection.send_command
+        self._original: Callable[..., Any] = AbstractConnection.send_command
         counter = self
 
         def send_command(connection: Any, *args: Any, **kwargs: Any) -> Any:

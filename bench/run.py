@@ -413,7 +413,7 @@ def wrk(
     finally:
         os.unlink(handle.name)
     line = next(line for line in result.stdout.splitlines() if line.startswith("BENCHJSON "))
-    stats = json.loads(line.removeprefix("BENCHJSON "))
+    stats: dict[str, Any] = json.loads(line.removeprefix("BENCHJSON "))
     stats["rps"] = stats["requests"] / (stats["duration_us"] / 1e6)
     stats["p50_ms"] = stats["p50_us"] / 1000
     stats["p99_ms"] = stats["p99_us"] / 1000

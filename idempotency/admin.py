@@ -7,7 +7,7 @@ from idempotency.models import IdempotencyKey
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(admin.ModelAdmin[IdempotencyKey]):
     """Read-only: what a retried request would get back, for support questions."""
 
     list_display = ("key", "method", "path", "owner", "state", "status", "created_at", "expires_at")

@@ -34,7 +34,7 @@ class PrivateStorage(FileSystemStorage):
         raise ValueError(NO_URL)
 
 
-class PrivateS3Storage(S3Storage):
+class PrivateS3Storage(S3Storage):  # type: ignore[misc]  # django-storages ships no types: S3Storage is Any
     """S3 with signed access only: no public ACL, no unsigned URLs, names never overwritten."""
 
     def __init__(self, **options: Any) -> None:

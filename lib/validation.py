@@ -57,15 +57,14 @@ class Str(Field):
         # 2,001 characters accepted when the first was whitespace); the minimum for what is left after strip.
         if len(value) > self.max_length:
             raise Invalid(f"must be at most {self.max_length} characters")
-        if self.strip:
-            value = value.strip()
-        if "\x00" in value:
+        text = value.strip() if self.strip else value
+        if "\x00" in text:
             raise Invalid("must not contain NUL characters")
-        if len(value) < self.min_length:
+        if len(text) < self.min_length:
             raise Invalid(
                 "must not be empty" if self.min_length == 1 else f"must be at least {self.min_length} characters"
             )
-        return value
+        return text
 
     def schema(self) -> Schema:
         return self._described({"type": "string", "minLength": self.min_length, "maxLength": self.max_length})

@@ -25,7 +25,7 @@ def usd_to_base_units(amount: Decimal) -> int:
 
 
 def base_units_to_usd(amount: int) -> Decimal:
-    return (Decimal(amount) / 10**USDC_DECIMALS).quantize(Decimal("0.000001"))
+    return (Decimal(amount) / Decimal(10) ** USDC_DECIMALS).quantize(Decimal("0.000001"))
 
 
 def split_fee(gross: int) -> tuple[int, int]:

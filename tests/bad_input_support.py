@@ -51,8 +51,13 @@ def _snapshot_queries() -> tuple[tuple[str, str], ...]:
             if model._meta.proxy:
                 continue
             skip = VOLATILE.get(model.__name__, set())
-            columns = ", ".join(quote_name(f.column) for f in model._meta.concrete_fields if f.attname not in skip)
-            table, pk = quote_name(model._meta.db_table), quote_name(model._meta.pk.column)
+            # A concrete field is one with a column (Field.concrete); the stubs type every column as optional.
+            columns = ", ".join(
+                quote_name(f.column) for f in model._meta.concrete_fields if f.attname not in skip and f.column
+            )
+            pk_column = model._meta.pk.column
+            assert pk_column is not None
+            table, pk = quote_name(model._meta.db_table), quote_name(pk_column)
             queries.append((model.__name__, f"SELECT {columns} FROM {table} ORDER BY {pk}"))  # noqa: S608
     return tuple(queries)
 

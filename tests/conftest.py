@@ -46,6 +46,13 @@ def _no_local_devchain_state(settings: Any, tmp_path: Any) -> None:
     }
 
 
+def with_body(response: Any) -> Any:
+    """The test client's response with its JSON decoded as `.body` (None when it is not JSON), the attribute
+    the tests read: a dynamic one, so the response is Any from here on."""
+    response.body = response.json() if response["Content-Type"].startswith("application/json") else None
+    return response
+
+
 @dataclass
 class Api:
     """A JSON client that speaks as one party."""
@@ -55,11 +62,11 @@ class Api:
 
     def call(self, method: str, path: str, body: Any = None, **headers: str) -> Any:
         payload = body if isinstance(body, (str, bytes)) else json.dumps(body) if body is not None else ""
-        response = self.client.generic(
-            method, path, payload, content_type="application/json", headers={**self.headers, **headers}
+        return with_body(
+            self.client.generic(
+                method, path, payload, content_type="application/json", headers={**self.headers, **headers}
+            )
         )
-        response.body = response.json() if response["Content-Type"].startswith("application/json") else None
-        return response
 
     def get(self, path: str, **headers: str) -> Any:
         return self.call("GET", path, **headers)

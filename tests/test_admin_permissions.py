@@ -40,7 +40,8 @@ def actions_of(model_admin: admin.ModelAdmin[Any]) -> list[tuple[str, Any]]:
     found: list[tuple[str, Any]] = []
     if model_admin.actions is None:
         return found
-    for action in [*admin.site.actions, *model_admin.actions]:
+    site_actions: list[tuple[str, Any]] = list(admin.site.actions)
+    for action in [*site_actions, *model_admin.actions]:
         func = action[1] if isinstance(action, tuple) else action
         if isinstance(func, str):
             name, func = func, getattr(type(model_admin), func)

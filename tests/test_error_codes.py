@@ -27,8 +27,8 @@ def _source_codes() -> set[str]:
             for pattern in LITERALS:
                 found.update(pattern.findall(text))
     # `{kind}_not_found` for an id in the path with a NUL in it (api.endpoints._check_path_ids).
-    for path, _spec in api_endpoints():
-        found.update(f"{name.removesuffix('_id')}_not_found" for name in re.findall(r"{(\w+)}", path))
+    for route, _spec in api_endpoints():
+        found.update(f"{name.removesuffix('_id')}_not_found" for name in re.findall(r"{(\w+)}", route))
     return found
 
 

@@ -179,7 +179,14 @@ def wsgi(method: str, path: str, body: Any = None, headers: dict[str, str] | Non
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
     started: list[str] = []
-    result = application(environ, lambda status, _headers, exc_info=None: started.append(status))
+
+    def start_response(
+        status: str, _headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], None]:
+        started.append(status)
+        return lambda _data: None
+
+    result = application(environ, start_response)
     try:
         content = b"".join(result)
     finally:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -147,7 +148,7 @@ def test_without_the_cache_table_readyz_is_503(db):
 
 
 def test_readyz_is_503_while_the_limiter_is_tripped(db, monkeypatch):
-    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: 100.0)
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)  # the clock lib.ratelimit reads
     ratelimit._tripped[caches["default"]] = 105.0
 
     response = Client().get("/readyz")

@@ -33,7 +33,7 @@ from solders.keypair import Keypair
 from orders.core.transitions import transition
 from orders.models import Order
 from orders.reads.shapes import OrderData
-from tests.conftest import Api, make_order, make_payment
+from tests.conftest import Api, make_order, make_payment, with_body
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 OPERATION_KEYS = {"get", "head", "post", "put", "patch", "delete", "options", "trace"}
@@ -329,10 +329,11 @@ def test_real_responses_match_the_documented_schemas(doc, buyer, other_agent, an
     # An uploaded image, delivered by its atelier://upload/ URL (multipart: checked with c.check).
     png = io.BytesIO()
     Image.new("RGB", (64, 48), (200, 120, 40)).save(png, "PNG")
-    uploaded = agent.client.post(
-        "/api/upload", {"file": SimpleUploadedFile("miso.png", png.getvalue())}, headers=agent.headers
+    uploaded = with_body(
+        agent.client.post(
+            "/api/upload", {"file": SimpleUploadedFile("miso.png", png.getvalue())}, headers=agent.headers
+        )
     )
-    uploaded.body = uploaded.json()
     c.check(uploaded, "POST", "/api/upload")
     two["deliverables"].append({"deliverable_url": uploaded.body["data"]["url"], "deliverable_media_type": "image"})
     c.call(agent, "POST", f"{url}/deliver", two, status=200)
@@ -445,9 +446,7 @@ ACT_BODY = ("paths", "/api/orders/{order_id}", "patch", "requestBody", "content"
         ({"action": "revision", "feedback": "More.", "reason": "Both."}, 400),
     ],
     ids=lambda value: (
-        "+".join(value.get(key, key) if key == "action" else key for key in value)
-        if isinstance(value, dict)
-        else str(value)
+        "+".join(value[key] if key == "action" else key for key in value) if isinstance(value, dict) else str(value)
     ),
 )
 def test_each_action_takes_what_its_branch_of_the_document_says(doc, buyer, agent, body, status):

@@ -78,7 +78,7 @@ def order_indexes(*, leading: str | None = None) -> set[str]:
         names = {
             name
             for name, c in constraints.items()
-            if (c["index"] or c["primary_key"]) and (leading is None or (c["columns"] or [None])[0] == leading)
+            if (c["index"] or c["primary_key"]) and (leading is None or c["columns"][:1] == [leading])
         }
         if leading is None and connection.vendor == "sqlite":
             # The primary key's and unique columns' own indexes (sqlite_autoindex_...), which

@@ -19,7 +19,17 @@ PRINT = (
     "'ALLOW_PRIVATE_WEBHOOKS')}))"
 )
 # What a developer's shell or the test run may have set, which these cases set themselves.
-CLEARED = ("DJANGO_", "PYTEST_", "DEBUG", "SECRET_KEY", "CHAIN_MODE", "ALLOW_LOCAL_CHAIN", "PUBLIC_URL", "HOST", "PORT")
+CLEARED: tuple[str, ...] = (
+    "DJANGO_",
+    "PYTEST_",
+    "DEBUG",
+    "SECRET_KEY",
+    "CHAIN_MODE",
+    "ALLOW_LOCAL_CHAIN",
+    "PUBLIC_URL",
+    "HOST",
+    "PORT",
+)
 CLEARED += ("SOLANA_PORT", "BASE_PORT", "SOLANA_RPC_URL", "BASE_RPC_URL", "ALLOW_PRIVATE_WEBHOOKS")
 
 

@@ -233,8 +233,9 @@ def _drive(world: World, number: int, rng: random.Random) -> str:
         world.count(f"resolved: {resolution}")
         data: dict[str, Any] = {"note": "Resolved by the soak's staff."}
         if resolution == "split":
-            price = Order.objects.values_list("quoted_price_usd", flat=True).get(pk=order_id)
-            data["agent_amount_usd"] = str((price / 2).quantize(Decimal("0.01")))
+            quoted_price = Order.objects.values_list("quoted_price_usd", flat=True).get(pk=order_id)
+            assert quoted_price is not None  # a paid order was quoted
+            data["agent_amount_usd"] = str((quoted_price / 2).quantize(Decimal("0.01")))
         order = transition(order_id, resolution, world.staff, **data)
         if resolution != "send_back":
             return order.status
@@ -255,16 +256,16 @@ def world(settings: Any, django_user_model: Any) -> Iterator[World]:
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     agents = [make_agent(f"Soak Agent {n}") for n in range(8)]
     services = []
-    for persona in agents:
-        services.append(make_service(persona.agent, price_type="quote", price="0.00", max_revisions=2))
-        services.append(make_service(persona.agent, price_type="fixed", price="49.99", max_revisions=1))
+    for seller in agents:
+        services.append(make_service(seller.agent, price_type="quote", price="0.00", max_revisions=2))
+        services.append(make_service(seller.agent, price_type="fixed", price="49.99", max_revisions=1))
     user = django_user_model.objects.create_user("soak-staff", password="correct horse battery", is_staff=True)
     buyers = [make_buyer("solana") for _ in range(CLIENTS * 2)]
     with solana_helpers.running_devchain() as devchain:  # the soak's own: its escrow starts empty
         solana_helpers.use_devchain(settings, devchain)
         SOLANA["url"] = devchain.url
-        for persona in buyers:
-            solana_helpers.fund_wallet(devchain.url, persona.wallet, sol=10**9, usdc=50_000 * 10**6)
+        for buyer in buyers:
+            solana_helpers.fund_wallet(devchain.url, buyer.wallet, sol=10**9, usdc=50_000 * 10**6)
         yield World(agents, buyers, services, Principal(staff_user_id=user.pk))
 
 

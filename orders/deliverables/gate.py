@@ -104,7 +104,7 @@ def request_principal(request: HttpRequest) -> Principal | None:
     """Who is looking: the API's credentials (already read by `endpoint`), else the browser
     session of the pages (a signed-in wallet, an agent's owner, or staff; identity.sessions)."""
     principal = getattr(request, "principal", None)
-    if principal is not None:
+    if isinstance(principal, Principal):
         return principal
     if getattr(request, "session", None) is None:
         return None

@@ -75,9 +75,10 @@ def _payable_order(order_id: str) -> Order:
 
 def _account(request: HttpRequest) -> str:
     body = jsonbody.request_json(request)
-    if not isinstance(body, dict) or not isinstance(body.get("account"), str):
+    account = body.get("account") if isinstance(body, dict) else None
+    if not isinstance(account, str):
         raise ValidationFailed('Send {"account": "<your wallet\'s public key>"}.', code="account_required")
-    return body["account"]
+    return account
 
 
 def _transaction(account: str, amount: int, order: Order) -> bytes:

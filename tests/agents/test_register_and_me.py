@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -32,7 +33,7 @@ def registration(**fields: Any) -> dict[str, Any]:
     }
 
 
-def row(agent_id: str) -> dict[str, Any]:
+def row(agent_id: str) -> Mapping[str, Any]:
     return Agent.objects.values().get(pk=agent_id)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +30,7 @@ def listing(**fields: Any) -> dict[str, Any]:
     }
 
 
-def row(service_id: str) -> dict[str, Any]:
+def row(service_id: str) -> Mapping[str, Any]:
     return Service.objects.values().get(pk=service_id)
 
 

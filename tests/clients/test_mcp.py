@@ -12,6 +12,8 @@ import pytest
 from atelier_client.buyer import Buyer, SolanaWallet
 from atelier_client.mcp_server import build_server
 from mcp import Client
+from mcp.shared.subscriptions import ResourceUpdated
+from mcp.types import TextContent, TextResourceContents
 
 from tests.payments import solana_helpers
 
@@ -67,7 +69,9 @@ async def test_an_mcp_client_completes_an_order_through_the_tools(site, clients,
             "atelier_deliver", {"order_id": order.id, "url": "https://e.com/x", "media_type": "link"}
         )
         assert refused.is_error
-        assert "409 invalid_transition" in refused.content[0].text
+        refusal = refused.content[0]
+        assert isinstance(refusal, TextContent)
+        assert "409 invalid_transition" in refusal.text
 
         buyer.pay(order.id)
         paid = payload(await mcp.call_tool("atelier_list_orders_needing_action", {}))
@@ -84,9 +88,13 @@ async def test_an_mcp_client_completes_an_order_through_the_tools(site, clients,
         assert payload(await mcp.call_tool("atelier_list_orders_needing_action", {})) == []
 
         resource = await mcp.read_resource(f"atelier://orders/{order.id}")
-        assert json.loads(resource.contents[0].text)["status"] == "delivered"
+        order_json = resource.contents[0]
+        assert isinstance(order_json, TextResourceContents)
+        assert json.loads(order_json.text)["status"] == "delivered"
         messages = await mcp.read_resource(f"atelier://orders/{order.id}/messages")
-        assert [m["content"] for m in json.loads(messages.contents[0].text)] == ["Delivered, enjoy!"]
+        messages_json = messages.contents[0]
+        assert isinstance(messages_json, TextResourceContents)
+        assert [m["content"] for m in json.loads(messages_json.text)] == ["Delivered, enjoy!"]
 
     assert buyer.approve(order.id).status == "completed"
 
@@ -253,4 +261,5 @@ async def test_a_subscriber_hears_when_an_order_changes(site, clients, chains_up
         await anyio.to_thread.run_sync(lambda: buyer.client.orders.cancel(order.id))
         with anyio.fail_after(15):
             event = await anext(subscription)
+    assert isinstance(event, ResourceUpdated)
     assert event.uri == uri

@@ -439,7 +439,7 @@ def test_evm_wallets_announced_through_eip6963_each_get_a_button_sign_in_and_pay
 
 
 # What wallets and nodes say, and what the buyer reads instead (a fragment of the sentence).
-ERRORS = [
+ERRORS: list[tuple[dict[str, Any], str, str]] = [
     ({"code": 4001, "message": "User rejected the request."}, "base", "You rejected"),
     ({"name": "WalletSignTransactionError", "message": "User rejected the request"}, "solana", "You rejected"),
     ({"code": "ACTION_REJECTED", "message": "user rejected action"}, "base", "You rejected"),

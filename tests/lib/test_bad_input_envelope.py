@@ -30,6 +30,7 @@ from tests.bad_input_support import (
     refused,
     snapshot,
 )
+from tests.conftest import with_body
 
 # --- bodies that are not JSON objects ----------------------------------------------------------
 
@@ -203,11 +204,11 @@ def test_form_encoded_bodies_are_not_json(world, buyer):
     client = Client(headers=buyer.api.headers)
 
     def send() -> Any:
-        response = client.post(
-            f"/api/orders/{order.id}/messages", "content=hello", content_type="application/x-www-form-urlencoded"
+        return with_body(
+            client.post(
+                f"/api/orders/{order.id}/messages", "content=hello", content_type="application/x-www-form-urlencoded"
+            )
         )
-        response.body = response.json()
-        return response
 
     refused(send, 400, "invalid_json")
 

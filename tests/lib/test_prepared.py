@@ -97,7 +97,9 @@ def test_only_and_annotations(orders: list[Order]) -> None:
         (got,) = prepared.fetch(id=order.pk)
         want = Order.objects.only("status", "buyer_wallet").annotate(latest_event=latest, title=F("service__title"))
         _same([got], [want.get(pk=order.pk)])
-        assert got.latest_event == order.events.order_by("-id").first().id
+        newest = order.events.order_by("-id").first()
+        assert newest is not None
+        assert got.latest_event == newest.id
         assert got.title == order.service.title
         assert "brief" in got.get_deferred_fields()
 

@@ -91,7 +91,7 @@ def test_enqueue_on_another_backend_waits_for_commit(settings, django_capture_on
     assert len(callbacks) == 1
 
 
-def _claimed(started_ago: timedelta) -> DBTaskResult:
+def _claimed(started_ago: timedelta) -> DBTaskResult[[str], str]:
     echo.enqueue("work")
     row = rows().order_by("-enqueued_at").first()
     assert row is not None

@@ -4,6 +4,7 @@ the API's request specs hold the same limits (orders.limits), field by field."""
 from __future__ import annotations
 
 import pytest
+from django.forms import CharField, Form
 
 from orders.web import api, forms, messages_api
 
@@ -21,6 +22,8 @@ PAIRS = [
 
 
 @pytest.mark.parametrize(("form", "field", "view", "name"), PAIRS, ids=[f"{p[0].__name__}.{p[1]}" for p in PAIRS])
-def test_the_form_and_the_api_have_the_same_limit(form: type, field: str, view: object, name: str) -> None:
+def test_the_form_and_the_api_have_the_same_limit(form: type[Form], field: str, view: object, name: str) -> None:
     body = view.endpoint.body  # type: ignore[attr-defined]
-    assert form.base_fields[field].max_length == body[name].max_length
+    form_field = form.base_fields[field]
+    assert isinstance(form_field, CharField)
+    assert form_field.max_length == body[name].max_length

@@ -9,6 +9,7 @@ row in `TABLE` fails these tests; one test also checks the two agree.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
@@ -116,7 +117,7 @@ def _is_repeat_cell(action: str, status: str, role: str) -> bool:
     return bool(path) and path[-1] == (action, role) and action != "pay" and EXPECTED[(action, role)][1] == status
 
 
-def _row(order_id: str) -> dict[str, Any]:
+def _row(order_id: str) -> Mapping[str, Any]:
     return Order.objects.filter(pk=order_id).values().get()
 
 
@@ -134,7 +135,8 @@ def _fast_password_hashing(settings: Any) -> None:
 
 
 def test_expected_table_is_what_the_code_table_says():
-    code, code_when = {}, {}
+    code: dict[tuple[str, str], tuple[Any, ...]] = {}
+    code_when: dict[tuple[str, str], tuple[Any, ...]] = {}
     for rule in TABLE:
         key = (rule.action, rule.actor.value)
         rows = code_when if rule.when else code
@@ -153,8 +155,8 @@ def test_expected_table_is_what_the_code_table_says():
     assert code == EXPECTED
     assert code_when == {key: (sources, target, when) for key, (sources, target, when, _code) in WHEN.items()}
     # One action, one actor: the rows' sources never overlap, so the order's status picks the row.
-    for key, (sources, _target, _when) in code_when.items():
-        assert not sources & code.get(key, (frozenset(), None))[0]
+    for move, (sources, _target, _when) in code_when.items():
+        assert not sources & code.get(move, (frozenset(), None))[0]
     assert set(ACTIONS) == {action for action, _role in EXPECTED}
 
 
@@ -202,17 +204,17 @@ def test_each_action_status_role_cell_moves_refuses_or_repeats_as_designed(actio
         result = transition(order.id, action, actor, **data)
         assert (result.pk, result.status) == (order.pk, status)
     else:
-        with pytest.raises(Conflict) as refused:
+        with pytest.raises(Conflict) as conflict:
             transition(order.id, action, actor, **data)
         if rule is not None and status in rule[0]:
             expected_code = CONDITIONAL[(action, role)]
-        elif only_when:
+        elif when is not None and only_when:
             expected_code = when[3]
         else:
             expected_code = "invalid_transition"
-        assert (refused.value.status, refused.value.code) == (409, expected_code)
-        assert refused.value.details["status"] == status
-        assert set(refused.value.details["allowed_actions"]) == _expected_allowed(status, role)
+        assert (conflict.value.status, conflict.value.code) == (409, expected_code)
+        assert conflict.value.details["status"] == status
+        assert set(conflict.value.details["allowed_actions"]) == _expected_allowed(status, role)
 
     # Refused, or a repeat: nothing changed.
     assert _row(order.id) == row_before

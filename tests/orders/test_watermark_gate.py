@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.http import StreamingHttpResponse
 from django.test import Client
 from PIL import Image, ImageChops
 
@@ -143,7 +144,9 @@ def test_a_flat_picture_still_shows_the_watermark(private_root):
     Image.new("RGB", (1200, 900), (128, 128, 128)).save(flat, "JPEG")
     with previews.open_image(flat) as image:
         preview = Image.open(io.BytesIO(previews.make_preview(image, seed=b"test"))).convert("L")
-    low, high = preview.getextrema()
+    low, high = preview.getextrema()  # one band ("L"): two numbers
+    assert isinstance(low, (int, float))
+    assert isinstance(high, (int, float))
     assert high - low > 60
 
 
@@ -233,7 +236,9 @@ def test_a_human_buyer_never_gets_the_original_before_completion_and_does_after(
     assert released.status_code == 200
     assert released["Content-Type"] == "image/png"
     assert b"".join(released.streaming_content) == ORIGINAL
-    assert b"".join(browser.get(original_path).streaming_content) == ORIGINAL
+    streamed = browser.get(original_path)
+    assert isinstance(streamed, StreamingHttpResponse)
+    assert b"".join(streamed.streaming_content) == ORIGINAL
     assert server.hits == ["/secret/original-fox.png"]
 
 
@@ -283,6 +288,7 @@ def test_the_agent_and_staff_always_get_the_original(
     assert staff_view["original_url"]
     response = staff.get(original_path)
     assert response.status_code == 200
+    assert isinstance(response, StreamingHttpResponse)
     assert b"".join(response.streaming_content) == ORIGINAL
     assert staff.get(f"/api/deliverables/{deliverable.id}/preview").status_code == 200
 
@@ -536,9 +542,11 @@ def test_private_files_have_no_url_and_live_outside_media_and_static(private_roo
     # The real configuration: DATA_DIR/private, beside (not under) the public folders.
     from atelier import settings as project
 
-    location = Path(project.STORAGES["private"]["OPTIONS"]["location"])
+    private = project.STORAGES["private"]
+    assert isinstance(private, dict)
+    location = Path(private["OPTIONS"]["location"])
     assert location == project.DATA_DIR / "private"
     for public in (project.MEDIA_ROOT, project.STATIC_ROOT):
         assert not location.is_relative_to(public)
         assert not Path(public).is_relative_to(location)
-    assert project.STORAGES["private"]["BACKEND"] == "lib.privatestorage.PrivateStorage"
+    assert private["BACKEND"] == "lib.privatestorage.PrivateStorage"

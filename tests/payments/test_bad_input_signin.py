@@ -23,18 +23,18 @@ from tests.conftest import Api
 
 @pytest.mark.parametrize("chain", ["solana", "base"])
 def test_sign_in_with_a_wrong_signature_is_401_and_burns_the_nonce(chain):
-    stranger_key = Keypair() if chain == "solana" else Account.create()
     wallet = str(Keypair().pubkey()) if chain == "solana" else Account.create().address
     api = Api(Client())
     challenge = api.post("/api/auth/nonce", {"wallet": wallet, "chain": chain})
     assert challenge.status_code == 201, challenge.body
     nonce, message = challenge.body["data"]["nonce"], challenge.body["data"]["message"]
     if chain == "solana":
-        signature = str(stranger_key.sign_message(message.encode()))
+        signature = str(Keypair().sign_message(message.encode()))  # a stranger's key
     else:
         from eth_account.messages import encode_defunct
 
-        signature = "0x" + Account.sign_message(encode_defunct(text=message), stranger_key.key).signature.hex()
+        stranger = Account.create()
+        signature = "0x" + Account.sign_message(encode_defunct(text=message), stranger.key).signature.hex()
     refused(lambda: api.post("/api/auth/verify", {"nonce": nonce, "signature": signature}), 401, "invalid_signature")
     assert SignInChallenge.objects.get(nonce=nonce).used_at is not None  # burned: no second guess
     assert not WalletSession.objects.filter(wallet=wallet).exists()

@@ -37,7 +37,7 @@ PROGRAM_FILE = Path(__file__).with_name("programs") / "cpi_memo_vault" / "cpi_me
 @pytest.fixture
 def vault_chain(settings: Any, db: None) -> Iterator[Any]:
     with solana_helpers.running_devchain() as devchain:
-        devchain.chain.svm.add_program_from_file(VAULT_PROGRAM, str(PROGRAM_FILE))
+        devchain.chain.svm.add_program_from_file(VAULT_PROGRAM, PROGRAM_FILE)
         solana_helpers.use_devchain(settings, devchain)
         yield devchain
 
