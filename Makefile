@@ -68,7 +68,7 @@ format: venv ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: venv ## mypy with django-stubs; the Python SDK (clients/python) with mypy --strict
+typecheck: venv ## mypy --strict with django-stubs over the project and its tests; the Python SDK on its own, as a user installs it
 	$(BIN)/mypy .
 	cd clients/python && $(abspath $(BIN))/mypy atelier_client
 

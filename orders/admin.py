@@ -48,7 +48,7 @@ class DeliverableInline(ReadOnlyInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(admin.ModelAdmin[Order]):
     list_display = ("id", "status", "service", "agent", "buyer_kind", "quoted_price_usd", "created_at")
     list_filter = ("status", "buyer_kind", "payment_chain")
     search_fields = ("id", "buyer_wallet", "agent__name", "escrow_tx_hash", "payment_reference")
@@ -71,7 +71,7 @@ class OrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(OrderEvent)
-class OrderEventAdmin(admin.ModelAdmin):
+class OrderEventAdmin(admin.ModelAdmin[OrderEvent]):
     list_display = ("id", "order", "action", "actor_kind", "from_status", "to_status", "created_at")
     list_filter = ("action", "actor_kind")
     search_fields = ("order__id", "actor_id")
@@ -87,7 +87,7 @@ class OrderEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(admin.ModelAdmin[Message]):
     list_display = ("id", "order", "sender_role", "created_at")
     search_fields = ("order__id", "content")
     readonly_fields = ("id", "order", "sender_role", "sender_id", "content", "created_at")
@@ -97,7 +97,7 @@ class MessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(admin.ModelAdmin[Review]):
     list_display = ("id", "order", "agent", "rating", "created_at")
     list_filter = ("rating",)
     readonly_fields = ("id", "order", "agent", "service", "rating", "created_at")
@@ -107,7 +107,7 @@ class ReviewAdmin(admin.ModelAdmin):
 
 
 @admin.register(Deliverable)
-class DeliverableAdmin(admin.ModelAdmin):
+class DeliverableAdmin(admin.ModelAdmin[Deliverable]):
     list_display = ("id", "order", "media_type", "superseded", "created_at")
     list_filter = ("media_type", "superseded")
     readonly_fields = ("id", "order", "url", "media_type", "prompt", "superseded", "created_at")
@@ -117,7 +117,7 @@ class DeliverableAdmin(admin.ModelAdmin):
 
 
 @admin.register(Dispute)
-class DisputeAdmin(admin_desk.QueueColumns, admin.ModelAdmin):
+class DisputeAdmin(admin_desk.QueueColumns, admin.ModelAdmin[Dispute]):
     """The disputes queue, the oldest first; each dispute opens on its resolve page (admin_desk),
     where staff with `resolve_dispute` decide, one order at a time, through orders.core.transitions."""
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import Case, QuerySet, Value, When
+from django.db.models import Case, Model, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -46,7 +46,7 @@ def short(value: str) -> SafeString | str:
 def explorer(value: str, chain: str, *, address: bool = False) -> str:
     """The block explorer's page of a transaction (SOLANA_/BASE_EXPLORER_TX_URL) or, on the same
     explorer, of an address (its /address/ page); "" when no explorer is set (the devchains)."""
-    pattern = {"solana": settings.SOLANA_EXPLORER_TX_URL, "base": settings.BASE_EXPLORER_TX_URL}.get(chain, "")
+    pattern: str = {"solana": settings.SOLANA_EXPLORER_TX_URL, "base": settings.BASE_EXPLORER_TX_URL}.get(chain, "")
     if not (pattern and value):
         return ""
     return (pattern.replace("/tx/{tx}", "/address/{tx}") if address else pattern).replace("{tx}", value)
@@ -76,7 +76,10 @@ def age(moment: Any) -> str:
     return f"{hours} h" if hours else f"{minutes} min"
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+_M = TypeVar("_M", bound=Model)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -84,7 +87,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class MoneyRecordAdmin(ReadOnlyAdmin):
+class MoneyRecordAdmin(ReadOnlyAdmin[_M]):
     """Payments, transfers, ledger lines, reconciliations: append-only for everyone, superusers too
     (payments.models.AppendOnlyError, and PostgreSQL triggers). A correction is a new journal."""
 
@@ -97,7 +100,7 @@ class MoneyRecordAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(MoneyRecordAdmin):
+class PaymentAdmin(MoneyRecordAdmin[Payment]):
     """Claims, payments and unapplied transfers. Unapplied ones are returned by themselves unless
     they are dust; `return_to_sender` returns those on request."""
 
@@ -170,7 +173,7 @@ class PaymentAdmin(MoneyRecordAdmin):
 
 
 @admin.register(WalletSession)
-class WalletSessionAdmin(ReadOnlyAdmin):
+class WalletSessionAdmin(ReadOnlyAdmin[WalletSession]):
     list_display = ("id", "chain", "wallet", "created_at", "expires_at", "revoked_at")
     list_filter = ("chain",)
     search_fields = ("wallet",)
@@ -178,14 +181,14 @@ class WalletSessionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SignInChallenge)
-class SignInChallengeAdmin(ReadOnlyAdmin):
+class SignInChallengeAdmin(ReadOnlyAdmin[SignInChallenge]):
     list_display = ("nonce", "chain", "wallet", "expires_at", "used_at")
     list_filter = ("chain",)
     search_fields = ("wallet",)
 
 
 @admin.register(OutgoingTransfer)
-class OutgoingTransferAdmin(MoneyRecordAdmin):
+class OutgoingTransferAdmin(MoneyRecordAdmin[OutgoingTransfer]):
     """Payouts, refunds and returns: status, the chain transaction, the last error. Failed and held
     ones wait for staff: retry a failed one; a held one is sent once its recipient has a USDC account
     (by itself, or on retry), or, held because the paying account's owner did not sign, to the
@@ -320,7 +323,7 @@ class OutgoingTransferAdmin(MoneyRecordAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(MoneyRecordAdmin):
+class LedgerEntryAdmin(MoneyRecordAdmin[LedgerEntry]):
     list_display = ("journal", "order", "kind", "account", "chain", "amount_usdc", "created_at")
     list_filter = ("kind", "account", "chain")
     search_fields = ("order__id", "journal")
@@ -333,7 +336,7 @@ class LedgerEntryAdmin(MoneyRecordAdmin):
 
 
 @admin.register(Reconciliation)
-class ReconciliationAdmin(MoneyRecordAdmin):
+class ReconciliationAdmin(MoneyRecordAdmin[Reconciliation]):
     """`manage.py reconcile` runs: on-chain escrow against the ledger, the newest first."""
 
     list_display = ("ran_at", "chain", "on_chain_usdc", "ledger_usdc", "unexplained_usdc", "is_clean")

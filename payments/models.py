@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, models
 from django.db.models import Q
@@ -26,7 +26,10 @@ class LedgerQuerySet(models.QuerySet["LedgerEntry"]):
         raise _refuse("DELETE of ledger lines")
 
 
-class KeptQuerySet(models.QuerySet[Any]):
+_Kept = TypeVar("_Kept", bound=models.Model)
+
+
+class KeptQuerySet(models.QuerySet[_Kept]):
     """Rows that may change status (through their own function) but are never deleted."""
 
     def delete(self) -> tuple[int, dict[str, int]]:
@@ -295,7 +298,7 @@ class OutgoingTransfer(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 
-    objects = KeptQuerySet.as_manager()
+    objects = KeptQuerySet["OutgoingTransfer"].as_manager()
 
     class Meta:
         constraints = [
@@ -354,7 +357,7 @@ class Reconciliation(models.Model):
     # a metric, and a readiness warning below settings.HOT_WALLET_FEE_FLOOR.
     fee_balance = models.DecimalField(max_digits=40, decimal_places=0, null=True, blank=True)
 
-    objects = KeptQuerySet.as_manager()
+    objects = KeptQuerySet["Reconciliation"].as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["chain", "-ran_at"], name="reconciliation_latest_idx")]

@@ -190,7 +190,7 @@ def dispute_queue(queryset: QuerySet[Any]) -> QuerySet[Any]:
     """Disputed orders, the oldest dispute first, each with when it was disputed (`disputed_at`) and
     from which status (`disputed_from`: an undelivered, overdue order, or a delivered one)."""
     latest = OrderEvent.objects.filter(order=OuterRef("pk"), action="dispute").order_by("-id")
-    return (
+    queue: QuerySet[Any] = (
         queryset.filter(status=Status.DISPUTED)
         .annotate(
             disputed_at=Subquery(latest.values("created_at")[:1]),
@@ -198,6 +198,7 @@ def dispute_queue(queryset: QuerySet[Any]) -> QuerySet[Any]:
         )
         .order_by("disputed_at", "id")
     )
+    return queue  # annotated with disputed_at and disputed_from
 
 
 def disputed_undelivered(disputed_from: str | None) -> bool:

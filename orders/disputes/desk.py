@@ -28,10 +28,10 @@ from django.utils.text import Truncator
 from lib.errors import AtelierError
 from orders.deliverables import gate
 from orders.disputes import decisions as disputes
-from orders.disputes.decisions import DECISION_LABELS, REFUND, RELEASE, SEND_BACK, SPLIT
+from orders.disputes.decisions import DECISION_LABELS
 from orders.models import Order, OrderEvent, Role
 from orders.reads.rendering import event_text
-from orders.reads.resolution import resolution_to_dict
+from orders.reads.resolution import REFUND, RELEASE, SEND_BACK, SPLIT, resolution_to_dict
 from payments.admin import usdc
 from payments.models import LedgerEntry, OutgoingTransfer, Payment, PaymentStatus
 
@@ -132,7 +132,7 @@ class QueueColumns:
 # --- money inlines on the order -------------------------------------------------------------------
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline[Any, Any]):
     """Rows shown on an order's admin page that staff never add, change or delete there."""
 
     extra = 0

@@ -8,6 +8,7 @@ uploaded (stored privately) are shown inline, code highlighted on the server.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -26,11 +27,12 @@ INLINE_LIMIT = 100_000  # bytes of code or text shown inline; a longer file is a
 
 
 def _lexer(code: str, filename: str, content_type: str) -> Lexer:
-    for find in (
+    finders: tuple[Callable[[], Lexer], ...] = (
         lambda: get_lexer_for_filename(filename, code),
         lambda: get_lexer_for_mimetype(content_type),
         lambda: guess_lexer(code),
-    ):
+    )
+    for find in finders:
         try:
             return find()
         except ClassNotFound:
@@ -58,7 +60,7 @@ def _inline_text(deliverable: Deliverable) -> str | None:
         return None
     if len(raw) > INLINE_LIMIT:
         return None
-    return raw.decode("utf-8", errors="replace")
+    return bytes(raw).decode("utf-8", errors="replace")
 
 
 def deliverable_items(order: Order, role: Role | None) -> list[dict[str, Any]]:
@@ -173,7 +175,7 @@ def event_text(event: OrderEvent) -> str:
     """One line for a person: what happened."""
     data = event.data or {}
     action = event.action
-    texts = {
+    texts: dict[str, Callable[[], str]] = {
         "create": lambda: "Order placed",
         "quote": lambda: f"Quoted {_money(data.get('price_usd'))}",
         "accept": lambda: "Quote accepted",

@@ -37,7 +37,17 @@ from orders import workspaces
 from orders.checkout import claims, recheck, solana_pay_watch
 from orders.core import services
 from orders.core.transitions import Role, allowed_actions, transition
-from orders.models import AWAITING_DELIVERY, MESSAGING_STATUSES, BuyerKind, Message, Order, OrderEvent, Review, Status
+from orders.models import (
+    AWAITING_DELIVERY,
+    MESSAGING_STATUSES,
+    PAYABLE,
+    BuyerKind,
+    Message,
+    Order,
+    OrderEvent,
+    Review,
+    Status,
+)
 from orders.reads import attention, queries, resolution
 from orders.reads.rendering import deliverable_items, delivery_versions, earlier_deliverables, timeline
 from orders.web import forms, lookup
@@ -170,7 +180,7 @@ class Page:
 
 def _payment_context(request: HttpRequest, order: Order, is_buyer: bool) -> dict[str, Any]:
     """The quote, how to pay it, and where a payment stands (one state at a time)."""
-    payable = order.status in queries.PAYABLE
+    payable = order.status in PAYABLE
     payment = checkout.payment_instructions(order) if payable else None
     return {
         "payment": payment,
@@ -277,7 +287,7 @@ def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tup
 def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, details: bool = True) -> Order:
     """A payable order: re-check its waiting claims and look for its Solana Pay transfer now
     (throttled), and keep a worker looking while the page is away. Re-read when that paid it."""
-    if order.status not in queries.PAYABLE:
+    if order.status not in PAYABLE:
         return order
     if solana_pay_watch.payment_look(order) == "paid":
         order, _role, _principal = _viewer(request, order_id, details=details)

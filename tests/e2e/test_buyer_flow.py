@@ -81,7 +81,7 @@ class AgentClient:
 
     def deliver_image(self, order_id: str, png: bytes, name: str) -> dict[str, Any]:
         upload = self.call("POST", "/api/upload", files={"file": (name, png, "image/png")})
-        return self.call(  # type: ignore[no-any-return]
+        return self.call(
             "POST",
             f"/api/orders/{order_id}/deliver",
             json={

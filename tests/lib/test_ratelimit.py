@@ -28,7 +28,8 @@ from agents.models import Agent
 from atelier.models import RateLimitCounter
 from atelier.openapi import DOCUMENT_RATE, api_endpoints
 from lib import ratelimit
-from lib.ratelimit import Rate
+from lib.errors import RateLimited
+from lib.ratelimit import Rate, Usage
 from orders.models import Status
 from tests.conftest import Api, make_order
 
@@ -91,7 +92,7 @@ def on_redis(settings: Any) -> Iterator[None]:
         pytest.skip("no Redis on 127.0.0.1:6379 (start one: redis-server --daemonize yes)")
     settings.CACHES = redis_cache(REDIS_URL)
     yield
-    client = caches["default"]._cache.get_client(write=True)
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]  # django-redis's client, not in BaseCache
     prefix = settings.CACHES["default"]["KEY_PREFIX"]
     for key in client.scan_iter(f"{prefix}:*"):
         client.delete(key)
@@ -116,8 +117,9 @@ def test_every_endpoint_has_a_documented_limit_and_the_product_table_holds():
     for (method, path), limit in PRODUCT_TABLE.items():
         if (method, path) not in endpoints:
             continue  # an endpoint still being built elsewhere
-        assert endpoints[method, path].rate.limit == limit, (method, path)
-        assert endpoints[method, path].rate.window == 3600
+        rate = endpoints[method, path].rate
+        assert rate is not None, (method, path)
+        assert (rate.limit, rate.window) == (limit, 3600), (method, path)
     defaults = []
     for (method, path), spec in endpoints.items():
         assert spec.rate is not None, (method, path)
@@ -287,20 +289,20 @@ def test_the_previous_window_counts_by_how_much_of_it_still_overlaps(db, clock):
     clock.now += 50  # the middle of window 0
     for _ in range(10):
         assert ratelimit.check(_request(), rate) is not None
-    with pytest.raises(ratelimit.RateLimited):
+    with pytest.raises(RateLimited):
         ratelimit.check(_request(), rate)
 
     clock.now += 100  # the middle of window 1: half of window 0's 10 still counts
     for expected_remaining in (4, 3, 2, 1, 0):
-        assert ratelimit.check(_request(), rate).remaining == expected_remaining
-    with pytest.raises(ratelimit.RateLimited) as refused:
+        assert _usage(ratelimit.check(_request(), rate)).remaining == expected_remaining
+    with pytest.raises(RateLimited) as refused:
         ratelimit.check(_request(), rate)
     # 10 * (100 - 50 - t) / 100 + 5 + 1 <= 10  =>  t >= 10
     assert refused.value.retry_after == 10
     assert refused.value.reset == int(clock.now) + 10
 
     clock.now += 9
-    with pytest.raises(ratelimit.RateLimited):
+    with pytest.raises(RateLimited):
         ratelimit.check(_request(), rate)
     clock.now += 1
     assert ratelimit.check(_request(), rate) is not None
@@ -311,12 +313,12 @@ def test_retry_after_when_the_current_window_is_full_waits_for_it_to_slide_out(d
     clock.now += 20
     for _ in range(4):
         ratelimit.check(_request(), rate)
-    with pytest.raises(ratelimit.RateLimited) as refused:
+    with pytest.raises(RateLimited) as refused:
         ratelimit.check(_request(), rate)
     # 80 s to the end of the window, then 4 * (100 - t) / 100 + 1 <= 4  =>  t >= 25
     assert refused.value.retry_after == 105
     clock.now += 104
-    with pytest.raises(ratelimit.RateLimited):
+    with pytest.raises(RateLimited):
         ratelimit.check(_request(), rate)
     clock.now += 1
     assert ratelimit.check(_request(), rate) is not None
@@ -334,7 +336,7 @@ def test_the_limiter_costs_one_read_and_one_upsert_on_the_database(django_assert
         ratelimit.check(_request(), rate)  # a new bucket: the upsert inserts, then the sweep
     with django_assert_num_queries(2):
         ratelimit.check(_request(), rate)
-    with django_assert_num_queries(1), pytest.raises(ratelimit.RateLimited):
+    with django_assert_num_queries(1), pytest.raises(RateLimited):
         ratelimit.check(_request(), rate)
 
 
@@ -372,7 +374,7 @@ def test_on_locmem_the_counting_is_atomic_across_threads(settings):
         barrier.wait(timeout=10)
         try:
             return ratelimit.check(_request(), rate) is not None
-        except ratelimit.RateLimited:
+        except RateLimited:
             return False
 
     with ThreadPoolExecutor(max_workers=30) as pool:
@@ -407,8 +409,13 @@ def test_after_the_trip_the_limiter_tries_the_cache_again(db, settings, monkeypa
     settings.CACHES = redis_cache(f"redis://127.0.0.1:{closed_port()}/0")
     rate = Rate("trip", 1, 3600)
     assert ratelimit.check(_request(), rate) is None
-    calls = []
-    monkeypatch.setattr(ratelimit, "_count_redis", lambda *args: calls.append(args) or (True, 1, 0))
+    calls: list[tuple[object, ...]] = []
+
+    def counted(*args: object) -> tuple[bool, int, int]:
+        calls.append(args)
+        return True, 1, 0
+
+    monkeypatch.setattr(ratelimit, "_count_redis", counted)
     assert ratelimit.check(_request(), rate) is None  # still tripped: the cache is not asked
     assert calls == []
 
@@ -439,8 +446,8 @@ def test_on_redis_the_sliding_window_matches_the_portable_one(db, on_redis, cloc
     for _ in range(10):
         ratelimit.check(_request(), rate)
     clock.now += 100
-    assert [ratelimit.check(_request(), rate).remaining for _ in range(5)] == [4, 3, 2, 1, 0]
-    with pytest.raises(ratelimit.RateLimited) as refused:
+    assert [_usage(ratelimit.check(_request(), rate)).remaining for _ in range(5)] == [4, 3, 2, 1, 0]
+    with pytest.raises(RateLimited) as refused:
         ratelimit.check(_request(), rate)
     assert refused.value.retry_after == 10
 
@@ -491,3 +498,8 @@ def test_sign_in_is_limited_per_wallet_with_a_looser_limit_per_ip_and_the_wait_i
     assert "per wallet" in refused.body["error"]
     assert re.search(r"Try again in \d+ minutes?\.$", refused.body["error"]), refused.body["error"]
     assert colleague.status_code == 201
+
+
+def _usage(usage: Usage | None) -> Usage:
+    assert usage is not None  # counted, not tripped
+    return usage

@@ -492,6 +492,7 @@ def test_a_human_buyer_never_gets_the_image_url_before_completion(buyer, agent):
 
     assert secret not in page(client, order)
     event = OrderEvent.objects.filter(order=order).exclude(action="message").first()
+    assert event is not None
     poll = client.get(f"/orders/{order.id}/poll", {"after": "", "event": event.id, "m": "1"}, headers=HTMX)
     assert secret not in poll.content.decode()
     assert secret not in client.get("/orders/").content.decode()

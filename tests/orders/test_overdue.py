@@ -8,6 +8,7 @@ Time is moved by moving the order's stamps back (no time-travel library is insta
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -50,7 +51,7 @@ def view(buyer: Any, order: Order) -> dict[str, Any]:
     return response.body["data"]
 
 
-def row(order: Order) -> dict[str, Any]:
+def row(order: Order) -> Mapping[str, Any]:
     return Order.objects.filter(pk=order.pk).values().get()
 
 

@@ -219,6 +219,7 @@ def test_a_worker_killed_between_signing_and_sending_pays_the_agent_once(
         process_transfer(transfer.pk)
     transfer.refresh_from_db()
     assert transfer.status == TransferStatus.SIGNED
+    assert transfer.raw_tx is not None
     signed_bytes = bytes(transfer.raw_tx)
 
     monkeypatch.setattr(client_class, "send_raw", real_send)
@@ -228,6 +229,7 @@ def test_a_worker_killed_between_signing_and_sending_pays_the_agent_once(
     process_transfer(transfer.pk)  # and a duplicate run changes nothing
     transfer.refresh_from_db()
     assert transfer.status == TransferStatus.CONFIRMED
+    assert transfer.raw_tx is not None
     assert bytes(transfer.raw_tx) == signed_bytes
     assert balance(chain.chain, chain.payout) == AGENT_SHARE
     assert LedgerEntry.objects.filter(order_id=order["id"], kind="payout_out").count() == 2  # one journal, two rows

@@ -111,7 +111,7 @@ def closed_port_url() -> str:
 
 def test_good_payment_verifies(client: SolanaClient, devchain: Devchain, buyer: Keypair) -> None:
     instructions = client.payment_instructions()
-    assert instructions.token_account == str(get_associated_token_address(client.escrow.pubkey(), client.mint))
+    assert instructions.token_account == str(get_associated_token_address(client.escrow_address, client.mint))
     escrow_before = client.token_balance(instructions.escrow_address)
 
     signature = pay_order(devchain.url, buyer, instructions, PRICE + 1, REF)
@@ -172,7 +172,7 @@ def test_underpayment(client: SolanaClient, devchain: Devchain, buyer: Keypair) 
 def test_fake_usdc_with_the_same_decimals(client: SolanaClient, devchain: Devchain, buyer: Keypair) -> None:
     fake = create_mint(devchain.url, buyer, decimals=6)
     mint_tokens(devchain.url, buyer, fake, buyer.pubkey(), 1000 * USDC)
-    escrow = client.escrow.pubkey()
+    escrow = client.escrow_address
     escrow_fake_account = get_associated_token_address(escrow, fake)
     ixs = [
         create_idempotent_associated_token_account(buyer.pubkey(), escrow, fake),
@@ -200,10 +200,10 @@ def test_prefunded_token_account_handed_to_escrow_is_not_a_payment(
 ) -> None:
     """SetAuthority(AccountOwner -> escrow) on a funded account: by owner, the escrow "gained" 25 USDC."""
     account = funded_token_account(devchain.url, buyer, client.mint, PRICE)
-    handover = [hand_over(account, buyer, client.escrow.pubkey()), memo(buyer, REF)]
+    handover = [hand_over(account, buyer, client.escrow_address), memo(buyer, REF)]
     signature = send_instructions(devchain.url, buyer, handover)
     tx = rpc(devchain.url, "getTransaction", signature, {"encoding": "jsonParsed", "maxSupportedTransactionVersion": 0})
-    escrow_owned = [b for b in tx["meta"]["postTokenBalances"] if b["owner"] == str(client.escrow.pubkey())]
+    escrow_owned = [b for b in tx["meta"]["postTokenBalances"] if b["owner"] == str(client.escrow_address)]
     assert [b["uiTokenAmount"]["amount"] for b in escrow_owned] == [str(PRICE)]  # the trap is real
     assert rejected(client, signature, buyer) == "not_to_escrow"
 
@@ -211,7 +211,7 @@ def test_prefunded_token_account_handed_to_escrow_is_not_a_payment(
     account = funded_token_account(devchain.url, buyer, client.mint, PRICE)
     dust = token_transfer(buyer, client.mint, client.escrow_token_account, 1)
     signature = send_instructions(
-        devchain.url, buyer, [hand_over(account, buyer, client.escrow.pubkey()), dust, memo(buyer, REF)]
+        devchain.url, buyer, [hand_over(account, buyer, client.escrow_address), dust, memo(buyer, REF)]
     )
     assert rejected(client, signature, buyer) == "underpaid"
 
@@ -382,8 +382,8 @@ def test_configuration_from_the_devchain_state_file(settings: Any, tmp_path: Any
 
 
 def test_payout_round_trip(client: SolanaClient, devchain: Devchain) -> None:
-    fund_wallet(devchain.url, client.escrow.pubkey(), sol=0, usdc=50 * USDC)
-    escrow = str(client.escrow.pubkey())
+    fund_wallet(devchain.url, client.escrow_address, sol=0, usdc=50 * USDC)
+    escrow = str(client.escrow_address)
     escrow_before = client.token_balance(escrow)
     agent = receiving_wallet(devchain.url)  # no SOL, an empty USDC account
     assert client.token_balance(agent) == 0
@@ -409,7 +409,7 @@ def test_payout_round_trip(client: SolanaClient, devchain: Devchain) -> None:
 def test_a_payout_to_a_wallet_with_no_usdc_account_is_not_signed(client: SolanaClient, devchain: Devchain) -> None:
     """Creating the account would cost the escrow ~0.002 SOL of rent, which its owner can take back by
     closing it: nothing is signed, and the caller holds the transfer."""
-    fund_wallet(devchain.url, client.escrow.pubkey(), sol=0, usdc=5 * USDC)
+    fund_wallet(devchain.url, client.escrow_address, sol=0, usdc=5 * USDC)
     with pytest.raises(chains.NoDestination):
         client.sign_transfer(to=str(Keypair().pubkey()), amount=USDC, memo="atelier:payout:46")
 
@@ -417,7 +417,7 @@ def test_a_payout_to_a_wallet_with_no_usdc_account_is_not_signed(client: SolanaC
 def test_a_return_goes_into_the_account_it_came_from_while_it_is_open(client: SolanaClient, devchain: Devchain) -> None:
     """A non-associated source account is preferred; once it is not the owner's, the owner's
     associated account is used; with neither, NoDestination."""
-    fund_wallet(devchain.url, client.escrow.pubkey(), sol=0, usdc=5 * USDC)
+    fund_wallet(devchain.url, client.escrow_address, sol=0, usdc=5 * USDC)
     owner = new_wallet(devchain.url, usdc=2 * USDC)
     side = funded_token_account(devchain.url, owner, client.mint, USDC)
     assert client.destination(str(owner.pubkey()), str(side)) == side
@@ -441,7 +441,7 @@ def test_unsent_payout_expires_with_its_blockhash(client: SolanaClient, devchain
 
 
 def test_payout_that_fails_on_chain(client: SolanaClient, devchain: Devchain) -> None:
-    too_much = client.token_balance(str(client.escrow.pubkey())) + 1
+    too_much = client.token_balance(str(client.escrow_address)) + 1
     signed = client.sign_transfer(to=receiving_wallet(devchain.url), amount=too_much, memo="atelier:payout:44")
     client.send_raw(signed.raw)
     assert client.transfer_status(signed) == "failed"
