@@ -34,7 +34,6 @@ from spl.memo.instructions import create_memo
 from spl.memo.models import MemoParams
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
-    AuthorityType,
     approve_checked,
     create_idempotent_associated_token_account,
     get_associated_token_address,
@@ -46,6 +45,7 @@ from spl.token.instructions import (
 )
 from spl.token.models import (
     ApproveCheckedParams,
+    AuthorityType,
     InitializeAccount3Params,
     InitializeMint2Params,
     MintToCheckedParams,
@@ -53,7 +53,9 @@ from spl.token.models import (
     TransferCheckedParams,
 )
 
-from devchain.solana import SolanaDevchain, SolanaRpcServer, b58encode, serve_solana
+from devchain.solana import SolanaDevchain
+from devchain.solana_http import SolanaRpcServer, serve_solana
+from devchain.solana_rendering import b58encode
 from payments.chains import PaymentInstructions
 
 LAMPORTS_PER_SOL = 10**9
