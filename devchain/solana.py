@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -58,11 +57,7 @@ from spl.token.models import MintToCheckedParams
 
 from devchain import solana_jsonrpc as rpc
 from devchain.solana_jsonrpc import (
-    INTERNAL_ERROR,
     INVALID_PARAMS,
-    INVALID_REQUEST,
-    METHOD_NOT_FOUND,
-    PARSE_ERROR,
     SIGNATURE_VERIFICATION_FAILURE,
     UNSUPPORTED_TRANSACTION_VERSION,
     RpcError,
@@ -395,37 +390,7 @@ class SolanaDevchain:
 
     def handle_rpc(self, body: bytes) -> Any:
         """One JSON-RPC 2.0 request body (single or batch) in, the response object out."""
-        try:
-            request = json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
-            return rpc.error_envelope(None, RpcError(PARSE_ERROR, "Parse error"))
-        if isinstance(request, list):
-            if not request:
-                return rpc.error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
-            return [self._handle_one(item) for item in request]
-        return self._handle_one(request)
-
-    def _handle_one(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            return rpc.error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
-        request_id = request.get("id")
-        method, params = request.get("method"), request.get("params", [])
-        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return rpc.error_envelope(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
-        if not isinstance(params, list):
-            return rpc.error_envelope(request_id, RpcError(INVALID_PARAMS, "Invalid params: expected an array"))
-        handler = self._methods.get(method)
-        if handler is None:
-            return rpc.error_envelope(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
-        try:
-            with self.lock:
-                result = handler(params)
-        except RpcError as exc:
-            return rpc.error_envelope(request_id, exc)
-        except Exception:
-            log.exception("devchain %s failed", method)
-            return rpc.error_envelope(request_id, RpcError(INTERNAL_ERROR, "Internal error"))
-        return {"jsonrpc": "2.0", "result": result, "id": request_id}
+        return rpc.handle(body, self._methods, self.lock)
 
     def _rpc_get_latest_blockhash(self, params: list[Any]) -> Any:
         slot = self._commitment_slot(rpc.config(params, 0))

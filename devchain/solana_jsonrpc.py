@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from solders.pubkey import Pubkey
@@ -12,6 +15,8 @@ from solders.signature import Signature
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from devchain.solana_rendering import b58decode
+
+log = logging.getLogger(__name__)
 
 # JSON-RPC error codes, as Solana's RPC uses them.
 PARSE_ERROR = -32700
@@ -110,3 +115,43 @@ def decode(encoded: str, encoding: str) -> bytes:
     except ValueError:
         raise RpcError(INVALID_PARAMS, f"Invalid params: invalid {encoding} encoding") from None
     raise RpcError(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
+
+
+Method = Callable[[list[Any]], Any]
+
+
+def handle(body: bytes, methods: Mapping[str, Method], lock: AbstractContextManager[Any]) -> Any:
+    """One JSON-RPC 2.0 request body (single or batch) in, the response object out; each call runs
+    its method under `lock`."""
+    try:
+        request = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
+        return error_envelope(None, RpcError(PARSE_ERROR, "Parse error"))
+    if isinstance(request, list):
+        if not request:
+            return error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
+        return [_handle_one(item, methods, lock) for item in request]
+    return _handle_one(request, methods, lock)
+
+
+def _handle_one(request: Any, methods: Mapping[str, Method], lock: AbstractContextManager[Any]) -> dict[str, Any]:
+    if not isinstance(request, dict):
+        return error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
+    request_id = request.get("id")
+    method, params = request.get("method"), request.get("params", [])
+    if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
+        return error_envelope(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
+    if not isinstance(params, list):
+        return error_envelope(request_id, RpcError(INVALID_PARAMS, "Invalid params: expected an array"))
+    handler = methods.get(method)
+    if handler is None:
+        return error_envelope(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
+    try:
+        with lock:
+            result = handler(params)
+    except RpcError as exc:
+        return error_envelope(request_id, exc)
+    except Exception:
+        log.exception("devchain %s failed", method)
+        return error_envelope(request_id, RpcError(INTERNAL_ERROR, "Internal error"))
+    return {"jsonrpc": "2.0", "result": result, "id": request_id}
