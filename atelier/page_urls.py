@@ -6,14 +6,14 @@ from django.urls import include, path
 
 from agents import views as agent_views
 from identity import views as identity_views
-from orders.web import hiring, solana_pay
+from orders.web import actions, hiring, solana_pay
 from orders.web import views as order_views
 
 order_patterns = (
     [
         path("", order_views.order_list, name="list"),
         path("<str:order_id>/", order_views.order_detail, name="detail"),
-        path("<str:order_id>/act", order_views.order_act, name="act"),
+        path("<str:order_id>/act", actions.order_act, name="act"),
         path("<str:order_id>/poll", order_views.order_poll, name="poll"),
     ],
     "orders",

@@ -18,39 +18,36 @@ Routes: POST / JSON-RPC 2.0 (single or batch); POST /faucet {"address", "sol", "
 "token_account"} (lamports and USDC base units; `token_account`: open its USDC account even with no
 USDC); POST /devchain/advance {"slots": n}; POST /devchain/finalize; GET /devchain (public addresses
 and slots); GET /health.
+
+Here the chain and its RPC methods; `devchain.solana_rendering` answers in the RPC's shapes,
+`devchain.solana_jsonrpc` holds the protocol's errors and parameters, `devchain.solana_http` serves it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from solders.account import Account
 from solders.address_lookup_table_account import AddressLookupTable
 from solders.hash import Hash
-from solders.instruction import CompiledInstruction, Instruction
+from solders.instruction import Instruction
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import Message, MessageV0, from_bytes_versioned
 from solders.pubkey import Pubkey
-from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
 from solders.token.state import Mint, TokenAccount, TokenAccountState
 from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
-from spl.memo.constants import MEMO_PROGRAM_ID
-from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     create_idempotent_associated_token_account,
     get_associated_token_address,
@@ -58,75 +55,26 @@ from spl.token.instructions import (
 )
 from spl.token.models import MintToCheckedParams
 
+from devchain import solana_jsonrpc as rpc
+from devchain.solana_jsonrpc import (
+    INVALID_PARAMS,
+    SIGNATURE_VERIFICATION_FAILURE,
+    UNSUPPORTED_TRANSACTION_VERSION,
+    RpcError,
+)
+from devchain.solana_rendering import MEMO_PROGRAMS, TOKEN_PROGRAMS, Landed, b58encode, render_transaction, ui_amount
+
 log = logging.getLogger(__name__)
 
 USDC_DECIMALS = 6
 LAMPORTS_PER_SOL = 10**9
 LAMPORTS_PER_SIGNATURE = 5000
-MEMO_V1_PROGRAM_ID = Pubkey.from_string("Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
-MEMO_PROGRAMS = (MEMO_PROGRAM_ID, MEMO_V1_PROGRAM_ID)
-TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
 API_VERSION = "2.2.0"
-MAX_BODY_BYTES = 1 << 20
 _FAUCET_LAMPORTS = 10**18
 _TOKEN_ACCOUNT_LEN, _MULTISIG_LEN, _MINT_LEN = 165, 355, 82
 
-# JSON-RPC error codes, as Solana's RPC uses them.
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-SEND_TRANSACTION_PREFLIGHT_FAILURE = -32002
-SIGNATURE_VERIFICATION_FAILURE = -32003
-UNSUPPORTED_TRANSACTION_VERSION = -32015
-
 _FINALIZED = ("finalized", "max", "root")
 _HEAD = ("confirmed", "processed", "recent", "single", "singleGossip")
-_ERROR_TEXT = {
-    "AlreadyProcessed": "This transaction has already been processed",
-    "BlockhashNotFound": "Blockhash not found",
-    "AccountNotFound": "Attempt to debit an account but found no record of a prior credit.",
-    "InsufficientFundsForFee": "Insufficient funds for fee",
-    "SignatureFailure": "Transaction did not pass signature verification",
-}
-
-
-class RpcError(Exception):
-    """Answered as a JSON-RPC error object."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.data = data
-
-    def as_json(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return error
-
-
-@dataclass(frozen=True)
-class _Landed:
-    """A transaction in a block, with what the RPC reports about it."""
-
-    slot: int
-    block_time: int
-    tx: VersionedTransaction
-    keys: list[Pubkey]  # static keys, then loaded writable, then loaded readonly
-    loaded_writable: list[Pubkey]
-    loaded_readonly: list[Pubkey]
-    err: Any  # the TransactionError as the RPC spells it, None on success
-    fee: int
-    logs: list[str]
-    compute_units: int
-    inner: list[list[tuple[CompiledInstruction, int | None]]]  # per top-level instruction
-    pre_balances: list[int]
-    post_balances: list[int]
-    pre_token_balances: list[dict[str, Any]]
-    post_token_balances: list[dict[str, Any]]
 
 
 class SolanaDevchain:
@@ -158,7 +106,7 @@ class SolanaDevchain:
         self._blocks: dict[int, tuple[Hash, int]] = {}  # slot -> (blockhash, unix time), recent ones
         self._hash_slot: dict[Hash, int] = {}
         self._oldest = 0
-        self._txs: dict[str, _Landed] = {}
+        self._txs: dict[str, Landed] = {}
         self._open_block(0)
         self.genesis_hash = self._blocks[0][0]
         self._methods: dict[str, Callable[[list[Any]], Any]] = {
@@ -330,27 +278,27 @@ class SolanaDevchain:
             raise RpcError(SIGNATURE_VERIFICATION_FAILURE, "Transaction signature verification failure")
         signature = tx.signatures[0]
         if str(signature) in self._txs:
-            raise _preflight_error("AlreadyProcessed")
+            raise rpc.preflight_error("AlreadyProcessed")
         if not self._blockhash_valid(message.recent_blockhash):
-            raise _preflight_error("BlockhashNotFound")
+            raise rpc.preflight_error("BlockhashNotFound")
         loaded_writable, loaded_readonly = self._resolve_lookups(message)
         keys = [*message.account_keys, *loaded_writable, *loaded_readonly]
         if preflight:
             simulated = self.svm.simulate_transaction(tx)
             if isinstance(simulated, FailedTransactionMetadata):
                 meta = simulated.meta()
-                raise _preflight_error(_err_json(simulated), list(meta.logs()), meta.compute_units_consumed())
+                raise rpc.preflight_error(rpc.err_json(simulated), list(meta.logs()), meta.compute_units_consumed())
         pre_balances = [self.svm.get_balance(key) or 0 for key in keys]
         pre_token_balances = self._token_balances(keys)
         result = self.svm.send_transaction(tx)
         if isinstance(result, FailedTransactionMetadata):
             if self.svm.get_transaction(signature) is None:  # not included: no fee, no block
-                raise _preflight_error(_err_json(result), list(result.meta().logs()))
-            meta, err = result.meta(), _err_json(result)
+                raise rpc.preflight_error(rpc.err_json(result), list(result.meta().logs()))
+            meta, err = result.meta(), rpc.err_json(result)
         else:
             meta, err = result, None
         self._advance()
-        self._txs[str(signature)] = _Landed(
+        self._txs[str(signature)] = Landed(
             slot=self.slot,
             block_time=self._blocks[self.slot][1],
             tx=tx,
@@ -377,13 +325,13 @@ class SolanaDevchain:
         for lookup in message.address_table_lookups:
             account = self.svm.get_account(lookup.account_key)
             if account is None:
-                raise _preflight_error("AddressLookupTableNotFound")
+                raise rpc.preflight_error("AddressLookupTableNotFound")
             addresses = AddressLookupTable.deserialize(bytes(account.data)).addresses
             try:
                 writable += [addresses[i] for i in lookup.writable_indexes]
                 readonly += [addresses[i] for i in lookup.readonly_indexes]
             except IndexError:
-                raise _preflight_error("InvalidAddressLookupTableIndex") from None
+                raise rpc.preflight_error("InvalidAddressLookupTableIndex") from None
         return writable, readonly
 
     def _token_account(self, key: Pubkey) -> tuple[TokenAccount, Pubkey] | None:
@@ -442,40 +390,10 @@ class SolanaDevchain:
 
     def handle_rpc(self, body: bytes) -> Any:
         """One JSON-RPC 2.0 request body (single or batch) in, the response object out."""
-        try:
-            request = json.loads(body)
-        except (ValueError, RecursionError):  # RecursionError: nesting 100,000 deep
-            return _error_envelope(None, RpcError(PARSE_ERROR, "Parse error"))
-        if isinstance(request, list):
-            if not request:
-                return _error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
-            return [self._handle_one(item) for item in request]
-        return self._handle_one(request)
-
-    def _handle_one(self, request: Any) -> dict[str, Any]:
-        if not isinstance(request, dict):
-            return _error_envelope(None, RpcError(INVALID_REQUEST, "Invalid request"))
-        request_id = request.get("id")
-        method, params = request.get("method"), request.get("params", [])
-        if request.get("jsonrpc") != "2.0" or not isinstance(method, str):
-            return _error_envelope(request_id, RpcError(INVALID_REQUEST, "Invalid request"))
-        if not isinstance(params, list):
-            return _error_envelope(request_id, RpcError(INVALID_PARAMS, "Invalid params: expected an array"))
-        handler = self._methods.get(method)
-        if handler is None:
-            return _error_envelope(request_id, RpcError(METHOD_NOT_FOUND, "Method not found"))
-        try:
-            with self.lock:
-                result = handler(params)
-        except RpcError as exc:
-            return _error_envelope(request_id, exc)
-        except Exception:
-            log.exception("devchain %s failed", method)
-            return _error_envelope(request_id, RpcError(INTERNAL_ERROR, "Internal error"))
-        return {"jsonrpc": "2.0", "result": result, "id": request_id}
+        return rpc.handle(body, self._methods, self.lock)
 
     def _rpc_get_latest_blockhash(self, params: list[Any]) -> Any:
-        slot = self._commitment_slot(_config(params, 0))
+        slot = self._commitment_slot(rpc.config(params, 0))
         blockhash = self._blocks[slot][0]
         return self._context(
             {"blockhash": str(blockhash), "lastValidBlockHeight": slot + self.blockhash_validity}, slot
@@ -483,20 +401,20 @@ class SolanaDevchain:
 
     def _rpc_is_blockhash_valid(self, params: list[Any]) -> Any:
         try:
-            blockhash = Hash.from_string(_arg(params, 0, str))
+            blockhash = Hash.from_string(rpc.arg(params, 0, str))
         except ValueError:
             raise RpcError(INVALID_PARAMS, "Invalid params: invalid blockhash") from None
         return self._context(self._blockhash_valid(blockhash))
 
     def _rpc_send_transaction(self, params: list[Any]) -> Any:
-        encoded = _arg(params, 0, str)
-        config = _config(params, 1)
-        raw = _decode(encoded, config.get("encoding", "base58"))
+        encoded = rpc.arg(params, 0, str)
+        config = rpc.config(params, 1)
+        raw = rpc.decode(encoded, config.get("encoding", "base58"))
         return self.send_transaction(raw, preflight=not config.get("skipPreflight", False))
 
     def _rpc_get_fee_for_message(self, params: list[Any]) -> Any:
         try:
-            message = from_bytes_versioned(base64.b64decode(_arg(params, 0, str), validate=True))
+            message = from_bytes_versioned(base64.b64decode(rpc.arg(params, 0, str), validate=True))
         except ValueError:
             raise RpcError(INVALID_PARAMS, "Invalid params: invalid message") from None
         if not self._blockhash_valid(message.recent_blockhash):
@@ -504,8 +422,8 @@ class SolanaDevchain:
         return self._context(LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures)
 
     def _rpc_get_transaction(self, params: list[Any]) -> Any:
-        signature = _signature(_arg(params, 0, str))
-        config = {"encoding": params[1]} if len(params) > 1 and isinstance(params[1], str) else _config(params, 1)
+        signature = rpc.signature(rpc.arg(params, 0, str))
+        config = {"encoding": params[1]} if len(params) > 1 and isinstance(params[1], str) else rpc.config(params, 1)
         if config.get("commitment") == "processed":
             raise RpcError(INVALID_PARAMS, "Method does not support commitment below `confirmed`")
         encoding = config.get("encoding", "json")
@@ -520,17 +438,17 @@ class SolanaDevchain:
                 "Transaction version (0) is not supported by the requesting client. Please try the request again "
                 'with the following configuration parameter: "maxSupportedTransactionVersion": 0',
             )
-        return _render_transaction(landed, encoding)
+        return render_transaction(landed, encoding)
 
     def _rpc_get_signature_statuses(self, params: list[Any]) -> Any:
-        signatures = _arg(params, 0, list)
+        signatures = rpc.arg(params, 0, list)
         if len(signatures) > 256:
             raise RpcError(INVALID_PARAMS, "Invalid params: too many signatures (max 256)")
         statuses: list[dict[str, Any] | None] = []
         for value in signatures:
             if not isinstance(value, str):
                 raise RpcError(INVALID_PARAMS, "Invalid params: signatures must be strings")
-            landed = self._txs.get(_signature(value))
+            landed = self._txs.get(rpc.signature(value))
             if landed is None:
                 statuses.append(None)
                 continue
@@ -547,11 +465,11 @@ class SolanaDevchain:
         return self._context(statuses)
 
     def _rpc_get_balance(self, params: list[Any]) -> Any:
-        key = _pubkey(_arg(params, 0, str))
+        key = rpc.pubkey(rpc.arg(params, 0, str))
         return self._context(self.svm.get_balance(key) or 0)
 
     def _rpc_get_token_account_balance(self, params: list[Any]) -> Any:
-        key = _pubkey(_arg(params, 0, str))
+        key = rpc.pubkey(rpc.arg(params, 0, str))
         if self.svm.get_account(key) is None:
             raise RpcError(INVALID_PARAMS, "Invalid param: could not find account")
         found = self._token_account(key)
@@ -561,15 +479,15 @@ class SolanaDevchain:
         return self._context(ui_amount(token.amount, self._decimals(token.mint)))
 
     def _rpc_get_account_info(self, params: list[Any]) -> Any:
-        key = _pubkey(_arg(params, 0, str))
-        return self._context(self._account_value(key, _config(params, 1)))
+        key = rpc.pubkey(rpc.arg(params, 0, str))
+        return self._context(self._account_value(key, rpc.config(params, 1)))
 
     def _rpc_get_multiple_accounts(self, params: list[Any]) -> Any:
-        keys = _arg(params, 0, list)
+        keys = rpc.arg(params, 0, list)
         if not 1 <= len(keys) <= 100 or not all(isinstance(key, str) for key in keys):
             raise RpcError(INVALID_PARAMS, "Invalid params: expected 1 to 100 base58 public keys")
-        config = _config(params, 1)
-        return self._context([self._account_value(_pubkey(key), config) for key in keys])
+        config = rpc.config(params, 1)
+        return self._context([self._account_value(rpc.pubkey(key), config) for key in keys])
 
     def _account_value(self, key: Pubkey, config: dict[str, Any]) -> dict[str, Any] | None:
         """One account as getAccountInfo and getMultipleAccounts render it; None when it does not exist."""
@@ -601,26 +519,26 @@ class SolanaDevchain:
         }
 
     def _rpc_request_airdrop(self, params: list[Any]) -> Any:
-        key = _pubkey(_arg(params, 0, str))
-        lamports = _arg(params, 1, int)
+        key = rpc.pubkey(rpc.arg(params, 0, str))
+        lamports = rpc.arg(params, 1, int)
         if lamports <= 0:
             raise RpcError(INVALID_PARAMS, "Invalid params: lamports must be positive")
         return self.airdrop(key, lamports)
 
     def _rpc_get_minimum_balance_for_rent_exemption(self, params: list[Any]) -> Any:
-        size = _arg(params, 0, int)
+        size = rpc.arg(params, 0, int)
         if size < 0:
             raise RpcError(INVALID_PARAMS, "Invalid params: size must not be negative")
         return self.svm.minimum_balance_for_rent_exemption(size)
 
     def _rpc_get_slot(self, params: list[Any]) -> Any:
-        return self._commitment_slot(_config(params, 0))
+        return self._commitment_slot(rpc.config(params, 0))
 
     def _rpc_get_signatures_for_address(self, params: list[Any]) -> Any:
         """Newest first, as the real node answers: transactions that name the address, down to (not
         including) `until`, starting below `before`, at most `limit` (1,000)."""
-        address = _pubkey(_arg(params, 0, str))
-        config = _config(params, 1)
+        address = rpc.pubkey(rpc.arg(params, 0, str))
+        config = rpc.config(params, 1)
         limit = config.get("limit", 1000)
         if not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise RpcError(INVALID_PARAMS, "Invalid params: limit must be 1 to 1000")
@@ -656,361 +574,6 @@ class SolanaDevchain:
         return found
 
     @staticmethod
-    def _instructions(landed: _Landed) -> list[tuple[Pubkey, bytes]]:
+    def _instructions(landed: Landed) -> list[tuple[Pubkey, bytes]]:
         keys = landed.keys
         return [(keys[ix.program_id_index], bytes(ix.data)) for ix in landed.tx.message.instructions]
-
-
-# --- rendering ---------------------------------------------------------------------------------
-
-
-def ui_amount(amount: int, decimals: int) -> dict[str, Any]:
-    text = format(Decimal(amount).scaleb(-decimals).normalize(), "f")
-    return {
-        "amount": str(amount),
-        "decimals": decimals,
-        "uiAmount": amount / 10**decimals if amount else None,
-        "uiAmountString": text,
-    }
-
-
-def _render_transaction(landed: _Landed, encoding: str) -> dict[str, Any]:
-    tx, keys = landed.tx, landed.keys
-    message = tx.message
-    assert isinstance(message, Message | MessageV0)  # noqa: S101 - _execute only records these
-    parsed = encoding == "jsonParsed"
-
-    def instruction(ix: CompiledInstruction, stack_height: int | None) -> dict[str, Any]:
-        if parsed:
-            accounts = [keys[i] for i in ix.accounts]
-            return parse_instruction(keys[ix.program_id_index], accounts, bytes(ix.data), stack_height)
-        return {
-            "programIdIndex": ix.program_id_index,
-            "accounts": list(ix.accounts),
-            "data": b58encode(bytes(ix.data)),
-            "stackHeight": stack_height,
-        }
-
-    meta: dict[str, Any] = {
-        "err": landed.err,
-        "status": {"Ok": None} if landed.err is None else {"Err": landed.err},
-        "fee": landed.fee,
-        "preBalances": landed.pre_balances,
-        "postBalances": landed.post_balances,
-        "innerInstructions": [
-            {"index": index, "instructions": [instruction(ix, height) for ix, height in group]}
-            for index, group in enumerate(landed.inner)
-            if group
-        ],
-        "logMessages": landed.logs,
-        "preTokenBalances": landed.pre_token_balances,
-        "postTokenBalances": landed.post_token_balances,
-        "rewards": [],
-        "computeUnitsConsumed": landed.compute_units,
-    }
-    if not parsed:
-        meta["loadedAddresses"] = {
-            "writable": [str(k) for k in landed.loaded_writable],
-            "readonly": [str(k) for k in landed.loaded_readonly],
-        }
-    transaction: Any
-    if encoding in ("base64", "base58"):
-        raw = bytes(tx)
-        transaction = [base64.b64encode(raw).decode() if encoding == "base64" else b58encode(raw), encoding]
-    else:
-        header = message.header
-        body: dict[str, Any] = {}
-        if parsed:
-            static = len(message.account_keys)
-            body["accountKeys"] = [
-                {
-                    "pubkey": str(key),
-                    "signer": index < header.num_required_signatures,
-                    "writable": _writable(message, index)
-                    if index < static
-                    else index < static + len(landed.loaded_writable),
-                    "source": "transaction" if index < static else "lookupTable",
-                }
-                for index, key in enumerate(keys)
-            ]
-        else:
-            body["header"] = {
-                "numRequiredSignatures": header.num_required_signatures,
-                "numReadonlySignedAccounts": header.num_readonly_signed_accounts,
-                "numReadonlyUnsignedAccounts": header.num_readonly_unsigned_accounts,
-            }
-            body["accountKeys"] = [str(key) for key in message.account_keys]
-        body["recentBlockhash"] = str(message.recent_blockhash)
-        body["instructions"] = [instruction(ix, None) for ix in message.instructions]
-        if isinstance(message, MessageV0):
-            body["addressTableLookups"] = [
-                {
-                    "accountKey": str(lookup.account_key),
-                    "writableIndexes": list(lookup.writable_indexes),
-                    "readonlyIndexes": list(lookup.readonly_indexes),
-                }
-                for lookup in message.address_table_lookups
-            ]
-        transaction = {"signatures": [str(s) for s in tx.signatures], "message": body}
-    return {
-        "slot": landed.slot,
-        "blockTime": landed.block_time,
-        "version": 0 if isinstance(message, MessageV0) else "legacy",
-        "meta": meta,
-        "transaction": transaction,
-    }
-
-
-def _writable(message: Message | MessageV0, index: int) -> bool:
-    """From the header, with invoked programs demoted to read-only as the runtime does."""
-    header, static = message.header, len(message.account_keys)
-    if index < header.num_required_signatures:
-        writable = index < header.num_required_signatures - header.num_readonly_signed_accounts
-    else:
-        writable = index < static - header.num_readonly_unsigned_accounts
-    return writable and not message.is_key_called_as_program(index)
-
-
-def parse_instruction(program: Pubkey, accounts: list[Pubkey], data: bytes, stack_height: int | None) -> dict[str, Any]:
-    """jsonParsed for the programs a payment touches; anything else in the raw form, as the RPC does."""
-    try:
-        parsed = _parse_known(program, [str(key) for key in accounts], data)
-    except (IndexError, ValueError):  # malformed data: the instruction failed, show it raw
-        parsed = None
-    if parsed is not None:
-        name, value = parsed
-        return {"program": name, "programId": str(program), "parsed": value, "stackHeight": stack_height}
-    return {
-        "programId": str(program),
-        "accounts": [str(key) for key in accounts],
-        "data": b58encode(data),
-        "stackHeight": stack_height,
-    }
-
-
-def _parse_known(program: Pubkey, accounts: list[str], data: bytes) -> tuple[str, Any] | None:
-    if program in MEMO_PROGRAMS:
-        return "spl-memo", data.decode("utf-8")
-    if program in TOKEN_PROGRAMS and data[:1] == b"\x03" and len(data) == 9:
-        info = {"source": accounts[0], "destination": accounts[1], **_authority(accounts, 2)}
-        info["amount"] = str(int.from_bytes(data[1:9], "little"))
-        return "spl-token", {"type": "transfer", "info": info}
-    if program in TOKEN_PROGRAMS and data[:1] == b"\x0c" and len(data) == 10:
-        amount, decimals = int.from_bytes(data[1:9], "little"), data[9]
-        info = {"source": accounts[0], "mint": accounts[1], "destination": accounts[2], **_authority(accounts, 3)}
-        info["tokenAmount"] = ui_amount(amount, decimals)
-        return "spl-token", {"type": "transferChecked", "info": info}
-    if program == SYSTEM_PROGRAM_ID and len(data) == 12 and data[:4] == b"\x02\x00\x00\x00":
-        info = {"source": accounts[0], "destination": accounts[1], "lamports": int.from_bytes(data[4:12], "little")}
-        return "system", {"type": "transfer", "info": info}
-    if program == ASSOCIATED_TOKEN_PROGRAM_ID and data in (b"", b"\x00", b"\x01"):
-        names = ("source", "account", "wallet", "mint", "systemProgram", "tokenProgram")
-        kind = "createIdempotent" if data == b"\x01" else "create"
-        return "spl-associated-token-account", {"type": kind, "info": dict(zip(names, accounts, strict=False))}
-    return None
-
-
-def _authority(accounts: list[str], index: int) -> dict[str, Any]:
-    if len(accounts) > index + 1:
-        return {"multisigAuthority": accounts[index], "signers": accounts[index + 1 :]}
-    return {"authority": accounts[index]}
-
-
-# --- small helpers -------------------------------------------------------------------------------
-
-
-def _err_json(result: FailedTransactionMetadata) -> Any:
-    return json.loads(result.to_json())["err"]
-
-
-def _preflight_error(err: Any, logs: list[str] | None = None, units: int = 0) -> RpcError:
-    if isinstance(err, dict) and "InstructionError" in err:
-        index, detail = err["InstructionError"]
-        text = (
-            f"custom program error: {detail['Custom']:#x}"
-            if isinstance(detail, dict) and "Custom" in detail
-            else str(detail)
-        )
-        description = f"Error processing Instruction {index}: {text}"
-    else:
-        description = _ERROR_TEXT.get(err, str(err)) if isinstance(err, str) else json.dumps(err)
-    data = {"err": err, "logs": logs or [], "accounts": None, "unitsConsumed": units, "returnData": None}
-    return RpcError(SEND_TRANSACTION_PREFLIGHT_FAILURE, f"Transaction simulation failed: {description}", data)
-
-
-def _error_envelope(request_id: Any, error: RpcError) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "error": error.as_json(), "id": request_id}
-
-
-def _arg[T](params: list[Any], index: int, kind: type[T]) -> T:
-    if len(params) <= index:
-        raise RpcError(INVALID_PARAMS, f"Invalid params: missing parameter {index}")
-    value = params[index]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise RpcError(INVALID_PARAMS, f"Invalid params: parameter {index} must be {kind.__name__}")
-    return value
-
-
-def _config(params: list[Any], index: int) -> dict[str, Any]:
-    if len(params) <= index or params[index] is None:
-        return {}
-    return _arg(params, index, dict)
-
-
-def _pubkey(value: str) -> Pubkey:
-    try:
-        return Pubkey.from_string(value)
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
-
-
-def _signature(value: str) -> str:
-    try:
-        Signature.from_string(value)
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, "Invalid param: Invalid") from None
-    return value
-
-
-def _decode(encoded: str, encoding: str) -> bytes:
-    try:
-        if encoding == "base64":
-            return base64.b64decode(encoded, validate=True)
-        if encoding == "base58":
-            return b58decode(encoded)
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, f"Invalid params: invalid {encoding} encoding") from None
-    raise RpcError(INVALID_PARAMS, f"Invalid params: unsupported encoding {encoding!r}")
-
-
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
-
-
-def b58encode(data: bytes) -> str:
-    number, out = int.from_bytes(data, "big"), ""
-    while number:
-        number, digit = divmod(number, 58)
-        out = _B58[digit] + out
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
-
-
-def b58decode(text: str) -> bytes:
-    number = 0
-    for char in text:
-        if char not in _B58_INDEX:
-            raise ValueError(f"not base58: {char!r}")
-        number = number * 58 + _B58_INDEX[char]
-    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
-    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
-
-
-# --- HTTP ------------------------------------------------------------------------------------------
-
-
-class SolanaRpcServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], devchain: SolanaDevchain) -> None:
-        self.devchain = devchain
-        super().__init__(address, _Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def server_close(self) -> None:
-        super().server_close()
-        self.devchain.close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: SolanaRpcServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("devchain %s " + format, self.address_string(), *args)
-
-    def do_OPTIONS(self) -> None:
-        self._send(204, b"", "text/plain")
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path == "/health":
-            self._send(200, b"ok", "text/plain")
-        elif path == "/devchain":
-            self._json(200, self.server.devchain.info())
-        else:
-            self._json(404, {"error": "not found"})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self.close_connection = True
-            self._json(413, {"error": "body too large"})
-            return
-        body = self.rfile.read(length)
-        path = self.path.split("?", 1)[0]
-        devchain = self.server.devchain
-        if path == "/":
-            self._json(200, devchain.handle_rpc(body))
-            return
-        try:
-            payload = json.loads(body or b"{}")
-            if not isinstance(payload, dict):
-                raise ValueError("expected a JSON object")
-            if path == "/faucet":
-                address = payload.get("address")
-                if not isinstance(address, str):
-                    raise ValueError("address is required")
-                amounts = {"sol": int(payload.get("sol", 0)), "usdc": int(payload.get("usdc", 0))}
-                opened = bool(payload.get("token_account", False))
-                self._json(200, devchain.faucet(address, **amounts, create_token_account=opened))
-            elif path == "/devchain/advance":
-                slots = int(payload.get("slots", 1))
-                if not 0 <= slots <= 100_000:
-                    raise ValueError("slots must be 0..100000")
-                self._json(200, devchain.advance(slots))
-            elif path == "/devchain/finalize":
-                self._json(200, devchain.finalize())
-            else:
-                self._json(404, {"error": "not found"})
-        except RpcError as exc:
-            self._json(400, {"error": exc.message, "data": exc.data})
-        except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: nesting 100,000 deep
-            self._json(400, {"error": str(exc)})
-
-    def _json(self, status: int, payload: Any) -> None:
-        self._send(status, json.dumps(payload).encode(), "application/json")
-
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "*")
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def serve_solana(
-    host: str = "127.0.0.1", port: int = 8899, **opts: Any
-) -> tuple[SolanaRpcServer, threading.Thread, SolanaDevchain]:
-    """Start a devchain and its RPC server in a daemon thread (port 0: an ephemeral port, see `server.url`).
-    Stop with `server.shutdown(); server.server_close()` (which also stops the slot timer)."""
-    devchain = SolanaDevchain(**opts)
-    try:
-        server = SolanaRpcServer((host, port), devchain)
-    except OSError:
-        devchain.close()
-        raise
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.1},
-        name=f"solana-devchain-{server.server_address[1]}",
-        daemon=True,
-    )
-    thread.start()
-    return server, thread, devchain

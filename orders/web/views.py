@@ -1,17 +1,13 @@
-"""The buyer's pages: my orders, the order page and its one POST view.
+"""The buyer's pages: my orders, the order page and its polling; its one POST view is in
+`orders.web.actions`.
 
-Views stay thin: reads through `orders.reads.queries`, writes through `orders.core.transitions.transition` and
-`orders.core.services`. One POST view (`order_act`) dispatches on the pressed button's `action`. Without
-HTMX it redirects back to the page after a success and re-renders the page with the message after
-a refusal; with HTMX it renders the changed part (`orders/detail.html#panel`, `#messages`). A
-refused action (409, 400, 403) shows its sentence in place, with the status code, never a blank swap.
+Views stay thin: reads through `orders.reads.queries`.
 
 Agents' owners (signed in with an API key) and staff see the same page read-only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,24 +15,21 @@ from typing import Any
 from django.conf import settings
 from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_safe
 from django_htmx.middleware import HtmxDetails
 
 from identity import sessions
 from identity.sessions import session_principal
 from identity.views import signin_redirect
-from lib import ratelimit
-from lib.errors import AtelierError, Forbidden, NotFound
+from lib.errors import Forbidden, NotFound
 from lib.principal import Principal
-from orders import workspaces
-from orders.checkout import claims, recheck, solana_pay_watch
-from orders.core import services
-from orders.core.transitions import Role, allowed_actions, transition
+from orders.checkout import recheck, solana_pay_watch
+from orders.core.transitions import Role, allowed_actions
 from orders.models import (
     AWAITING_DELIVERY,
     MESSAGING_STATUSES,
@@ -51,7 +44,6 @@ from orders.models import (
 from orders.reads import attention, queries, resolution
 from orders.reads.rendering import deliverable_items, delivery_versions, earlier_deliverables, timeline
 from orders.web import forms, lookup
-from orders.web.messages_api import MESSAGE_RATE
 from payments import checkout, demo_wallet
 from payments.shapes import PaymentInstructions
 
@@ -68,17 +60,8 @@ LIST_PAGE = 25
 POLL_SECONDS = 3
 
 
-def _signin_url(next_path: str) -> str:
+def signin_url_for(next_path: str) -> str:
     return f"{reverse('signin')}?{urlencode({'next': next_path})}"
-
-
-def _session_ended(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
-    """An action from an order page whose session ended: sign in, then back to the order (never the
-    POST URL). htmx follows HX-Redirect as a whole-page visit; atelier.js keeps what was typed."""
-    url = _signin_url(reverse("orders:detail", args=[order_id]))
-    if request.htmx:
-        return HttpResponse(status=204, headers={"HX-Redirect": url})
-    return redirect(url)
 
 
 # --- my orders ----------------------------------------------------------------------------------
@@ -273,7 +256,7 @@ def _checkout_codes(payment: PaymentInstructions | None, order: Order) -> dict[s
     return {}
 
 
-def _viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tuple[Order, Role, Principal]:
+def viewer(request: HttpRequest, order_id: str, *, details: bool = True) -> tuple[Order, Role, Principal]:
     principal = session_principal(request)
     if principal is None:
         raise Forbidden("Sign in to see this order.", code="authentication_required")
@@ -290,7 +273,7 @@ def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, de
     if order.status not in PAYABLE:
         return order
     if solana_pay_watch.payment_look(order) == "paid":
-        order, _role, _principal = _viewer(request, order_id, details=details)
+        order, _role, _principal = viewer(request, order_id, details=details)
     return order
 
 
@@ -298,7 +281,7 @@ def _found_by_reference(request: HttpRequest, order: Order, order_id: str, *, de
 def order_detail(request: HttpRequest, order_id: str) -> HttpResponse:
     if session_principal(request) is None:
         return signin_redirect(request)
-    order, role, principal = _viewer(request, order_id)
+    order, role, principal = viewer(request, order_id)
     order = _found_by_reference(request, order, order_id)
     shown = Page(order, role, principal, before=request.GET.get("before", ""))
     return render(request, TEMPLATE, shown.context(request))
@@ -314,13 +297,13 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
     due (orders.checkout.solana_pay_watch.payment_look) takes the long way, which looks."""
     principal = session_principal(request)
     if principal is None:  # signed out elsewhere: say so once and stop polling; nothing typed is touched
-        signin_url = _signin_url(reverse("orders:detail", args=[order_id]))
+        signin_url = signin_url_for(reverse("orders:detail", args=[order_id]))
         return render(request, f"{TEMPLATE}#session_ended", {"signin_url": signin_url})
     seen = request.GET.get("v", "")
     state = queries.poll_state(principal, order_id) if seen else None
     if state is not None and state[1] == seen and not solana_pay_watch.payment_look_due(state[0]):
         return HttpResponse(status=204)
-    order, role, principal = _viewer(request, order_id, details=False)
+    order, role, principal = viewer(request, order_id, details=False)
     order = _found_by_reference(request, order, order_id, details=False)
     stamp = queries.latest_event_id(order)  # first: what is read next is at least this new
     after = request.GET.get("after", "")
@@ -347,7 +330,7 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
         }
         return render(request, f"{TEMPLATE}#poll", context)
     # Something happened besides messages: the panel again, out of band.
-    order, role, principal = _viewer(request, order_id)
+    order, role, principal = viewer(request, order_id)
     context = Page(order, role, principal).context(request)
     # preserve_forms: the page keeps every form as the buyer left it (hx-preserve), typed text and all.
     context.update(new_messages=new_messages, panel_oob=True, change_stamp=stamp, preserve_forms=True)
@@ -358,155 +341,3 @@ def order_poll(request: HttpRequest, order_id: str) -> HttpResponse:
         f"{TEMPLATE}#panel", context, request
     )
     return HttpResponse(body, headers={"HX-Retarget": "#messages", "HX-Reswap": "outerHTML"})
-
-
-# --- the one POST view --------------------------------------------------------------------------
-
-Handler = Callable[[HttpRequest, Order, Principal], None]
-
-
-def _bound(request: HttpRequest, name: str, form_class: type[Form]) -> Form:
-    form = form_class(request.POST)
-    if not form.is_valid():
-        raise _Invalid(name, form)
-    return form
-
-
-class _Invalid(Exception):
-    def __init__(self, name: str, form: Form) -> None:
-        super().__init__(forms.first_error(form))
-        self.name = name
-        self.form = form
-
-
-def _accept(request: HttpRequest, order: Order, actor: Principal) -> None:
-    transition(order.id, "accept", actor)
-
-
-def _approve(request: HttpRequest, order: Order, actor: Principal) -> None:
-    transition(order.id, "approve", actor)
-
-
-def _revision(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "revision", forms.RevisionForm)
-    transition(order.id, "revision", actor, feedback=form.cleaned_data["feedback"])
-
-
-def _dispute(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "dispute", forms.DisputeForm)
-    transition(order.id, "dispute", actor, reason=form.cleaned_data["reason"])
-
-
-def _cancel(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "cancel", forms.CancelForm)
-    reason = form.cleaned_data["reason"]
-    transition(order.id, "cancel", actor, **({"reason": reason} if reason else {}))
-
-
-def _pay(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "pay", forms.PayForm)
-    claims.order_pay(
-        order_id=order.id,
-        actor=actor,
-        tx_hash=form.cleaned_data["escrow_tx_hash"],
-        chain=form.cleaned_data["payment_chain"],
-        payer_signature=form.cleaned_data["payer_signature"],
-    )
-
-
-def _pay_demo(request: HttpRequest, order: Order, actor: Principal) -> None:
-    """The demo wallet sends the USDC transfer on the devchain; then it is verified like any payment."""
-    secret = request.session.get(sessions.DEMO_SECRET, "")
-    if not sessions.demo_wallet_enabled() or demo_wallet.address_of(secret) != order.buyer_wallet:
-        raise Forbidden("This order was not placed with the demo wallet.", code="demo_wallet_unavailable")
-    instructions = checkout.payment_instructions(order)
-    if instructions is None or order.payment_chain != "solana":
-        order.payment_chain = "solana"
-        instructions = checkout.payment_instructions(order)
-    if instructions is None:
-        raise Forbidden("No Solana escrow is configured on this server.", code="demo_wallet_unavailable")
-    signature = demo_wallet.pay(secret, instructions)
-    claims.order_pay(order_id=order.id, actor=actor, tx_hash=signature, chain="solana")
-
-
-def _message(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "message", forms.MessageForm)
-    ratelimit.check(request, MESSAGE_RATE)
-    services.message_post(order=order, role=Role.BUYER, actor=actor, content=form.cleaned_data["content"])
-
-
-def _review(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "review", forms.ReviewForm)
-    services.review_create(
-        order=order,
-        role=Role.BUYER,
-        actor=actor,
-        rating=form.cleaned_data["rating"],
-        comment=form.cleaned_data["comment"],
-    )
-
-
-def _generate(request: HttpRequest, order: Order, actor: Principal) -> None:
-    form = _bound(request, "generate", forms.PromptForm)
-    workspaces.prompt_create(order_id=order.id, actor=actor, prompt=form.cleaned_data["prompt"])
-
-
-HANDLERS: dict[str, Handler] = {
-    "accept": _accept,
-    "pay": _pay,
-    "pay_demo": _pay_demo,
-    "approve": _approve,
-    "revision": _revision,
-    "dispute": _dispute,
-    "cancel": _cancel,
-    "message": _message,
-    "review": _review,
-    "generate": _generate,
-}
-# Which part of the page each action changes (and where its refusal is shown).
-MESSAGE_ACTIONS = frozenset({"message"})
-
-
-@require_POST
-def order_act(request: HtmxHttpRequest, order_id: str) -> HttpResponse:
-    """Every button on the order page posts here with its `action`."""
-    if session_principal(request) is None:
-        return _session_ended(request, order_id)
-    order, role, principal = _viewer(request, order_id)
-    could_message = order.status in MESSAGING_STATUSES
-    action = request.POST.get("action", "")
-    target = "messages" if action in MESSAGE_ACTIONS else "panel"
-    handler = HANDLERS.get(action)
-    bound: dict[str, Form] = {}
-    error, status = "", 200
-    try:
-        if handler is None:
-            raise Forbidden(f"Unknown action {action[:40]!r}.", code="unknown_action")
-        if role != Role.BUYER or order.buyer_kind == BuyerKind.AGENT:
-            raise Forbidden("This view is read-only for you; agents act through the API.", code="read_only")
-        handler(request, order, principal)
-    except _Invalid as exc:
-        bound[exc.name] = exc.form
-        error, status = str(exc), 400
-    except AtelierError as exc:
-        error, status = exc.message, exc.status
-    if not error and not request.htmx:
-        return redirect(reverse("orders:detail", args=[order.id]) + ("#messages" if target == "messages" else ""))
-    # Re-read after the write (or the refusal): the panel shows what is true now.
-    order, role, principal = _viewer(request, order_id)
-    page = Page(order, role, principal, error=error, error_target=target, forms=bound)
-    context = page.context(request)
-    if not request.htmx:
-        return render(request, TEMPLATE, context, status=status)
-    if target == "messages":
-        return render(request, f"{TEMPLATE}#messages", context, status=status)
-    # The panel, and the poller with the new event id so the next poll does not redraw it again;
-    # the whole message box (poller included) when messaging opened or closed with this action.
-    body = render_to_string(f"{TEMPLATE}#panel", context, request)
-    if could_message != context["messaging_open"]:
-        context["messages_oob"] = True
-        body += render_to_string(f"{TEMPLATE}#messages", context, request)
-    else:
-        context["poller_oob"] = True
-        body += render_to_string(f"{TEMPLATE}#poller", context, request)
-    return HttpResponse(body, status=status)

@@ -1,6 +1,7 @@
 """Solana: USDC (SPL Token) payments into the escrow's own associated token account, payouts from it.
 
-Spoken as JSON-RPC over HTTP with `requests`, to `manage.py devchain` or to a public node alike.
+The client: JSON-RPC over HTTP with `requests`, to `manage.py devchain` or to a public node alike;
+what a transaction holds is built and read in `payments.chains.solana_transactions`.
 A payment counts when `getTransaction` (jsonParsed, finalized) shows a successful transaction,
 signed by the buyer, that raised the balance of the escrow's USDC associated token account by at
 least the price, with exactly one memo equal to the order's payment reference, in a block not older
@@ -16,7 +17,6 @@ import itertools
 import logging
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -24,23 +24,18 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from solders.hash import Hash
-from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from solders.token.state import TokenAccount, TokenAccountState
+from solders.token.state import TokenAccountState
 from solders.transaction import Transaction, VersionedTransaction
-from spl.memo.constants import MEMO_PROGRAM_ID
-from spl.memo.instructions import create_memo
-from spl.memo.models import MemoParams
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import (
     get_associated_token_address,
-    transfer_checked,
 )
-from spl.token.models import TransferCheckedParams
 
+from payments.chains import solana_transactions as transactions
 from payments.chains.base import (
     ChainNotConfigured,
     ChainUnavailable,
@@ -54,10 +49,10 @@ from payments.chains.base import (
     VerifiedTransfer,
 )
 from payments.chains.config import solana_config
+from payments.chains.solana_transactions import USDC_DECIMALS
 
 log = logging.getLogger(__name__)
 
-USDC_DECIMALS = 6
 # The base fee of a transaction with one signature (no priority fee): what a payer needs in SOL.
 LAMPORTS_PER_SIGNATURE = 5_000
 # What a wallet (a system account, no data) must keep: a fee that would leave it above zero but
@@ -68,7 +63,6 @@ RENT_EXEMPT_WALLET_LAMPORTS = 890_880
 # a script) then costs the node one getLatestBlockhash per interval, not one per request.
 BLOCKHASH_REUSE_SECONDS = 2.0
 clock = time.time  # wall-clock seconds, comparable across app servers (tests move it)
-MEMO_PROGRAMS = (str(MEMO_PROGRAM_ID), "Memo1UhkJRfHyvLMcVucJwxXeuD728EqVDDwQDxFMNo")
 _HARMLESS_SEND_ERRORS = (
     "AlreadyProcessed",  # these exact bytes already landed
     "BlockhashNotFound",  # cannot land any more: transfer_status says "expired" once the chain agrees
@@ -88,27 +82,6 @@ class RpcError(ChainUnavailable):
     @property
     def transaction_error(self) -> Any:
         return self.data.get("err") if isinstance(self.data, dict) else None
-
-
-@dataclass(frozen=True)
-class Inflow:
-    """What one transaction moved into the escrow's own USDC account."""
-
-    received: int  # base units
-    sender: str  # the owner of the USDC account it came from
-    source_account: str  # that account ("" when USDC was minted straight into escrow)
-    sender_signed: bool  # whether the sender signed the transaction: only then may money go back to it
-    signers: tuple[str, ...]
-    memos: list[str]  # every memo-program instruction, top-level and inner
-
-
-def _memos(tx: dict[str, Any]) -> list[str]:
-    """The memos of the whole transaction: top-level instructions and the inner instructions of
-    program calls alike (a multisig vault or smart wallet runs the memo by CPI). jsonParsed gives a
-    memo's text as `parsed`; one it could not decode counts all the same, as its raw data."""
-    top = tx["transaction"]["message"]["instructions"]
-    inner = [ix for group in tx["meta"].get("innerInstructions") or [] for ix in group["instructions"]]
-    return [str(ix.get("parsed", ix.get("data", ""))) for ix in [*top, *inner] if ix.get("programId") in MEMO_PROGRAMS]
 
 
 class SolanaClient:
@@ -143,6 +116,9 @@ class SolanaClient:
         # What verification compares against: the escrow wallet and its own USDC account.
         self.escrow_address = address
         self.escrow_token_account = get_associated_token_address(self.escrow_address, self.mint)
+        self.escrow_accounts = transactions.Escrow(
+            mint=str(self.mint), owner=str(self.escrow_address), token_account=str(self.escrow_token_account)
+        )
         self.rpc_url = rpc_url
         self.timeout = timeout
         self.session = session or requests.Session()
@@ -202,93 +178,18 @@ class SolanaClient:
             if final:
                 raise PaymentPending("the transaction is confirmed but not finalized yet")
         try:
-            return self._check_payment(tx, signature, payer, min_amount, reference, not_before, is_final)
-        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
-
-    def _check_payment(
-        self,
-        tx: dict[str, Any],
-        signature: str,
-        payer: str | None,
-        min_amount: int,
-        reference: str,
-        not_before: int,
-        is_final: bool,
-    ) -> VerifiedTransfer:
-        meta = tx["meta"]
-        if meta is None:
-            raise ChainUnavailable("Solana RPC returned the transaction without its status")
-        if tx["transaction"]["signatures"][0] != signature:
-            raise ChainUnavailable("Solana RPC returned a different transaction")
-        if meta["err"] is not None:
-            raise PaymentRejected("tx_failed", f"the transaction failed on chain: {meta['err']}")
-        inflow = self._inflow(tx)
-        # The memo binds the transfer to its order, whoever signed it: checked before anything else
-        # is said about the transfer, so a stranger learns nothing about another order's payment.
-        if inflow.memos != [reference]:
-            raise PaymentRejected("memo_mismatch", "the transaction must carry exactly one memo: the payment reference")
-        if payer is not None and payer not in inflow.signers:
-            raise PaymentRejected("buyer_not_signer", "the transaction was not signed by the payer's wallet")
-        block_time = tx.get("blockTime")
-        if block_time is None:
-            raise ChainUnavailable("Solana RPC returned the transaction without its block time")
-        transfer = VerifiedTransfer(
-            tx_hash=signature,
-            payer=inflow.sender,
-            amount=inflow.received,
-            block_time=int(block_time),
-            final=is_final,
-            source_account=inflow.source_account,
-            payer_signed=inflow.sender_signed,
-            signers=inflow.signers,
-        )
-        if block_time < not_before:
-            raise PaymentRejected("tx_too_old", "the transaction is older than the order", transfer=transfer)
-        if inflow.received < min_amount:
-            raise PaymentRejected(
-                "underpaid", f"received {inflow.received} base units, {min_amount} due", transfer=transfer
+            return transactions.checked_payment(
+                tx,
+                self.escrow_accounts,
+                signature=signature,
+                payer=payer,
+                min_amount=min_amount,
+                reference=reference,
+                not_before=not_before,
+                is_final=is_final,
             )
-        return transfer
-
-    def _inflow(self, tx: dict[str, Any]) -> Inflow:
-        """What a successful transaction moved into the escrow's own USDC account, where it came from
-        and the memos it carries. PaymentRejected when nothing arrived."""
-        meta = tx["meta"]
-        message = tx["transaction"]["message"]
-        keys = [key["pubkey"] for key in message["accountKeys"]]
-        signers = tuple(key["pubkey"] for key in message["accountKeys"] if key["signer"])
-        mint, escrow, escrow_account = str(self.mint), str(self.escrow_address), str(self.escrow_token_account)
-        pre, post = meta.get("preTokenBalances") or [], meta.get("postTokenBalances") or []
-        if not any(balance["mint"] == mint for balance in pre + post):
-            raise PaymentRejected("wrong_token", "the transaction moves no USDC")
-        if escrow_account not in keys:
-            raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
-        index = keys.index(escrow_account)
-
-        def amounts(balances: list[dict[str, Any]]) -> dict[int, tuple[str, int]]:
-            found: dict[int, tuple[str, int]] = {}
-            for balance in balances:
-                if balance["mint"] != mint:
-                    continue
-                if balance["accountIndex"] == index and balance["owner"] != escrow:
-                    raise PaymentRejected("not_to_escrow", "the escrow's USDC account is not what it should be")
-                found[balance["accountIndex"]] = (balance["owner"], int(balance["uiTokenAmount"]["amount"]))
-            return found
-
-        before, after = amounts(pre), amounts(post)
-        received = after.get(index, ("", 0))[1] - before.get(index, ("", 0))[1]
-        if received <= 0:
-            raise PaymentRejected("not_to_escrow", "the escrow's USDC account received nothing")
-        # The source is the USDC account that lost the most (a closed account is missing after: it
-        # lost everything); its owner is the sender, and money goes back there only if it signed.
-        losses = {i: amount - after.get(i, (owner, 0))[1] for i, (owner, amount) in before.items() if i != index}
-        if losses:
-            source = max(losses, key=lambda i: losses[i])
-            sender, source_account = before[source][0], keys[source]
-        else:  # minted straight into escrow: nobody's account lost it
-            sender, source_account = keys[0], ""
-        return Inflow(received, sender, source_account, sender in signers, signers, _memos(tx))
+        except transactions.SHAPE_ERRORS as exc:
+            raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
 
     def inbound_transfers(self, after: str) -> tuple[list[InboundTransfer], str]:
         """Walks `getSignaturesForAddress` of the escrow's USDC account back to `after`, then reads each
@@ -311,33 +212,8 @@ class SolanaClient:
         found: list[InboundTransfer] = []
         for entry in reversed(signatures):  # oldest first
             signature = entry["signature"]
-            if entry.get("err") is not None:
-                found.append(InboundTransfer(signature, "", 0, (), 0, signature))  # nothing arrived
-                continue
-            tx = self._get_transaction(signature, "finalized")
-            if tx is None or tx.get("meta") is None or tx["meta"].get("err") is not None:
-                found.append(InboundTransfer(signature, "", 0, (), 0, signature))
-                continue
-            try:
-                inflow = self._inflow(tx)
-            except PaymentRejected:  # a payout or anything else that did not raise the balance
-                found.append(InboundTransfer(signature, "", 0, (), 0, signature))
-                continue
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-                raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
-            found.append(
-                InboundTransfer(
-                    signature,
-                    inflow.sender,
-                    inflow.received,
-                    tuple(inflow.memos),
-                    int(tx.get("blockTime") or 0),
-                    signature,
-                    source_account=inflow.source_account,
-                    sender_signed=inflow.sender_signed,
-                    signers=inflow.signers,
-                )
-            )
+            tx = self._get_transaction(signature, "finalized") if entry.get("err") is None else None
+            found.append(transactions.inbound_transfer(signature, tx, self.escrow_accounts))
         return found, found[-1].position if found else after
 
     def opening_point(self) -> tuple[str, int]:
@@ -352,16 +228,7 @@ class SolanaClient:
         tx = self._get_transaction(signature, "finalized")
         if tx is None:
             raise ChainUnavailable(f"Solana RPC listed {signature} but does not return it")
-        try:
-            index = [key["pubkey"] for key in tx["transaction"]["message"]["accountKeys"]].index(
-                str(self.escrow_token_account)
-            )
-            after = [
-                b for b in tx["meta"]["postTokenBalances"] if b["accountIndex"] == index and b["mint"] == str(self.mint)
-            ]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ChainUnavailable(f"Solana RPC answered an unexpected getTransaction shape: {exc!r}") from exc
-        return signature, int(after[0]["uiTokenAmount"]["amount"]) if after else 0
+        return signature, transactions.balance_after(tx, self.escrow_accounts)
 
     def signatures_for(self, address: str, *, limit: int = 20) -> list[str]:
         """The latest successful transactions naming `address` (a Solana Pay reference), newest first,
@@ -381,22 +248,18 @@ class SolanaClient:
         format, a blockhash at most BLOCKHASH_REUSE_SECONDS old (`_shared_blockhash`); ValueError
         when `payer` is not a public key."""
         owner = Pubkey.from_string(payer)
-        blockhash = self._shared_blockhash()
-        params = TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID,
-            source=get_associated_token_address(owner, self.mint),
-            mint=self.mint,
-            dest=self.escrow_token_account,
-            owner=owner,
-            amount=amount,
-            decimals=USDC_DECIMALS,
-            signers=[],
-        )
-        transfer = transfer_checked(params)
-        marked = AccountMeta(Pubkey.from_string(reference), is_signer=False, is_writable=False)
-        transfer = Instruction(transfer.program_id, transfer.data, [*transfer.accounts, marked])
-        note = create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner, message=memo.encode()))
-        message = Message.new_with_blockhash([note, transfer], owner, blockhash)
+        instructions = [
+            transactions.memo(owner, memo),
+            transactions.usdc_transfer(
+                source=get_associated_token_address(owner, self.mint),
+                dest=self.escrow_token_account,
+                owner=owner,
+                mint=self.mint,
+                amount=amount,
+                reference=Pubkey.from_string(reference),
+            ),
+        ]
+        message = Message.new_with_blockhash(instructions, owner, self._shared_blockhash())
         return bytes(Transaction.new_unsigned(message))
 
     def payer_balances(self, payer: str) -> tuple[int, int]:
@@ -410,14 +273,9 @@ class SolanaClient:
         try:
             wallet, holding = result["value"]
             lamports = int(wallet["lamports"]) if wallet is not None else 0
-            if holding is None:
-                return lamports, 0
-            token = TokenAccount.from_bytes(base64.b64decode(holding["data"][0])[:165])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ChainUnavailable(f"Solana RPC answered getMultipleAccounts with garbage: {exc!r}") from exc
-        if holding["owner"] != str(TOKEN_PROGRAM_ID) or token.mint != self.mint:
-            raise ChainUnavailable(f"{token_account} is not a USDC token account")
-        return lamports, token.amount
+        return lamports, transactions.usdc_held(holding, self.mint, account=token_account, method="getMultipleAccounts")
 
     def _shared_blockhash(self) -> Hash:
         """A recent blockhash, reused for BLOCKHASH_REUSE_SECONDS through Django's cache (Redis in
@@ -464,15 +322,9 @@ class SolanaClient:
         result = self._rpc("getAccountInfo", [str(account), {"encoding": "base64", "commitment": "finalized"}])
         try:
             value = result["value"]
-            if value is None:
-                return 0
-            data = base64.b64decode(value["data"][0])
-            token = TokenAccount.from_bytes(data[:165])
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise ChainUnavailable(f"Solana RPC answered getAccountInfo with garbage: {exc!r}") from exc
-        if value["owner"] != str(TOKEN_PROGRAM_ID) or token.mint != self.mint:
-            raise ChainUnavailable(f"{account} is not a USDC token account")
-        return token.amount
+        return transactions.usdc_held(value, self.mint, account=account, method="getAccountInfo")
 
     # --- payouts ------------------------------------------------------------------------------------
 
@@ -495,7 +347,7 @@ class SolanaClient:
                 value = result["value"]
                 if value is None or value["owner"] != str(TOKEN_PROGRAM_ID):
                     continue
-                token = TokenAccount.from_bytes(base64.b64decode(value["data"][0])[:165])
+                token = transactions.token_account(value)
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ChainUnavailable(f"Solana RPC answered getAccountInfo with garbage: {exc!r}") from exc
             if token.mint == self.mint and token.owner == owner and token.state == TokenAccountState.Initialized:
@@ -532,19 +384,11 @@ class SolanaClient:
         except (KeyError, TypeError, ValueError) as exc:
             raise ChainUnavailable(f"Solana RPC answered getLatestBlockhash with garbage: {exc!r}") from exc
         hot = self.escrow_address
-        params = TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID,
-            source=self.escrow_token_account,
-            mint=self.mint,
-            dest=dest,
-            owner=hot,
-            amount=amount,
-            decimals=USDC_DECIMALS,
-            signers=[],
-        )
         instructions = [
-            transfer_checked(params),
-            create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=hot, message=memo.encode())),
+            transactions.usdc_transfer(
+                source=self.escrow_token_account, dest=dest, owner=hot, mint=self.mint, amount=amount
+            ),
+            transactions.memo(hot, memo),
         ]
         tx = VersionedTransaction(MessageV0.try_compile(hot, instructions, [], blockhash), [self.escrow])
         return SignedTransfer(tx_hash=str(tx.signatures[0]), raw=bytes(tx), valid_until=valid_until)

@@ -19,7 +19,7 @@ from solders.message import Message
 from solders.transaction import Transaction
 
 from agents.models import Service
-from devchain.solana import b58decode
+from devchain.solana_rendering import b58decode
 from orders.models import Order, Status
 from tests.e2e.conftest import TIMEOUT_MS, axe_check
 from tests.e2e.test_buyer_flow import BRIEF, order_id_of, seeded_marketplace, shoot, wait_for_status

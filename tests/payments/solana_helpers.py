@@ -53,7 +53,9 @@ from spl.token.models import (
     TransferCheckedParams,
 )
 
-from devchain.solana import SolanaDevchain, SolanaRpcServer, b58encode, serve_solana
+from devchain.solana import SolanaDevchain
+from devchain.solana_http import SolanaRpcServer, serve_solana
+from devchain.solana_rendering import b58encode
 from payments.chains import PaymentInstructions
 
 LAMPORTS_PER_SOL = 10**9

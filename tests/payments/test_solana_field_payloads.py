@@ -1,6 +1,6 @@
 """The Solana verifier on real mainnet `getTransaction` payloads (jsonParsed), collected from public
 repositories' test fixtures: fixtures/solana/SOURCES.md names each one's repository, path, commit
-and signature. Each test points a client's escrow at the payload's recipient (the escrow of that
+and signature. Each test points the escrow at the payload's recipient (the escrow of that
 transaction, as far as the verifier is concerned) and reads the payload as the chain gave it."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from solders.keypair import Keypair
-from solders.pubkey import Pubkey
 
 from payments.chains import PaymentRejected
-from payments.chains.solana import SolanaClient
+from payments.chains import solana_transactions as transactions
+from payments.chains.solana_transactions import Escrow
 
 FIXTURES = Path(__file__).with_name("fixtures") / "solana"
 MAINNET_USDC = "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v"
@@ -25,36 +24,34 @@ def payload(name: str) -> dict[str, Any]:
     return data
 
 
-def receiving(owner: str, account: str) -> SolanaClient:
-    """A client whose escrow is `owner`, with `account` as its USDC account (no RPC is asked)."""
-    client = SolanaClient(rpc_url="http://127.0.0.1:9", usdc_mint=MAINNET_USDC, escrow_secret=str(Keypair()))
-    client.escrow_address, client.escrow_token_account = Pubkey.from_string(owner), Pubkey.from_string(account)
-    return client
+def receiving(owner: str, account: str) -> Escrow:
+    """An escrow that is `owner`, with `account` as its USDC account."""
+    return Escrow(mint=MAINNET_USDC, owner=owner, token_account=account)
 
 
-def check(client: SolanaClient, tx: dict[str, Any], **kwargs: Any) -> Any:
+def check(escrow: Escrow, tx: dict[str, Any], **kwargs: Any) -> Any:
     options = {"payer": None, "min_amount": 1, "reference": "", "not_before": 0, "is_final": True} | kwargs
-    return client._check_payment(tx, tx["transaction"]["signatures"][0], *options.values())
+    return transactions.checked_payment(tx, escrow, signature=tx["transaction"]["signatures"][0], **options)
 
 
 def test_a_wallet_transfer_with_a_top_level_memo_pays_and_goes_back_to_its_signing_owner() -> None:
     tx = payload("mainnet-usdc-transferchecked-toplevel-memo-p2p")
-    client = receiving("3i476kTBBTy7pBGx4CXwJpJ6phuwLQgcwLTdHhU3c7ui", "H51DXRt3ubThhdhNeDMScfkbC5X4AWzYfHaZS3JKEfPh")
+    escrow = receiving("3i476kTBBTy7pBGx4CXwJpJ6phuwLQgcwLTdHhU3c7ui", "H51DXRt3ubThhdhNeDMScfkbC5X4AWzYfHaZS3JKEfPh")
     paid = check(
-        client, tx, reference="transfer", min_amount=1000, payer="8fusVwhgo4oS1fGpZKeRaXrJXQk9auKnAgcj9A97wR3t"
+        escrow, tx, reference="transfer", min_amount=1000, payer="8fusVwhgo4oS1fGpZKeRaXrJXQk9auKnAgcj9A97wR3t"
     )
     assert (paid.amount, paid.payer, paid.payer_signed) == (1000, "8fusVwhgo4oS1fGpZKeRaXrJXQk9auKnAgcj9A97wR3t", True)
     assert paid.source_account == "9rB2Poc468mPpY9WMUmaqEPsvJah8SpPB8bKqAjjXp5H"
     with pytest.raises(PaymentRejected) as refused:
-        check(client, tx, reference="atl-someoneelse")
+        check(escrow, tx, reference="atl-someoneelse")
     assert refused.value.code == "memo_mismatch"
 
 
 def test_a_transfer_without_a_memo_binds_no_order() -> None:
     tx = payload("mainnet-usdc-transferchecked-nonce-nomemo-explorer")
-    client = receiving("B2v68t8MXb9zUms1VQKuCcvjrjKDK6fLd8ZngqmBGy1M", "Efc6bp3wVC2iQpewxRmKdZM8vzt9DCFFhL7EiHYNGunv")
-    assert client._inflow(tx).memos == []
-    assert client._inflow(tx).received == 3_800_000
+    escrow = receiving("B2v68t8MXb9zUms1VQKuCcvjrjKDK6fLd8ZngqmBGy1M", "Efc6bp3wVC2iQpewxRmKdZM8vzt9DCFFhL7EiHYNGunv")
+    assert transactions.inflow(tx, escrow).memos == []
+    assert transactions.inflow(tx, escrow).received == 3_800_000
 
 
 @pytest.mark.parametrize(
@@ -92,7 +89,7 @@ def test_usdc_out_of_a_program_owned_account_names_its_owner_but_not_as_a_signer
     """A swap's pool vault or a multisig's vault pays: the account that lost the USDC belongs to a
     program-derived authority that never signed, so a return there would go to the pool, not the
     buyer. The verifier says so, and names who did sign (the candidates staff choose from)."""
-    inflow = receiving(owner, account)._inflow(payload(name))
+    inflow = transactions.inflow(payload(name), receiving(owner, account))
     assert inflow.received > 0
     assert (inflow.sender, inflow.sender_signed) == (vault_authority, False)
     assert len(inflow.signers) == signers

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import functools
 import hashlib
 import hmac
 import ipaddress
@@ -34,20 +32,22 @@ import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.subscriptions import InMemorySubscriptionBus
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.subscriptions import ResourceUpdated
 
-from atelier_client.buyer import Buyer, Wallet
+from atelier_client.buyer import Wallet
 from atelier_client.client import AtelierClient
 from atelier_client.errors import AtelierError
-from atelier_client.models import Order, Service
-from atelier_client.runner import ACTION_STATUSES
+from atelier_client.mcp_tools import Agent
+from atelier_client.mcp_tools_account import AccountTools, WebhookTools
+from atelier_client.mcp_tools_buying import BuyingTools
+from atelier_client.mcp_tools_orders import OrderTools
+from atelier_client.mcp_tools_services import ServiceTools
 
 INSTRUCTIONS = (
     "You are an agent selling services on Atelier. Call atelier_list_orders_needing_action, read each order "
@@ -58,42 +58,7 @@ INSTRUCTIONS = (
     "atelier_send_message to the buyer. To buy from another agent: atelier_search_services, atelier_hire_agent, "
     "then atelier_pay_order once quoted, atelier_download_deliverable once delivered, atelier_review once completed."
 )
-# What a tool returns of a downloaded file, at most (base64 grows it by a third).
-DOWNLOAD_MAX = 5 * 1024 * 1024
 WATCH_INTERVAL = 30.0  # seconds between looks at the orders (GET /api/orders: 600 an hour)
-
-
-def _tool_errors[F: Callable[..., Any]](function: F) -> F:
-    """An API error becomes a tool error the model can read and act on."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except AtelierError as exc:
-            detail = f" details={json.dumps(exc.details)}" if exc.details else ""
-            raise ToolError(f"{exc.status} {exc.code}: {exc.message}{detail}") from exc
-
-    return wrapper  # type: ignore[return-value]
-
-
-def summary(order: Order) -> dict[str, Any]:
-    return {
-        "id": order.id,
-        "status": order.status,
-        "service_title": order.service_title,
-        "brief": order.brief,
-        "quoted_price_usd": str(order.quoted_price_usd) if order.quoted_price_usd is not None else None,
-        "allowed_actions": order.allowed_actions,
-        "is_workspace": order.is_workspace,
-        "pending_prompts": [{"id": p.id, "prompt": p.prompt} for p in order.pending_prompts],
-        "revision_feedback": order.revision_feedback,
-        "viewer_role": order.viewer_role,
-    }
-
-
-def _service(service: Service) -> dict[str, Any]:
-    return service.raw
 
 
 def build_server(
@@ -110,267 +75,14 @@ def build_server(
     server: MCPServer = MCPServer(
         name, instructions=INSTRUCTIONS, subscriptions=bus, lifespan=_watching(client, bus, watch_interval)
     )
-    me: dict[str, str] = {}
+    agent = Agent(client, wallet)
+    for group in (AccountTools, ServiceTools, OrderTools, BuyingTools, WebhookTools):
+        group(agent).register(server)
+    _add_order_resources(server, client)
+    return server
 
-    def agent_id() -> str:
-        if "id" not in me:
-            me["id"] = client.agents.me().id
-        return me["id"]
 
-    def tool(function: Callable[..., Any]) -> None:
-        server.tool(name=function.__name__)(_tool_errors(function))
-
-    # --- the agent -------------------------------------------------------------------------------
-
-    def atelier_whoami() -> dict[str, Any]:
-        """The calling agent's profile (id, name, payout chain and wallet, endpoint_url)."""
-        agent = client.agents.me()
-        return {key: value for key, value in agent.raw.items() if key != "webhook_secret"}
-
-    def atelier_register(
-        name: str,
-        description: str,
-        payout_chain: str | None = None,
-        payout_wallet: str | None = None,
-        payout_address_base: str | None = None,
-    ) -> dict[str, Any]:
-        """Register a NEW agent (not this one). Its api_key and webhook_secret are shown once: keep them."""
-        registration = client.agents.register(
-            name,
-            description,
-            payout_chain=payout_chain,
-            payout_wallet=payout_wallet,
-            payout_address_base=payout_address_base,
-        )
-        return registration.raw
-
-    def atelier_update_profile(
-        name: str | None = None,
-        description: str | None = None,
-        endpoint_url: str | None = None,
-        payout_chain: str | None = None,
-        payout_wallet: str | None = None,
-        payout_address_base: str | None = None,
-    ) -> dict[str, Any]:
-        """Change this agent's profile. endpoint_url "" stops webhooks; `warnings` says when webhooks to
-        a new endpoint_url would be refused."""
-        fields = {
-            key: value
-            for key, value in {
-                "name": name,
-                "description": description,
-                "endpoint_url": endpoint_url,
-                "payout_chain": payout_chain,
-                "payout_wallet": payout_wallet,
-                "payout_address_base": payout_address_base,
-            }.items()
-            if value is not None
-        }
-        agent = client.agents.update_me(**fields)
-        return {key: value for key, value in agent.raw.items() if key != "webhook_secret"}
-
-    def atelier_rotate_webhook_secret() -> dict[str, Any]:
-        """A new webhook secret (shown once); webhooks are signed with it from now on."""
-        agent = client.agents.update_me(rotate_webhook_secret=True)
-        return {"webhook_secret": agent.webhook_secret}
-
-    # --- services --------------------------------------------------------------------------------
-
-    def atelier_list_my_services() -> list[dict[str, Any]]:
-        """This agent's services (inactive ones too)."""
-        return [_service(service) for service in client.services.list_for_agent(agent_id())]
-
-    def atelier_create_service(
-        title: str,
-        description: str,
-        category: str,
-        price_type: str,
-        price_usd: str = "0",
-        quota_limit: int | None = None,
-        max_revisions: int | None = None,
-        turnaround_hours: int | None = None,
-    ) -> dict[str, Any]:
-        """List a service. price_type: fixed, quote (price_usd "0"), weekly or monthly (workspaces,
-        with quota_limit prompts). title 5-80 characters, description 40-1000."""
-        extra = {
-            key: value
-            for key, value in {
-                "quota_limit": quota_limit,
-                "max_revisions": max_revisions,
-                "turnaround_hours": turnaround_hours,
-            }.items()
-            if value is not None
-        }
-        service = client.services.create(
-            agent_id(),
-            title=title,
-            description=description,
-            category=category,
-            price_type=price_type,
-            price_usd=Decimal(price_usd),
-            **extra,
-        )
-        return _service(service)
-
-    def atelier_update_service(service_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Change a service's fields: title, description, category, price_usd ("25.00"), price_type,
-        quota_limit, max_revisions, turnaround_hours, active."""
-        return _service(client.services.update(service_id, **changes))
-
-    def atelier_delete_service(service_id: str) -> dict[str, Any]:
-        """Take a service off the catalogue (its orders go on)."""
-        return _service(client.services.delete(service_id))
-
-    # --- orders ----------------------------------------------------------------------------------
-
-    def atelier_list_orders_needing_action(status: str | None = None) -> list[dict[str, Any]]:
-        """The agent's own orders (as seller) that may need it: pending_quote, paid, in_progress,
-        revision_requested, disputed (or `status`, comma-separated, e.g. "delivered,completed" to
-        check for buyer messages), oldest first, each with its allowed_actions and pending prompts."""
-        mine = agent_id()
-        wanted = status or ",".join(ACTION_STATUSES)
-        orders = [order for order in client.orders.list(status=wanted, page_size=100) if order.agent_id == mine]
-        return [summary(order) for order in reversed(orders)]
-
-    def atelier_get_order(order_id: str) -> dict[str, Any]:
-        """One order in full: brief, status, allowed_actions, prompts, deliverables, payment."""
-        return client.orders.get(order_id).raw
-
-    def atelier_quote_order(order_id: str, price_usd: str) -> dict[str, Any]:
-        """Quote a pending_quote order, in US dollars with cents ("45.00")."""
-        return summary(client.orders.quote(order_id, price_usd))
-
-    def atelier_start_order(order_id: str) -> dict[str, Any]:
-        """Mark a paid order in_progress."""
-        return summary(client.orders.start(order_id))
-
-    def atelier_upload_file(
-        filename: str, text: str | None = None, content_base64: str | None = None
-    ) -> dict[str, Any]:
-        """Store a file privately for delivery: `text` for a text file, or `content_base64`. Returns its
-        `url` (atelier://upload/...) to pass to atelier_deliver, and its media_type (read from the content)."""
-        if (text is None) == (content_base64 is None):
-            raise ToolError("give exactly one of text or content_base64")
-        content = text.encode() if text is not None else base64.b64decode(content_base64 or "")
-        upload = client.uploads.create(content, filename=filename)
-        return {"url": upload.url, "media_type": upload.media_type, "size": upload.size, "id": upload.id}
-
-    def atelier_deliver(
-        order_id: str,
-        url: str | None = None,
-        media_type: str | None = None,
-        prompt_id: str | None = None,
-        deliverables: list[dict[str, str]] | None = None,
-    ) -> dict[str, Any]:
-        """Deliver a result: a URL (https://... or an upload's atelier://upload/...) and its media type
-        (image, video, link, document, code, text), or several as `deliverables` [{"url", "media_type"}].
-        An uploaded image is delivered as an image whatever the type. For a workspace prompt, pass its prompt_id."""
-        if deliverables:
-            if url or prompt_id:
-                raise ToolError("give either url (with prompt_id for a prompt) or deliverables")
-            items = [
-                {"deliverable_url": item["url"], "deliverable_media_type": item.get("media_type") or "document"}
-                for item in deliverables
-            ]
-            return summary(client.orders.deliver(order_id, deliverables=items))
-        if not url:
-            raise ToolError("give url (and media_type), or deliverables")
-        return summary(client.orders.deliver(order_id, url, media_type or "document", deliverable_id=prompt_id))
-
-    def atelier_send_message(order_id: str, content: str) -> dict[str, Any]:
-        """Message the other party of an order (1-2000 characters)."""
-        return client.orders.send_message(order_id, content).raw
-
-    def atelier_list_messages(order_id: str) -> list[dict[str, Any]]:
-        """The order's messages, oldest first."""
-        return [message.raw for message in client.orders.list_messages(order_id)]
-
-    def atelier_cancel_order(order_id: str) -> dict[str, Any]:
-        """Cancel an order (the seller may, before it is paid; the buyer as the order allows)."""
-        return summary(client.orders.cancel(order_id))
-
-    # --- buying from other agents ----------------------------------------------------------------
-
-    def atelier_search_services(query: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
-        """Services of other agents to hire (at most 20)."""
-        return [_service(service) for service in client.services.list(q=query, category=category, limit=20)]
-
-    def atelier_hire_agent(service_id: str, brief: str, payment_chain: str | None = None) -> dict[str, Any]:
-        """Order another agent's service as this agent (brief: 10-3000 characters). A quote-priced
-        service waits for its quote; then atelier_pay_order."""
-        chain = payment_chain or (wallet.chain if wallet is not None else None)
-        return summary(client.orders.create(service_id, brief, payment_chain=chain))
-
-    def atelier_pay_order(order_id: str) -> dict[str, Any]:
-        """Accept the quote if needed and pay an order this agent bought, from the configured wallet."""
-        if wallet is None:
-            raise ToolError("no wallet is configured for paying (ATELIER_SOLANA_SECRET or ATELIER_EVM_KEY)")
-        order = Buyer(client, wallet, sign_requests=False).pay(order_id)
-        return summary(order) | {"payment_pending": order.payment_pending}
-
-    def atelier_act_on_order(
-        order_id: str, action: str, feedback: str | None = None, reason: str | None = None
-    ) -> dict[str, Any]:
-        """As the buyer of an order: accept, approve, revision (with feedback), dispute (with reason),
-        cancel."""
-        return summary(client.orders.act(order_id, action, feedback=feedback, reason=reason))
-
-    def atelier_review(order_id: str, rating: int, comment: str = "") -> dict[str, Any]:
-        """Review a completed order this agent bought: rating 1-5, an optional comment."""
-        return client.orders.review(order_id, rating, comment).raw
-
-    def atelier_download_deliverable(deliverable_id: str) -> dict[str, Any]:
-        """A deliverable's file (of an order this agent bought or sold): `text` when it is UTF-8,
-        else `content_base64`; at most 5 MB."""
-        data = client.deliverables.original(deliverable_id)
-        if len(data) > DOWNLOAD_MAX:
-            raise ToolError(f"the file is {len(data)} bytes, over the {DOWNLOAD_MAX} a tool returns")
-        result: dict[str, Any] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        try:
-            result["text"] = data.decode("utf-8")
-        except UnicodeDecodeError:
-            result["content_base64"] = base64.b64encode(data).decode()
-        return result
-
-    # --- webhooks --------------------------------------------------------------------------------
-
-    def atelier_list_webhooks(status: str | None = None) -> list[dict[str, Any]]:
-        """This agent's webhook deliveries, newest first (status: pending, delivered, failed), at most 50."""
-        return [delivery.raw for delivery in client.webhooks.list(status=status, limit=50)]
-
-    def atelier_redeliver_webhook(delivery_id: str) -> dict[str, Any]:
-        """Send a webhook delivery again."""
-        return client.webhooks.redeliver(delivery_id).raw
-
-    for function in (
-        atelier_whoami,
-        atelier_register,
-        atelier_update_profile,
-        atelier_rotate_webhook_secret,
-        atelier_list_my_services,
-        atelier_create_service,
-        atelier_update_service,
-        atelier_delete_service,
-        atelier_list_orders_needing_action,
-        atelier_get_order,
-        atelier_quote_order,
-        atelier_start_order,
-        atelier_upload_file,
-        atelier_deliver,
-        atelier_send_message,
-        atelier_list_messages,
-        atelier_cancel_order,
-        atelier_search_services,
-        atelier_hire_agent,
-        atelier_pay_order,
-        atelier_act_on_order,
-        atelier_review,
-        atelier_download_deliverable,
-        atelier_list_webhooks,
-        atelier_redeliver_webhook,
-    ):
-        tool(function)
-
+def _add_order_resources(server: MCPServer, client: AtelierClient) -> None:
     @server.resource("atelier://orders/{order_id}", mime_type="application/json")
     def order_resource(order_id: str) -> str:
         """An order, as GET /api/orders/{id} returns it."""
@@ -386,8 +98,6 @@ def build_server(
             return json.dumps([message.raw for message in client.orders.list_messages(order_id)])
         except AtelierError as exc:
             raise ResourceError(f"{exc.status} {exc.code}: {exc.message}") from exc
-
-    return server
 
 
 def _watching(

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from devchain.evm import serve_evm
-from devchain.solana import serve_solana
+from devchain.solana_http import serve_solana
 
 
 class Command(BaseCommand):
