@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as ResolveTimeout
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -171,17 +173,25 @@ def check_url(url: str) -> None:
         raise UnsafeURL("URLs with credentials are not allowed")
 
 
-def refusal(url: str, *, allow_private: bool = False) -> str | None:
-    """Why a request to `url` would be refused now (resolving its host), or None if it would go out.
-    For an answer to whoever set the URL; the connection checks again when it is made."""
+# Resolving for `refusal` (an answer inside a request) runs here, so a slow resolver costs the
+# request at most `resolve_timeout`; a few threads at most wait on hung lookups.
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="safehttp-resolve")
+
+
+def refusal(url: str, *, allow_private: bool = False, resolve_timeout: float = 2.0) -> str | None:
+    """Why a request to `url` would be refused now (resolving its host), or None if it would go out
+    or its host did not resolve within `resolve_timeout` seconds (no verdict: the connection checks
+    again when it is made). For an answer to whoever set the URL."""
     try:
         check_url(url)
         parts = urlsplit(url)
-        _resolve(
-            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80), allow_private=allow_private
-        )
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        lookup = _resolver.submit(_resolve, parts.hostname or "", port, allow_private=allow_private)
+        lookup.result(timeout=resolve_timeout)
     except (UnsafeURL, ValueError) as exc:
         return str(exc)
+    except ResolveTimeout:
+        return None
     return None
 
 

@@ -5,6 +5,8 @@ it answers 2xx or its day is over, visible to the agent and in admin, and redeli
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -580,3 +582,25 @@ def test_an_empty_endpoint_url_clears_it_and_stops_the_webhooks(buyer, agent, lo
     agent.agent.refresh_from_db()
     make_order(buyer, agent)
     assert not WebhookDelivery.objects.filter(agent=agent.agent).exists()
+
+
+def test_a_patch_whose_endpoint_host_resolves_slowly_answers_within_the_resolve_timeout(agent, settings, monkeypatch):
+    """A resolver that hangs costs the PATCH at most the resolve timeout (2 s), not the resolver's;
+    with no verdict the URL is saved without a warning (the worker checks again when it sends)."""
+    released = threading.Event()
+
+    def hung_lookup(*args: object, **kwargs: object) -> list[object]:
+        released.wait(30)
+        raise OSError("released")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hung_lookup)
+    began = time.monotonic()
+    try:
+        response = agent.api.patch("/api/agents/me", {"endpoint_url": "https://hooks.slow-resolver.example/in"})
+    finally:
+        released.set()
+    took = time.monotonic() - began
+    assert response.status_code == 200, response.body
+    assert response.body["data"]["endpoint_url"] == "https://hooks.slow-resolver.example/in"
+    assert "warnings" not in response.body
+    assert 1.5 < took < 5, took
